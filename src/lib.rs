@@ -10,6 +10,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod config;
 pub mod country;
 pub mod diag;
 pub mod geo;

@@ -29,3 +29,9 @@ pub struct Resolved {
 pub struct ResolverConfig {}
 
 pub struct Resolver {}
+
+impl ResolverConfig {
+    pub fn validate(&self) -> Vec<String> {
+        Vec::new()
+    }
+}

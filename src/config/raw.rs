@@ -1,0 +1,285 @@
+//! The raw shape of `douane.toml`, as serde reads it: every table refuses unknown keys and
+//! every default has a name. `super::Config::parse` validates this into the immutable value.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use ipnet::IpNet;
+use serde::Deserialize;
+use serde_spanned::Spanned;
+
+use crate::resolve::ResolverConfig;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    #[serde(default)]
+    pub policy: FilePolicy,
+    #[serde(default)]
+    pub geo: FileGeo,
+    #[serde(default)]
+    pub resolver: ResolverConfig,
+    pub forward: Option<FileForward>,
+    #[serde(default)]
+    pub reverse: Vec<FileReverse>,
+    #[serde(default)]
+    pub route: Vec<FileRoute>,
+    pub admin: Option<FileAdmin>,
+    #[serde(default)]
+    pub upstream: FileUpstream,
+    #[serde(default)]
+    pub limits: FileLimits,
+    #[serde(default)]
+    pub trust: FileTrust,
+    #[serde(default)]
+    pub log: FileLog,
+    #[serde(default)]
+    pub block_page: FileBlockPage,
+    #[serde(default)]
+    pub reload: FileReload,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilePolicy {
+    #[serde(default = "default_policy_dir")]
+    pub dir: Spanned<PathBuf>,
+    #[serde(default = "default_operators")]
+    pub operators: Spanned<PathBuf>,
+}
+
+impl Default for FilePolicy {
+    fn default() -> Self {
+        FilePolicy {
+            dir: default_policy_dir(),
+            operators: default_operators(),
+        }
+    }
+}
+
+fn default_policy_dir() -> Spanned<PathBuf> {
+    Spanned::new(0..0, PathBuf::from("policies"))
+}
+
+fn default_operators() -> Spanned<PathBuf> {
+    Spanned::new(0..0, PathBuf::from("policies/operators.toml"))
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct FileGeo {
+    pub country: Option<Spanned<PathBuf>>,
+    pub asn: Option<Spanned<PathBuf>>,
+    /// `douane check` warns about a database older than this.
+    #[serde(default = "default_max_age_days")]
+    pub max_age_days: u32,
+}
+
+fn default_max_age_days() -> u32 {
+    90
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileForward {
+    #[serde(default = "default_forward_name")]
+    pub name: String,
+    pub listen: SocketAddr,
+}
+
+fn default_forward_name() -> String {
+    "forward".into()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileReverse {
+    pub name: Spanned<String>,
+    pub listen: SocketAddr,
+    /// Certificates served by SNI. None: plain HTTP.
+    #[serde(default)]
+    pub tls: Vec<FileCertificate>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileCertificate {
+    pub cert: Spanned<PathBuf>,
+    pub key: Spanned<PathBuf>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileRoute {
+    pub name: Spanned<String>,
+    /// The reverse listener this route belongs to; the only one when omitted.
+    pub listener: Option<Spanned<String>>,
+    pub host: Spanned<String>,
+    #[serde(default = "default_path_prefix")]
+    pub path_prefix: Spanned<String>,
+    pub upstream: Spanned<String>,
+}
+
+fn default_path_prefix() -> Spanned<String> {
+    Spanned::new(0..0, "/".into())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileAdmin {
+    pub listen: Spanned<SocketAddr>,
+    /// A file holding a bearer token; required when `listen` is not loopback.
+    pub token_file: Option<Spanned<PathBuf>>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct FileUpstream {
+    /// PEM bundle of extra roots for upstream TLS; system roots are always trusted too unless
+    /// `system_roots = false`.
+    pub ca_file: Option<Spanned<PathBuf>>,
+    #[serde(default = "yes")]
+    pub system_roots: bool,
+    /// `http://host:port` of a parent proxy that every allowed connection goes through.
+    pub parent_proxy: Option<Spanned<String>>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileLimits {
+    #[serde(default = "d_connect")]
+    pub connect_timeout_ms: u64,
+    #[serde(default = "d_tls")]
+    pub tls_handshake_timeout_ms: u64,
+    #[serde(default = "d_header")]
+    pub header_read_timeout_ms: u64,
+    #[serde(default = "d_idle")]
+    pub idle_timeout_ms: u64,
+    #[serde(default = "d_response")]
+    pub upstream_response_timeout_ms: u64,
+    #[serde(default = "d_max_header_bytes")]
+    pub max_header_bytes: usize,
+    #[serde(default = "d_max_headers")]
+    pub max_headers: usize,
+    #[serde(default = "d_max_connections")]
+    pub max_connections: usize,
+    #[serde(default = "d_grace")]
+    pub shutdown_grace_ms: u64,
+}
+
+impl Default for FileLimits {
+    fn default() -> Self {
+        FileLimits {
+            connect_timeout_ms: d_connect(),
+            tls_handshake_timeout_ms: d_tls(),
+            header_read_timeout_ms: d_header(),
+            idle_timeout_ms: d_idle(),
+            upstream_response_timeout_ms: d_response(),
+            max_header_bytes: d_max_header_bytes(),
+            max_headers: d_max_headers(),
+            max_connections: d_max_connections(),
+            shutdown_grace_ms: d_grace(),
+        }
+    }
+}
+
+fn d_connect() -> u64 {
+    5_000
+}
+fn d_tls() -> u64 {
+    10_000
+}
+fn d_header() -> u64 {
+    10_000
+}
+fn d_idle() -> u64 {
+    60_000
+}
+fn d_response() -> u64 {
+    60_000
+}
+fn d_max_header_bytes() -> usize {
+    64 * 1024
+}
+fn d_max_headers() -> usize {
+    100
+}
+fn d_max_connections() -> usize {
+    10_000
+}
+fn d_grace() -> u64 {
+    10_000
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct FileTrust {
+    /// Peers whose `X-Forwarded-For` is believed (e.g. the collectivité's load balancer).
+    #[serde(default)]
+    pub forwarded_from: Vec<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct FileLog {
+    #[serde(default)]
+    pub format: LogFormat,
+    /// A tracing filter, e.g. `info` or `douane=debug`; `RUST_LOG` wins when set.
+    #[serde(default = "default_level")]
+    pub level: String,
+}
+
+fn default_level() -> String {
+    "info".into()
+}
+
+#[derive(Debug, Deserialize, Default, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Human,
+    Json,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct FileBlockPage {
+    /// Where `Link: <…>; rel="blocked-by"` points: the page that explains the policy.
+    pub link: Option<String>,
+    /// Who to contact (DPO / RSSI), shown on the block page.
+    pub contact: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileReload {
+    /// Watch config, policies and databases and reload on change.
+    #[serde(default = "yes")]
+    pub watch: bool,
+    #[serde(default = "d_poll")]
+    pub poll_interval_ms: u64,
+}
+
+impl Default for FileReload {
+    fn default() -> Self {
+        FileReload {
+            watch: true,
+            poll_interval_ms: d_poll(),
+        }
+    }
+}
+
+fn d_poll() -> u64 {
+    2_000
+}
+
+/// Parses a CIDR or a bare address (as a /32 or /128).
+pub fn parse_net(s: &str) -> Option<IpNet> {
+    s.parse::<IpNet>()
+        .ok()
+        .or_else(|| s.parse::<std::net::IpAddr>().ok().map(IpNet::from))
+}
