@@ -17,3 +17,4 @@ pub mod geo;
 pub mod policy;
 pub mod resolve;
 pub mod state;
+pub mod tls;
