@@ -15,6 +15,7 @@ pub mod country;
 pub mod diag;
 pub mod geo;
 pub mod policy;
+pub mod proxy;
 pub mod resolve;
 pub mod state;
 pub mod tls;

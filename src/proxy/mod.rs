@@ -1,0 +1,5 @@
+//! The proxy: forward listener (CONNECT and absolute-form), reverse listeners (TLS routes),
+//! the upstream connector that dials only checked addresses, and the responses.
+
+pub mod body;
+pub mod respond;
