@@ -1,0 +1,353 @@
+//! The upstream side: dial only addresses that the decision checked (in order, the next one
+//! when one refuses), optionally through a parent proxy, TLS with SNI and verification
+//! against the upstream's name, HTTP/2 when the upstream offers it, and a pool of idle
+//! connections keyed by address and TLS name, so a pooled connection can only ever be reused
+//! for the very address it was checked for.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper::client::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use rustls::ClientConfig;
+use rustls_pki_types::ServerName;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+
+use super::body::ProxyBody;
+
+/// Which upstream connection: the checked address, and for TLS the name to verify.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PoolKey {
+    pub addr: SocketAddr,
+    /// SNI and certificate name for `https` upstreams; `None` for plain HTTP.
+    pub tls_name: Option<Arc<str>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("no checked address accepted a connection: {0}")]
+    Connect(io::Error),
+    #[error("connecting timed out")]
+    ConnectTimeout,
+    #[error("tls handshake with the upstream failed: {0}")]
+    Tls(io::Error),
+    #[error("tls handshake with the upstream timed out")]
+    TlsTimeout,
+    #[error("`{0}` is not a valid TLS server name")]
+    BadName(String),
+    #[error("parent proxy: {0}")]
+    Parent(String),
+    #[error("http handshake with the upstream failed: {0}")]
+    Handshake(hyper::Error),
+    #[error("the upstream failed: {0}")]
+    Http(hyper::Error),
+    #[error("the upstream did not answer in time")]
+    ResponseTimeout,
+}
+
+impl UpstreamError {
+    /// A stable metric label.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            UpstreamError::Connect(_) => "connect",
+            UpstreamError::ConnectTimeout => "connect_timeout",
+            UpstreamError::Tls(_) | UpstreamError::BadName(_) => "tls",
+            UpstreamError::TlsTimeout => "tls_timeout",
+            UpstreamError::Parent(_) => "parent_proxy",
+            UpstreamError::Handshake(_) | UpstreamError::Http(_) => "http",
+            UpstreamError::ResponseTimeout => "response_timeout",
+        }
+    }
+
+    pub fn is_timeout(&self) -> bool {
+        matches!(
+            self,
+            UpstreamError::ConnectTimeout
+                | UpstreamError::TlsTimeout
+                | UpstreamError::ResponseTimeout
+        )
+    }
+}
+
+/// A ready-to-use HTTP connection to one upstream address.
+pub enum Sender {
+    H1(http1::SendRequest<ProxyBody>),
+    H2(http2::SendRequest<ProxyBody>),
+}
+
+/// Upstream connection settings.
+#[derive(Debug, Clone)]
+pub struct ConnectorSettings {
+    pub connect_timeout: Duration,
+    pub tls_timeout: Duration,
+    pub response_timeout: Duration,
+    /// `host:port` of a parent proxy to CONNECT through.
+    pub parent_proxy: Option<String>,
+}
+
+pub struct Connector {
+    tls: TlsConnector,
+    settings: ConnectorSettings,
+    idle: Mutex<HashMap<PoolKey, Vec<http1::SendRequest<ProxyBody>>>>,
+    h2: Mutex<HashMap<PoolKey, http2::SendRequest<ProxyBody>>>,
+}
+
+/// Idle HTTP/1.1 connections kept per key; more are closed.
+const MAX_IDLE_PER_KEY: usize = 64;
+
+impl Connector {
+    pub fn new(tls: Arc<ClientConfig>, settings: ConnectorSettings) -> Self {
+        Connector {
+            tls: TlsConnector::from(tls),
+            settings,
+            idle: Mutex::new(HashMap::new()),
+            h2: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn settings(&self) -> &ConnectorSettings {
+        &self.settings
+    }
+
+    /// Opens a TCP stream to the first of `addrs` that accepts. Every address given must have
+    /// been checked by the decision; none other is ever tried.
+    pub async fn connect_tcp(
+        &self,
+        addrs: &[IpAddr],
+        port: u16,
+    ) -> Result<(TcpStream, SocketAddr), UpstreamError> {
+        let mut last = UpstreamError::Connect(io::Error::new(
+            io::ErrorKind::AddrNotAvailable,
+            "no address to connect to",
+        ));
+        for ip in addrs {
+            let addr = SocketAddr::new(*ip, port);
+            match self.connect_one(addr).await {
+                Ok(stream) => return Ok((stream, addr)),
+                Err(e) => {
+                    tracing::debug!(%addr, error = %e, "upstream address refused, trying the next checked one");
+                    last = e;
+                }
+            }
+        }
+        Err(last)
+    }
+
+    async fn connect_one(&self, addr: SocketAddr) -> Result<TcpStream, UpstreamError> {
+        let attempt = async {
+            match &self.settings.parent_proxy {
+                None => TcpStream::connect(addr)
+                    .await
+                    .map_err(UpstreamError::Connect),
+                Some(parent) => connect_via_parent(parent, addr).await,
+            }
+        };
+        let stream = tokio::time::timeout(self.settings.connect_timeout, attempt)
+            .await
+            .map_err(|_| UpstreamError::ConnectTimeout)??;
+        let _ = stream.set_nodelay(true);
+        Ok(stream)
+    }
+
+    /// A connection for `key`: an idle pooled one if there is one, else a new one.
+    pub async fn sender(&self, key: &PoolKey) -> Result<Sender, UpstreamError> {
+        if let Some(sender) = self.take_idle(key) {
+            return Ok(sender);
+        }
+        self.connect_http(key).await
+    }
+
+    fn take_idle(&self, key: &PoolKey) -> Option<Sender> {
+        if key.tls_name.is_some() {
+            let mut h2 = self.h2.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(s) = h2.get(key) {
+                if !s.is_closed() {
+                    return Some(Sender::H2(s.clone()));
+                }
+                h2.remove(key);
+            }
+        }
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        let list = idle.get_mut(key)?;
+        while let Some(s) = list.pop() {
+            if s.is_ready() {
+                return Some(Sender::H1(s));
+            }
+        }
+        None
+    }
+
+    /// Gives a connection back to the pool once its exchange is over.
+    pub fn put_back(&self, key: PoolKey, sender: Sender) {
+        match sender {
+            Sender::H2(_) => {} // shared: it stays in the h2 map
+            Sender::H1(s) => {
+                if s.is_closed() {
+                    return;
+                }
+                let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+                let list = idle.entry(key).or_default();
+                if list.len() < MAX_IDLE_PER_KEY {
+                    list.push(s);
+                }
+            }
+        }
+    }
+
+    /// Opens a new HTTP connection (TLS and ALPN when the key has a TLS name).
+    pub async fn connect_http(&self, key: &PoolKey) -> Result<Sender, UpstreamError> {
+        let (tcp, _) = self.connect_tcp(&[key.addr.ip()], key.addr.port()).await?;
+        let Some(name) = &key.tls_name else {
+            return handshake_h1(TokioIo::new(tcp)).await;
+        };
+        let server_name = ServerName::try_from(name.to_string())
+            .map_err(|_| UpstreamError::BadName(name.to_string()))?;
+        let tls = tokio::time::timeout(
+            self.settings.tls_timeout,
+            self.tls.connect(server_name, tcp),
+        )
+        .await
+        .map_err(|_| UpstreamError::TlsTimeout)?
+        .map_err(UpstreamError::Tls)?;
+        if tls.get_ref().1.alpn_protocol() != Some(b"h2") {
+            return handshake_h1(TokioIo::new(tls)).await;
+        }
+        let (sender, conn) = http2::Builder::new(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .handshake(TokioIo::new(tls))
+            .await
+            .map_err(UpstreamError::Handshake)?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "upstream h2 connection ended");
+            }
+        });
+        self.h2
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key.clone(), sender.clone());
+        Ok(Sender::H2(sender))
+    }
+
+    /// Sends a request on `sender`, bounded by the response timeout. A pooled HTTP/1.1
+    /// connection that turns out closed before the request left is replaced once.
+    pub async fn send(
+        &self,
+        key: &PoolKey,
+        sender: Sender,
+        request: Request<ProxyBody>,
+    ) -> Result<(Response<Incoming>, Sender), UpstreamError> {
+        tokio::time::timeout(
+            self.settings.response_timeout,
+            self.exchange(key, sender, request),
+        )
+        .await
+        .map_err(|_| UpstreamError::ResponseTimeout)?
+    }
+
+    async fn exchange(
+        &self,
+        key: &PoolKey,
+        sender: Sender,
+        mut request: Request<ProxyBody>,
+    ) -> Result<(Response<Incoming>, Sender), UpstreamError> {
+        match sender {
+            Sender::H2(mut s) => {
+                let response = s.send_request(request).await.map_err(UpstreamError::Http)?;
+                return Ok((response, Sender::H2(s)));
+            }
+            Sender::H1(mut s) => {
+                if s.ready().await.is_ok() {
+                    match s.try_send_request(request).await {
+                        Ok(response) => return Ok((response, Sender::H1(s))),
+                        Err(mut e) => match e.take_message() {
+                            // Never sent: the pooled connection was stale.
+                            Some(unsent) => request = unsent,
+                            None => return Err(UpstreamError::Http(e.into_error())),
+                        },
+                    }
+                }
+            }
+        }
+        // One fresh connection for a request that never left.
+        match self.connect_http(key).await? {
+            Sender::H1(mut s) => {
+                let response = s.send_request(request).await.map_err(UpstreamError::Http)?;
+                Ok((response, Sender::H1(s)))
+            }
+            Sender::H2(mut s) => {
+                let response = s.send_request(request).await.map_err(UpstreamError::Http)?;
+                Ok((response, Sender::H2(s)))
+            }
+        }
+    }
+}
+
+async fn handshake_h1<I>(io: I) -> Result<Sender, UpstreamError>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let (sender, conn) = http1::Builder::new()
+        .handshake(io)
+        .await
+        .map_err(UpstreamError::Handshake)?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.with_upgrades().await {
+            tracing::debug!(error = %e, "upstream connection ended");
+        }
+    });
+    Ok(Sender::H1(sender))
+}
+
+/// Opens a tunnel to `target` through a parent proxy with CONNECT. The target is the checked
+/// address itself, never a name, so the parent cannot resolve it to something else.
+async fn connect_via_parent(parent: &str, target: SocketAddr) -> Result<TcpStream, UpstreamError> {
+    let mut stream = TcpStream::connect(parent)
+        .await
+        .map_err(|e| UpstreamError::Parent(format!("cannot reach {parent}: {e}")))?;
+    let request = format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n");
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .map_err(|e| UpstreamError::Parent(e.to_string()))?;
+    // Read the response head byte by byte: nothing after it may be consumed, it belongs to
+    // the tunnel.
+    let mut head = Vec::with_capacity(128);
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if head.len() > 8192 {
+            return Err(UpstreamError::Parent("response head too long".into()));
+        }
+        let n = stream
+            .read(&mut byte)
+            .await
+            .map_err(|e| UpstreamError::Parent(e.to_string()))?;
+        if n == 0 {
+            return Err(UpstreamError::Parent(
+                "closed before answering CONNECT".into(),
+            ));
+        }
+        head.push(byte[0]);
+    }
+    let status_line = head.split(|b| *b == b'\n').next().unwrap_or_default();
+    let status_line = String::from_utf8_lossy(status_line);
+    let ok = status_line
+        .split_whitespace()
+        .nth(1)
+        .is_some_and(|code| code == "200");
+    if ok {
+        Ok(stream)
+    } else {
+        Err(UpstreamError::Parent(format!(
+            "refused CONNECT {target}: {}",
+            status_line.trim()
+        )))
+    }
+}
