@@ -2,5 +2,6 @@
 //! the upstream connector that dials only checked addresses, and the responses.
 
 pub mod body;
+pub mod headers;
 pub mod respond;
 pub mod upstream;

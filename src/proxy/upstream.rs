@@ -176,8 +176,10 @@ impl Connector {
         }
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         let list = idle.get_mut(key)?;
+        // A connection comes back as soon as its response body ended; its task may not have
+        // noticed yet, so "not ready" is fine here (`send` waits for ready), "closed" is not.
         while let Some(s) = list.pop() {
-            if s.is_ready() {
+            if !s.is_closed() {
                 return Some(Sender::H1(s));
             }
         }
@@ -260,10 +262,12 @@ impl Connector {
     ) -> Result<(Response<Incoming>, Sender), UpstreamError> {
         match sender {
             Sender::H2(mut s) => {
+                shape_for_h2(&mut request, key);
                 let response = s.send_request(request).await.map_err(UpstreamError::Http)?;
                 return Ok((response, Sender::H2(s)));
             }
             Sender::H1(mut s) => {
+                shape_for_h1(&mut request);
                 if s.ready().await.is_ok() {
                     match s.try_send_request(request).await {
                         Ok(response) => return Ok((response, Sender::H1(s))),
@@ -279,14 +283,50 @@ impl Connector {
         // One fresh connection for a request that never left.
         match self.connect_http(key).await? {
             Sender::H1(mut s) => {
+                shape_for_h1(&mut request);
                 let response = s.send_request(request).await.map_err(UpstreamError::Http)?;
                 Ok((response, Sender::H1(s)))
             }
             Sender::H2(mut s) => {
+                shape_for_h2(&mut request, key);
                 let response = s.send_request(request).await.map_err(UpstreamError::Http)?;
                 Ok((response, Sender::H2(s)))
             }
         }
+    }
+}
+
+/// HTTP/1.1 upstream: origin-form target, version 1.1 (the client may have spoken h2).
+fn shape_for_h1(request: &mut Request<ProxyBody>) {
+    *request.version_mut() = http::Version::HTTP_11;
+    if request.uri().scheme().is_some() {
+        let origin = request
+            .uri()
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/");
+        if let Ok(uri) = http::Uri::try_from(origin) {
+            *request.uri_mut() = uri;
+        }
+    }
+}
+
+/// HTTP/2 upstream: absolute target (`:scheme`, `:authority`), no `Host` header.
+fn shape_for_h2(request: &mut Request<ProxyBody>, key: &PoolKey) {
+    *request.version_mut() = http::Version::HTTP_2;
+    let authority = request
+        .headers_mut()
+        .remove(http::header::HOST)
+        .and_then(|h| h.to_str().ok().map(str::to_owned))
+        .or_else(|| key.tls_name.as_deref().map(str::to_owned))
+        .unwrap_or_else(|| key.addr.to_string());
+    let path = request
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
+    if let Ok(uri) = http::Uri::try_from(format!("https://{authority}{path}")) {
+        *request.uri_mut() = uri;
     }
 }
 

@@ -1,0 +1,265 @@
+//! What every request of every listener shares: the state snapshot, the resolver, the
+//! upstream connector, the audit log and the metrics; and the two steps that every request
+//! goes through whatever its listener: `check()` (resolve once, decide) and `finish()` (the
+//! single exit that writes the log line, the metrics and the audit record from the same data).
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use arc_swap::ArcSwap;
+use http::HeaderValue;
+use ipnet::IpNet;
+
+use super::upstream::Connector;
+use crate::audit::{AuditEvent, AuditLog};
+use crate::metrics::Metrics;
+use crate::policy::decide::{decide, HttpFacts, Request, Resolution};
+use crate::policy::{Decision, Outcome, Reason};
+use crate::resolve::{Destination, Host, Resolver};
+use crate::state::State;
+
+/// The request facts that the log line, the metrics and the audit record are made of.
+#[derive(Debug, Clone)]
+pub struct RequestFacts<'a> {
+    pub request_id: &'a str,
+    pub listener: &'a str,
+    pub route: Option<&'a str>,
+    pub client: IpAddr,
+    pub method: Option<&'a str>,
+    pub scheme: &'a str,
+    pub destination: &'a Destination,
+    pub path: Option<&'a str>,
+    pub started: Instant,
+}
+
+/// Why a request that needed an audit record was refused.
+#[derive(Debug, thiserror::Error)]
+#[error("the audit record could not be written: {0}")]
+pub struct AuditRefusal(pub String);
+
+pub struct Proxy {
+    pub state: Arc<ArcSwap<State>>,
+    pub resolver: Arc<Resolver>,
+    pub connector: Arc<Connector>,
+    pub audit: Option<AuditLog>,
+    pub metrics: Arc<Metrics>,
+    /// Every address douane listens on: never a destination.
+    pub own_addresses: Vec<SocketAddr>,
+    /// Peers whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<IpNet>,
+    /// Where `Link: <…>; rel="blocked-by"` points.
+    pub blocked_by: String,
+    /// This instance's `Via` token: a request that already carries it is a loop.
+    pub via_token: String,
+    pub via: HeaderValue,
+    ids: RequestIds,
+}
+
+impl Proxy {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        state: Arc<ArcSwap<State>>,
+        resolver: Arc<Resolver>,
+        connector: Arc<Connector>,
+        audit: Option<AuditLog>,
+        metrics: Arc<Metrics>,
+        own_addresses: Vec<SocketAddr>,
+        trusted_proxies: Vec<IpNet>,
+        blocked_by: String,
+    ) -> Proxy {
+        let ids = RequestIds::new();
+        let via_token = format!("douane-{:08x}", ids.prefix as u32);
+        let via = HeaderValue::from_str(&format!("1.1 {via_token}"))
+            .unwrap_or_else(|_| HeaderValue::from_static("1.1 douane"));
+        Proxy {
+            state,
+            resolver,
+            connector,
+            audit,
+            metrics,
+            own_addresses,
+            trusted_proxies,
+            blocked_by,
+            via_token,
+            via,
+            ids,
+        }
+    }
+
+    pub fn next_request_id(&self) -> String {
+        self.ids.next()
+    }
+
+    /// Resolves the destination once and decides, against one snapshot of the state.
+    pub async fn check(
+        &self,
+        client: IpAddr,
+        destination: &Destination,
+        http: Option<HttpFacts<'_>>,
+    ) -> Decision {
+        let snapshot = self.state.load_full();
+        let resolved;
+        let resolution = match &destination.host {
+            Host::Ip(_) => Resolution::Addresses(&[]),
+            Host::Name(_) => {
+                let started = Instant::now();
+                let result = self.resolver.resolve(&destination.host).await;
+                self.metrics.observe_dns(started.elapsed(), result.as_ref().err().copied());
+                match result {
+                    Ok(r) => {
+                        resolved = r;
+                        Resolution::Addresses(&resolved.addresses)
+                    }
+                    Err(failure) => Resolution::Failed(failure),
+                }
+            }
+        };
+        let request = Request {
+            client,
+            destination,
+            http,
+        };
+        let today = time::OffsetDateTime::now_utc().date();
+        let mut decision = decide(&snapshot, &request, resolution, today);
+        self.refuse_own_addresses(&mut decision, destination.port);
+        decision
+    }
+
+    /// Whatever the policy says, douane never connects to one of its own listeners: its admin
+    /// port through the proxy is the classic SSRF.
+    fn refuse_own_addresses(&self, decision: &mut Decision, port: u16) {
+        let targets_self = decision.ips.iter().any(|v| {
+            let ip = v.class.ip;
+            self.own_addresses.iter().any(|own| {
+                own.port() == port
+                    && (own.ip() == ip
+                        || (own.ip().is_unspecified() && (ip.is_loopback() || ip.is_unspecified())))
+            })
+        });
+        if targets_self {
+            decision.outcome = Outcome::Block;
+            decision.reason = Reason::OwnListener;
+            decision.rule = None;
+            decision.connect.clear();
+        }
+    }
+
+    /// The single exit of every decided request: log line, metrics and audit record from the
+    /// same facts. For a request that is not let through, this runs before the response goes
+    /// out; an audit failure then refuses the request when the audit config says so.
+    pub async fn finish(
+        &self,
+        facts: &RequestFacts<'_>,
+        decision: &Decision,
+        status: u16,
+    ) -> Result<(), AuditRefusal> {
+        let elapsed = facts.started.elapsed();
+        self.metrics
+            .observe_request(facts.listener, facts.route, decision, elapsed);
+        let ip = decision.ips.first().map(|v| v.class.ip);
+        tracing::info!(
+            request_id = facts.request_id,
+            listener = facts.listener,
+            client = %facts.client,
+            method = facts.method.unwrap_or("CONNECT"),
+            destination = %facts.destination,
+            ip = ?ip,
+            outcome = decision.outcome.as_str(),
+            reason = decision.reason.as_str(),
+            rule = decision.rule.as_deref().unwrap_or("-"),
+            status,
+            elapsed_ms = elapsed.as_secs_f64() * 1000.0,
+            "request decided"
+        );
+        let Some(audit) = &self.audit else {
+            return Ok(());
+        };
+        let event = AuditEvent {
+            request_id: facts.request_id,
+            listener: facts.listener,
+            client: facts.client,
+            method: facts.method,
+            scheme: facts.scheme,
+            host: &facts.destination.host.to_string(),
+            port: facts.destination.port,
+            path: facts.path,
+            upstream_via: self.connector.settings().parent_proxy.as_deref(),
+            decision,
+        };
+        match audit.record(&event).await {
+            Ok(()) => Ok(()),
+            Err(e) if audit.refuses_on_failure() => Err(AuditRefusal(e.to_string())),
+            Err(e) => {
+                tracing::warn!(error = %e, "audit record lost (on_failure = \"continue\")");
+                Ok(())
+            }
+        }
+    }
+
+    /// The client as policy rules see it: the TCP peer, or the last untrusted hop of
+    /// `X-Forwarded-For` when the peer is a trusted proxy.
+    pub fn client_address(&self, peer: IpAddr, forwarded_for: Option<&HeaderValue>) -> IpAddr {
+        if !self.is_trusted(peer) {
+            return peer;
+        }
+        let Some(list) = forwarded_for.and_then(|v| v.to_str().ok()) else {
+            return peer;
+        };
+        // Walk from the nearest hop outwards, skipping hops we trust.
+        let mut client = peer;
+        for hop in list.rsplit(',') {
+            match hop.trim().parse::<IpAddr>() {
+                Ok(ip) => {
+                    client = ip;
+                    if !self.is_trusted(ip) {
+                        break;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        client
+    }
+
+    pub fn is_trusted(&self, ip: IpAddr) -> bool {
+        self.trusted_proxies.iter().any(|net| net.contains(&ip))
+    }
+
+    /// Whether an outcome needs an audit record.
+    pub fn records(&self, outcome: Outcome) -> bool {
+        match &self.audit {
+            None => false,
+            Some(audit) => outcome != Outcome::Allow || audit.records_allowed(),
+        }
+    }
+}
+
+/// Request ids: a per-process random prefix and a counter, 16 hex digits, unique and cheap.
+struct RequestIds {
+    prefix: u64,
+    counter: AtomicU64,
+}
+
+impl RequestIds {
+    fn new() -> Self {
+        use std::hash::{BuildHasher, Hasher};
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or_default(),
+        );
+        RequestIds {
+            prefix: h.finish() & 0xffff_ffff_0000_0000,
+            counter: AtomicU64::new(1),
+        }
+    }
+
+    fn next(&self) -> String {
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        format!("{:016x}", self.prefix | (n & 0xffff_ffff))
+    }
+}

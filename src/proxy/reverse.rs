@@ -1,0 +1,321 @@
+//! Reverse listeners: TLS termination (certificate by SNI, ALPN h2 and http/1.1) and routes
+//! from a host and path prefix to an upstream URL. The upstream is decided like any other
+//! destination, per request, so path and method rules apply; the connection goes to a
+//! checked address, with SNI and certificate verification against the upstream's name.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use http::header::{self, HeaderValue};
+use http::{Request, Response, StatusCode, Uri};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+
+use super::body::ProxyBody;
+use super::context::{Proxy, RequestFacts};
+use super::forward::{refuse, send_to_checked};
+use super::headers;
+use super::respond;
+use crate::config::{Route, UpstreamScheme};
+use crate::policy::decide::HttpFacts;
+use crate::resolve::{Destination, DestinationError, Host};
+
+/// One route, ready for the hot path.
+#[derive(Debug)]
+pub struct CompiledRoute {
+    pub name: Arc<str>,
+    pub path_prefix: String,
+    pub destination: Destination,
+    pub scheme: UpstreamScheme,
+    /// SNI and certificate name for an https upstream.
+    pub tls_name: Option<Arc<str>>,
+    /// The `Host` header the upstream gets.
+    pub host_header: HeaderValue,
+    pub base_path: String,
+}
+
+/// The routes of one reverse listener, by host, longest path prefix first.
+#[derive(Debug, Default)]
+pub struct RouteTable {
+    by_host: HashMap<String, Vec<CompiledRoute>>,
+}
+
+impl RouteTable {
+    pub fn new(routes: &[&Route]) -> Result<RouteTable, DestinationError> {
+        let mut by_host: HashMap<String, Vec<CompiledRoute>> = HashMap::new();
+        for route in routes {
+            let up = &route.upstream;
+            let destination = Destination {
+                host: Host::parse(&up.host)?,
+                port: up.port,
+            };
+            let default_port = match up.scheme {
+                UpstreamScheme::Https => 443,
+                UpstreamScheme::Http => 80,
+            };
+            let host_text = destination.host.to_string();
+            let authority = if up.port == default_port {
+                host_text.clone()
+            } else {
+                format!("{host_text}:{}", up.port)
+            };
+            let compiled = CompiledRoute {
+                name: route.name.as_str().into(),
+                path_prefix: route.path_prefix.clone(),
+                scheme: up.scheme,
+                tls_name: (up.scheme == UpstreamScheme::Https)
+                    .then(|| host_text.trim_matches(['[', ']']).into()),
+                host_header: HeaderValue::from_str(&authority)
+                    .unwrap_or_else(|_| HeaderValue::from_static("localhost")),
+                base_path: up.base_path.clone(),
+                destination,
+            };
+            by_host.entry(route.host.clone()).or_default().push(compiled);
+        }
+        for routes in by_host.values_mut() {
+            routes.sort_by(|a, b| b.path_prefix.len().cmp(&a.path_prefix.len()));
+        }
+        Ok(RouteTable { by_host })
+    }
+
+    pub fn hosts(&self) -> impl Iterator<Item = &str> {
+        self.by_host.keys().map(String::as_str)
+    }
+
+    /// The route for a host and path: the longest prefix that ends on a segment boundary.
+    pub fn find(&self, host: &str, path: &str) -> Option<&CompiledRoute> {
+        self.by_host.get(host)?.iter().find(|r| {
+            path.starts_with(&r.path_prefix)
+                && (r.path_prefix.ends_with('/')
+                    || path.len() == r.path_prefix.len()
+                    || path.as_bytes()[r.path_prefix.len()] == b'/')
+        })
+    }
+}
+
+/// What a reverse connection knows about itself.
+pub struct ReverseConnection {
+    pub listener: Arc<str>,
+    pub routes: Arc<RouteTable>,
+    pub peer: SocketAddr,
+    /// The SNI name of the TLS handshake, lowercase; `None` for plain HTTP or no SNI.
+    pub sni: Option<Arc<str>>,
+    pub tls: bool,
+}
+
+/// The host a request is for: `:authority` (HTTP/2, absolute-form) or `Host`, without port.
+fn request_host<B>(req: &Request<B>) -> Option<String> {
+    let raw = match req.uri().authority() {
+        Some(a) => a.host().to_owned(),
+        None => {
+            let host = req.headers().get(header::HOST)?.to_str().ok()?;
+            match host.rsplit_once(':') {
+                Some((h, port)) if !h.ends_with(']') && port.bytes().all(|b| b.is_ascii_digit()) => {
+                    h.to_owned()
+                }
+                Some((h, port)) if h.ends_with(']') && port.bytes().all(|b| b.is_ascii_digit()) => {
+                    h.to_owned()
+                }
+                _ => host.to_owned(),
+            }
+        }
+    };
+    Some(raw.trim_end_matches('.').to_ascii_lowercase())
+}
+
+/// Handles one request of a reverse connection.
+pub async fn handle(
+    proxy: Arc<Proxy>,
+    conn: Arc<ReverseConnection>,
+    mut req: Request<Incoming>,
+) -> Result<Response<ProxyBody>, hyper::Error> {
+    let started = Instant::now();
+    let request_id = proxy.next_request_id();
+    let Some(host) = request_host(&req) else {
+        return Ok(respond::error(StatusCode::BAD_REQUEST, &request_id, "no Host"));
+    };
+    if let Some(sni) = &conn.sni {
+        if **sni != *host {
+            return Ok(respond::error(
+                StatusCode::MISDIRECTED_REQUEST,
+                &request_id,
+                "the TLS server name and the Host header disagree",
+            ));
+        }
+    }
+    let path = req.uri().path().to_owned();
+    let Some(route) = conn.routes.find(&host, &path) else {
+        return Ok(respond::error(StatusCode::NOT_FOUND, &request_id, "no route for this host and path"));
+    };
+    let client = proxy.client_address(conn.peer.ip(), req.headers().get("x-forwarded-for"));
+    let method = req.method().clone();
+    let decision = proxy
+        .check(
+            client,
+            &route.destination,
+            Some(HttpFacts {
+                method: method.as_str(),
+                path: &path,
+            }),
+        )
+        .await;
+    let facts = RequestFacts {
+        request_id: &request_id,
+        listener: &conn.listener,
+        route: Some(&route.name),
+        client,
+        method: Some(method.as_str()),
+        scheme: route.scheme.as_str(),
+        destination: &route.destination,
+        path: Some(&path),
+        started,
+    };
+    if !decision.outcome.lets_through() {
+        return Ok(refuse(&proxy, &facts, &decision, &req).await);
+    }
+
+    // The request as the upstream gets it.
+    let upgrade = headers::wants_upgrade(req.headers()) && req.version() == http::Version::HTTP_11;
+    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+    let target = match req.uri().query() {
+        Some(q) => format!("{}{}?{}", route.base_path, path, q),
+        None => format!("{}{}", route.base_path, path),
+    };
+    match Uri::try_from(target) {
+        Ok(uri) => *req.uri_mut() = uri,
+        Err(_) => return Ok(respond::error(StatusCode::BAD_REQUEST, &request_id, "bad request target")),
+    }
+    let original_host = req.headers().get(header::HOST).cloned();
+    let headers = req.headers_mut();
+    headers::strip_hop_by_hop(headers, upgrade);
+    headers.insert(header::HOST, route.host_header.clone());
+    let peer_trusted = proxy.is_trusted(conn.peer.ip());
+    let host_value = original_host.or_else(|| HeaderValue::from_str(&host).ok());
+    set_forwarded(headers, conn.peer.ip(), peer_trusted, conn.tls, host_value.as_ref());
+
+    let request = req.map(ProxyBody::from);
+    let response = send_to_checked(
+        &proxy,
+        &decision,
+        route.destination.port,
+        route.tls_name.clone(),
+        request,
+    )
+    .await;
+    let mut response = match response {
+        Ok(r) => r,
+        Err(e) => {
+            proxy.metrics.upstream_error(e.kind());
+            let status = if e.is_timeout() {
+                StatusCode::GATEWAY_TIMEOUT
+            } else {
+                StatusCode::BAD_GATEWAY
+            };
+            let _ = proxy.finish(&facts, &decision, status.as_u16()).await;
+            return Ok(respond::error(status, &request_id, "the upstream did not answer"));
+        }
+    };
+    let status = response.status();
+    if let Err(refusal) = proxy.finish(&facts, &decision, status.as_u16()).await {
+        return Ok(respond::error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &request_id,
+            &refusal.to_string(),
+        ));
+    }
+    let upgraded = status == StatusCode::SWITCHING_PROTOCOLS;
+    headers::strip_hop_by_hop(response.headers_mut(), upgraded && upgrade);
+    if let (true, Some(client_upgrade)) = (upgraded, client_upgrade) {
+        let upstream_upgrade = hyper::upgrade::on(&mut response);
+        let metrics = proxy.metrics.clone();
+        tokio::spawn(async move {
+            let (Ok(client), Ok(upstream)) = (client_upgrade.await, upstream_upgrade.await) else {
+                tracing::debug!("websocket upgrade did not complete");
+                return;
+            };
+            let mut client = TokioIo::new(client);
+            let mut upstream = TokioIo::new(upstream);
+            match tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
+                Ok((sent, received)) => metrics.observe_bytes(&decision, sent, received),
+                Err(e) => tracing::debug!(error = %e, "websocket ended"),
+            }
+        });
+    }
+    Ok(response)
+}
+
+/// `X-Forwarded-For` (appended when the peer is a trusted proxy, replaced otherwise),
+/// `X-Forwarded-Proto`, `X-Forwarded-Host` and `Forwarded` (RFC 7239).
+fn set_forwarded(
+    headers: &mut http::HeaderMap,
+    peer: std::net::IpAddr,
+    peer_trusted: bool,
+    tls: bool,
+    host: Option<&HeaderValue>,
+) {
+    let xff = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+        Some(prior) if peer_trusted => format!("{prior}, {peer}"),
+        _ => peer.to_string(),
+    };
+    if let Ok(v) = HeaderValue::from_str(&xff) {
+        headers.insert("x-forwarded-for", v);
+    }
+    let proto = if tls { "https" } else { "http" };
+    headers.insert("x-forwarded-proto", HeaderValue::from_static(proto));
+    let for_value = match peer {
+        std::net::IpAddr::V6(v6) => format!("\"[{v6}]\""),
+        v4 => v4.to_string(),
+    };
+    let mut forwarded = format!("for={for_value};proto={proto}");
+    if let Some(host) = host.and_then(|h| h.to_str().ok()) {
+        if !host.is_empty() && host.bytes().all(|b| b.is_ascii_graphic() && b != b'"') {
+            if let Ok(v) = HeaderValue::from_str(host) {
+                headers.insert("x-forwarded-host", v);
+            }
+            forwarded.push_str(&format!(";host=\"{host}\""));
+        }
+    }
+    if !peer_trusted {
+        headers.remove(header::FORWARDED);
+    }
+    if let Ok(v) = HeaderValue::from_str(&forwarded) {
+        headers.append(header::FORWARDED, v);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::UpstreamUrl;
+
+    fn route(name: &str, host: &str, prefix: &str) -> Route {
+        Route {
+            name: name.into(),
+            listener: "tls".into(),
+            host: host.into(),
+            path_prefix: prefix.into(),
+            upstream: UpstreamUrl {
+                scheme: UpstreamScheme::Https,
+                host: "upstream.example".into(),
+                port: 8443,
+                base_path: String::new(),
+            },
+        }
+    }
+
+    #[test]
+    fn longest_prefix_on_a_segment_boundary() {
+        let routes = [route("root", "a.localhost", "/"), route("api", "a.localhost", "/api")];
+        let refs: Vec<&Route> = routes.iter().collect();
+        let table = RouteTable::new(&refs).unwrap();
+        assert_eq!(&*table.find("a.localhost", "/api/x").unwrap().name, "api");
+        assert_eq!(&*table.find("a.localhost", "/api").unwrap().name, "api");
+        assert_eq!(&*table.find("a.localhost", "/apix").unwrap().name, "root");
+        assert!(table.find("b.localhost", "/").is_none());
+        let r = table.find("a.localhost", "/").unwrap();
+        assert_eq!(r.host_header, "upstream.example:8443");
+        assert_eq!(r.tls_name.as_deref(), Some("upstream.example"));
+    }
+}

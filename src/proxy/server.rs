@@ -1,0 +1,212 @@
+//! Accept loops: connection limits, TLS handshakes with a deadline, hyper's HTTP/1.1 (and
+//! HTTP/2 on reverse listeners) with header limits and timeouts, and a graceful drain when
+//! douane is asked to stop.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Semaphore};
+use tokio_rustls::TlsAcceptor;
+
+use super::context::Proxy;
+use super::reverse::{ReverseConnection, RouteTable};
+use super::{forward, reverse};
+use crate::config::Limits;
+
+/// What every accept loop shares.
+#[derive(Clone)]
+pub struct Serving {
+    pub proxy: Arc<Proxy>,
+    pub limits: Limits,
+    /// Connections across all listeners.
+    pub connections: Arc<Semaphore>,
+    /// Turns true when douane must stop accepting and drain.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// The forward listener's accept loop; returns once drained after shutdown.
+pub async fn serve_forward(serving: Serving, listener: TcpListener, name: Arc<str>) {
+    let graceful = GracefulShutdown::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(serving.limits.header_read_timeout)
+        .max_buf_size(serving.limits.max_header_bytes.max(8192))
+        .max_header_size(serving.limits.max_header_bytes);
+    if serving.limits.max_headers != 100 {
+        // hyper's default; any other value moves header parsing to the heap.
+        http.max_headers(serving.limits.max_headers);
+    }
+    let mut shutdown = serving.shutdown.clone();
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => { accept_error(e).await; continue; }
+            },
+            _ = shutdown.changed() => break,
+        };
+        let Some(permit) = admit(&serving, &name, &stream) else {
+            continue;
+        };
+        let proxy = serving.proxy.clone();
+        let listener_name = name.clone();
+        let service = service_fn(move |req| {
+            forward::handle(proxy.clone(), listener_name.clone(), peer, req)
+        });
+        let conn = http
+            .serve_connection(TokioIo::new(stream), service)
+            .with_upgrades();
+        let conn = graceful.watch(conn);
+        let gauge = serving.proxy.metrics.connection_opened(&name);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(%peer, error = %e, "forward connection ended with an error");
+            }
+            drop(gauge);
+            drop(permit);
+        });
+    }
+    drain(graceful, serving.limits.shutdown_grace, &name).await;
+}
+
+/// A reverse listener's accept loop, with TLS when `tls` is given.
+pub async fn serve_reverse(
+    serving: Serving,
+    listener: TcpListener,
+    name: Arc<str>,
+    routes: Arc<RouteTable>,
+    tls: Option<TlsAcceptor>,
+) {
+    let graceful = GracefulShutdown::new();
+    let mut http = auto::Builder::new(TokioExecutor::new());
+    http.http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(serving.limits.header_read_timeout)
+        .max_buf_size(serving.limits.max_header_bytes.max(8192));
+    http.http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(serving.limits.max_header_bytes as u32)
+        .keep_alive_interval(serving.limits.idle_timeout / 2)
+        .keep_alive_timeout(Duration::from_secs(20));
+    let http = Arc::new(http);
+    let mut shutdown = serving.shutdown.clone();
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => { accept_error(e).await; continue; }
+            },
+            _ = shutdown.changed() => break,
+        };
+        let Some(permit) = admit(&serving, &name, &stream) else {
+            continue;
+        };
+        let serving = serving.clone();
+        let name = name.clone();
+        let routes = routes.clone();
+        let tls = tls.clone();
+        let http = http.clone();
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            let gauge = serving.proxy.metrics.connection_opened(&name);
+            let proxy = serving.proxy.clone();
+            match tls {
+                None => {
+                    let conn = Arc::new(ReverseConnection {
+                        listener: name,
+                        routes,
+                        peer,
+                        sni: None,
+                        tls: false,
+                    });
+                    let service = service_fn(move |req| reverse::handle(proxy.clone(), conn.clone(), req));
+                    let served = watcher
+                        .watch(http.serve_connection_with_upgrades(TokioIo::new(stream), service));
+                    if let Err(e) = served.await {
+                        tracing::debug!(%peer, error = %e, "reverse connection ended with an error");
+                    }
+                }
+                Some(acceptor) => {
+                    let handshake = tokio::time::timeout(
+                        serving.limits.tls_handshake_timeout,
+                        acceptor.accept(stream),
+                    )
+                    .await;
+                    let stream = match handshake {
+                        Ok(Ok(s)) => s,
+                        Ok(Err(e)) => {
+                            tracing::debug!(%peer, error = %e, "tls handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!(%peer, "tls handshake timed out");
+                            return;
+                        }
+                    };
+                    let sni = stream
+                        .get_ref()
+                        .1
+                        .server_name()
+                        .map(|s| Arc::<str>::from(s.to_ascii_lowercase()));
+                    let conn = Arc::new(ReverseConnection {
+                        listener: name,
+                        routes,
+                        peer,
+                        sni,
+                        tls: true,
+                    });
+                    let service = service_fn(move |req| reverse::handle(proxy.clone(), conn.clone(), req));
+                    let served = watcher
+                        .watch(http.serve_connection_with_upgrades(TokioIo::new(stream), service));
+                    if let Err(e) = served.await {
+                        tracing::debug!(%peer, error = %e, "reverse connection ended with an error");
+                    }
+                }
+            }
+            drop(gauge);
+            drop(permit);
+        });
+    }
+    drain(graceful, serving.limits.shutdown_grace, &name).await;
+}
+
+/// Takes a connection slot, or closes the connection when every slot is taken.
+fn admit(
+    serving: &Serving,
+    listener: &str,
+    stream: &TcpStream,
+) -> Option<tokio::sync::OwnedSemaphorePermit> {
+    let _ = stream.set_nodelay(true);
+    match serving.connections.clone().try_acquire_owned() {
+        Ok(permit) => Some(permit),
+        Err(_) => {
+            serving.proxy.metrics.connection_refused(listener);
+            tracing::warn!(listener, "connection limit reached: closing a new connection");
+            None
+        }
+    }
+}
+
+/// Accept errors (e.g. out of file descriptors) must not spin the loop.
+async fn accept_error(e: std::io::Error) {
+    tracing::warn!(error = %e, "accept failed");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+}
+
+async fn drain(graceful: GracefulShutdown, grace: Duration, listener: &str) {
+    tracing::info!(listener, connections = graceful.count(), "draining");
+    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+        tracing::warn!(listener, "drain deadline reached: closing the remaining connections");
+    }
+}
+
+/// The address a listener really bound (port 0 in tests becomes a real port).
+pub fn bound(listener: &TcpListener) -> std::io::Result<SocketAddr> {
+    listener.local_addr()
+}
