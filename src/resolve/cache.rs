@@ -23,8 +23,10 @@ struct Entry {
     expires: Instant,
 }
 
+type Shard = RwLock<HashMap<Box<str>, Entry>>;
+
 pub(crate) struct Cache {
-    shards: Box<[RwLock<HashMap<Box<str>, Entry>>]>,
+    shards: Box<[Shard]>,
     per_shard: usize,
     hasher: RandomState,
 }
@@ -39,7 +41,7 @@ impl Cache {
         }
     }
 
-    fn shard(&self, name: &str) -> &RwLock<HashMap<Box<str>, Entry>> {
+    fn shard(&self, name: &str) -> &Shard {
         let i = self.hasher.hash_one(name) as usize % SHARDS;
         &self.shards[i]
     }

@@ -420,7 +420,7 @@ impl Resolver {
             Host::Ip(ip) => return Ok(literal(*ip)),
             Host::Name(name) => name,
         };
-        if let Some(hit) = self.from_memory(name) {
+        if let Some(hit) = self.in_memory(name) {
             return hit;
         }
         self.shared_query(name).await
@@ -436,11 +436,11 @@ impl Resolver {
     pub fn try_cached(&self, host: &Host) -> Option<Result<Resolved, DnsFailure>> {
         match host {
             Host::Ip(ip) => Some(Ok(literal(*ip))),
-            Host::Name(name) => self.from_memory(name),
+            Host::Name(name) => self.in_memory(name),
         }
     }
 
-    fn from_memory(&self, name: &str) -> Option<Result<Resolved, DnsFailure>> {
+    fn in_memory(&self, name: &str) -> Option<Result<Resolved, DnsFailure>> {
         if let Some(addresses) = self.overrides.get(name) {
             return Some(Ok(Resolved {
                 addresses: addresses.clone(),
