@@ -49,6 +49,7 @@ fn zone() -> Vec<(&'static str, Reply)> {
         ),
         ("broken.test", Reply::ServFail),
         ("closed.test", Reply::Refused),
+        ("_svc.under_score.test", Reply::addresses(["127.0.0.7"])),
     ]
 }
 
@@ -75,6 +76,9 @@ async fn a_and_aaaa_answers_then_the_cache() {
         r.cached(&host("dual.test")).unwrap().addresses,
         got.addresses
     );
+
+    let underscore = r.resolve(&host("_svc.under_score.test")).await.unwrap();
+    assert_eq!(underscore.addresses.to_vec(), ips(&["127.0.0.7"]));
 
     let v6 = r.resolve(&host("v6.test")).await.unwrap();
     assert_eq!(v6.addresses.to_vec(), ips(&["::1"]));
