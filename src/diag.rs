@@ -79,9 +79,23 @@ pub struct Located {
     pub message: String,
 }
 
+impl Located {
+    /// An error whose message already says where (e.g. names its file).
+    pub fn message(message: impl Into<String>) -> Located {
+        Located {
+            path: PathBuf::new(),
+            line: 0,
+            column: 0,
+            message: message.into(),
+        }
+    }
+}
+
 impl fmt::Display for Located {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.line == 0 {
+        if self.path.as_os_str().is_empty() {
+            f.write_str(&self.message)
+        } else if self.line == 0 {
             write!(f, "{}: {}", self.path.display(), self.message)
         } else {
             write!(

@@ -235,6 +235,7 @@ mod tests {
             let p = CertificatePaths {
                 cert: dir.path().join(format!("{i}.pem")),
                 key: dir.path().join(format!("{i}-key.pem")),
+                generate_if_missing: false,
             };
             write_self_signed(&p.cert, &p.key, names).unwrap();
             paths.push(p);
@@ -265,6 +266,7 @@ mod tests {
         let missing = CertificatePaths {
             cert: dir.path().join("nope.pem"),
             key: dir.path().join("nope-key.pem"),
+            generate_if_missing: false,
         };
         let err = load_certified_key(&missing).unwrap_err().to_string();
         assert!(err.contains("nope.pem"), "{err}");
@@ -272,16 +274,19 @@ mod tests {
         let a = CertificatePaths {
             cert: dir.path().join("a.pem"),
             key: dir.path().join("a-key.pem"),
+            generate_if_missing: false,
         };
         let b = CertificatePaths {
             cert: dir.path().join("b.pem"),
             key: dir.path().join("b-key.pem"),
+            generate_if_missing: false,
         };
         write_self_signed(&a.cert, &a.key, &["a.localhost"]).unwrap();
         write_self_signed(&b.cert, &b.key, &["b.localhost"]).unwrap();
         let crossed = CertificatePaths {
             cert: a.cert.clone(),
             key: b.key.clone(),
+            generate_if_missing: false,
         };
         let err = load_certified_key(&crossed).unwrap_err().to_string();
         assert!(err.contains("does not match"), "{err}");

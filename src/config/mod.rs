@@ -64,6 +64,7 @@ pub struct ReverseListener {
 pub struct CertificatePaths {
     pub cert: PathBuf,
     pub key: PathBuf,
+    pub generate_if_missing: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -213,6 +214,7 @@ impl Validator<'_> {
                     .map(|c| CertificatePaths {
                         cert: self.path(c.cert.get_ref()),
                         key: self.path(c.key.get_ref()),
+                        generate_if_missing: c.generate_if_missing,
                     })
                     .collect(),
             });

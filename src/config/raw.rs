@@ -106,6 +106,10 @@ pub struct FileReverse {
 pub struct FileCertificate {
     pub cert: Spanned<PathBuf>,
     pub key: Spanned<PathBuf>,
+    /// Generate a self-signed certificate for `localhost` and the listener's route hosts
+    /// when neither file exists (development and the shipped default only).
+    #[serde(default)]
+    pub generate_if_missing: bool,
 }
 
 #[derive(Debug, Deserialize)]

@@ -1,0 +1,143 @@
+//! The admin listener: `/metrics` (Prometheus text), `/healthz` (the process answers),
+//! `/readyz` (policy, databases and audit log usable), `/policy` (what is loaded, as JSON).
+//! Loopback by default; a bearer token is required when one is configured.
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use http::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use serde::Serialize;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::audit::AuditLog;
+use crate::metrics::Metrics;
+use crate::state::State;
+
+pub struct Admin {
+    pub state: Arc<ArcSwap<State>>,
+    pub metrics: Arc<Metrics>,
+    pub audit: Option<AuditLog>,
+    /// `Bearer <token>`, when one is required.
+    pub authorization: Option<String>,
+}
+
+pub async fn serve(admin: Arc<Admin>, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        let (stream, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "admin accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.changed() => return,
+        };
+        let admin = admin.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req| {
+                let admin = admin.clone();
+                async move { Ok::<_, std::convert::Infallible>(admin.answer(&req)) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(std::time::Duration::from_secs(10))
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+#[derive(Serialize)]
+struct PolicyView<'a> {
+    policy: crate::policy::PolicySummary<'a>,
+    exemptions: Vec<crate::policy::Exemption>,
+    provenance: &'a crate::policy::Provenance,
+    databases: Vec<&'a crate::geo::DatabaseInfo>,
+    operators: usize,
+}
+
+impl Admin {
+    fn answer(&self, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+        if let Some(expected) = &self.authorization {
+            let given = req.headers().get(AUTHORIZATION).map(HeaderValue::as_bytes);
+            if given != Some(expected.as_bytes()) {
+                return text(StatusCode::UNAUTHORIZED, "a bearer token is required\n");
+            }
+        }
+        if req.method() != Method::GET && req.method() != Method::HEAD {
+            return text(StatusCode::METHOD_NOT_ALLOWED, "GET only\n");
+        }
+        match req.uri().path() {
+            "/healthz" => text(StatusCode::OK, "ok\n"),
+            "/readyz" => match self.not_ready() {
+                None => text(StatusCode::OK, "ready\n"),
+                Some(why) => text(StatusCode::SERVICE_UNAVAILABLE, &format!("not ready: {why}\n")),
+            },
+            "/metrics" => {
+                let mut response = Response::new(Full::new(Bytes::from(self.metrics.render())));
+                response.headers_mut().insert(
+                    CONTENT_TYPE,
+                    HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+                );
+                response
+            }
+            "/policy" => {
+                let state = self.state.load();
+                let view = PolicyView {
+                    policy: state.policy.summary(),
+                    exemptions: state.policy.exemptions(),
+                    provenance: &state.provenance,
+                    databases: [&state.geo.country, &state.geo.asn]
+                        .into_iter()
+                        .flatten()
+                        .map(|db| &db.info)
+                        .collect(),
+                    operators: state.geo.registry.len(),
+                };
+                let body = serde_json::to_vec_pretty(&view).unwrap_or_default();
+                let mut response = Response::new(Full::new(Bytes::from(body)));
+                response
+                    .headers_mut()
+                    .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                response
+            }
+            _ => text(StatusCode::NOT_FOUND, "not found: /metrics /healthz /readyz /policy\n"),
+        }
+    }
+
+    /// Why douane is not ready, if it is not.
+    fn not_ready(&self) -> Option<String> {
+        let state = self.state.load();
+        if state.geo.country.is_none() {
+            return Some("no country database loaded".into());
+        }
+        if let Some(audit) = &self.audit {
+            let health = audit.health();
+            if !health.ok {
+                return Some(format!(
+                    "audit log unusable: {}",
+                    health.last_error.as_deref().map_or("writer stopped", |s| s.as_str())
+                ));
+            }
+        }
+        None
+    }
+}
+
+fn text(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body.to_owned())));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    response
+}

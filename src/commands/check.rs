@@ -1,0 +1,113 @@
+//! `douane check`: validate everything `run` would load, list every error at once, and warn
+//! of what will stop working soon (exemptions about to expire, ageing databases).
+
+use std::path::Path;
+
+use super::{today, Exit};
+use crate::config::Config;
+use crate::diag::Located;
+use crate::state::State;
+
+/// Exemptions ending within this many days are worth a warning.
+const EXEMPTION_WARNING_DAYS: u32 = 30;
+
+pub fn run(config_path: &Path) -> Exit {
+    let mut errors: Vec<String> = Vec::new();
+    let mut warnings: Vec<String> = Vec::new();
+    let config = match Config::load(config_path) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            errors.extend(e.0.iter().map(Located::to_string));
+            None
+        }
+    };
+    if let Some(config) = &config {
+        match State::load(config) {
+            Ok(state) => warn_about_state(config, &state, &mut warnings),
+            Err(e) => errors.extend(e.0.iter().map(Located::to_string)),
+        }
+        for listener in &config.reverse {
+            for cert in &listener.certificates {
+                if let Err(e) = crate::tls::load_certified_key(cert) {
+                    let hint = if cert.generate_if_missing && !cert.cert.exists() {
+                        " (`douane run` will generate a self-signed one)"
+                    } else {
+                        ""
+                    };
+                    let line = format!("listener `{}`: {e}{hint}", listener.name);
+                    if hint.is_empty() {
+                        errors.push(line);
+                    } else {
+                        warnings.push(line);
+                    }
+                }
+            }
+        }
+    }
+    for e in &errors {
+        println!("error: {e}");
+    }
+    for w in &warnings {
+        println!("warning: {w}");
+    }
+    println!(
+        "{} error{}, {} warning{}",
+        errors.len(),
+        plural(errors.len()),
+        warnings.len(),
+        plural(warnings.len())
+    );
+    if errors.is_empty() {
+        Exit::Success
+    } else {
+        Exit::Failed
+    }
+}
+
+fn warn_about_state(config: &Config, state: &State, warnings: &mut Vec<String>) {
+    let today = today();
+    for e in state.policy.expired(today) {
+        warnings.push(format!(
+            "{}: exemption `{}` expired on {} and no longer applies",
+            e.origin, e.id, e.expires
+        ));
+    }
+    for e in state.policy.expiring_within(today, EXEMPTION_WARNING_DAYS) {
+        let days = (e.expires - today).whole_days();
+        warnings.push(format!(
+            "{}: exemption `{}` expires on {} (in {days} day{})",
+            e.origin,
+            e.id,
+            e.expires,
+            plural(days as usize)
+        ));
+    }
+    let now = time::OffsetDateTime::now_utc();
+    let max_age = time::Duration::days(i64::from(config.geo.max_age_days));
+    for db in [&state.geo.country, &state.geo.asn].into_iter().flatten() {
+        let age = now - db.info.build_time;
+        if age > max_age {
+            warnings.push(format!(
+                "{}: the {} database was built {} days ago (more than geo.max_age_days = {}); update it",
+                db.info.path.display(),
+                db.info.kind,
+                age.whole_days(),
+                config.geo.max_age_days
+            ));
+        }
+    }
+    if state.geo.country.is_none() {
+        warnings.push("no country database: every location is unknown".into());
+    }
+    if state.geo.asn.is_none() {
+        warnings.push("no ASN database: operators are known only from [[network]] and registry CIDRs".into());
+    }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
