@@ -50,6 +50,7 @@ impl fmt::Display for DbKind {
 pub enum Schema {
     /// MaxMind GeoIP2/GeoLite2 field names (also DB-IP's and douane's own imports):
     /// `country.iso_code`; `autonomous_system_number`, `autonomous_system_organization`.
+    #[serde(rename = "geoip2")]
     GeoIp2,
     /// The shipped ip-location-db country data: a flat `country_code`.
     CountryCode,
@@ -246,11 +247,13 @@ impl GeoDb {
 }
 
 fn detect_kind(database_type: &str) -> Option<DbKind> {
+    // Country first: ip-location-db names its country data after its method
+    // (`geo-whois-asn-country`), which mentions ASNs.
     let t = database_type.to_ascii_lowercase();
-    if t.contains("asn") || t.contains("-isp") || t.ends_with("isp") {
-        Some(DbKind::Asn)
-    } else if t.contains("country") || t.contains("city") || t.contains("enterprise") {
+    if t.contains("country") || t.contains("city") || t.contains("enterprise") {
         Some(DbKind::Country)
+    } else if t.contains("asn") || t.contains("isp") {
+        Some(DbKind::Asn)
     } else {
         None
     }
@@ -416,6 +419,24 @@ mod tests {
                 let _ = db.country(ip("81.1.1.1"));
                 let _ = db.asn(ip("81.1.1.1"));
             }
+        }
+    }
+
+    #[test]
+    fn kinds_from_database_types() {
+        for (t, kind) in [
+            ("GeoLite2-Country", Some(DbKind::Country)),
+            ("GeoIP2-City", Some(DbKind::Country)),
+            ("DBIP-Country-Lite", Some(DbKind::Country)),
+            ("geo-whois-asn-country", Some(DbKind::Country)),
+            ("country ipvAll", Some(DbKind::Country)),
+            ("GeoLite2-ASN", Some(DbKind::Asn)),
+            ("DBIP-ASN-Lite (compat=GeoLite2-ASN)", Some(DbKind::Asn)),
+            ("GeoIP2-ISP", Some(DbKind::Asn)),
+            ("douane-ASN", Some(DbKind::Asn)),
+            ("Mystery-DB", None),
+        ] {
+            assert_eq!(detect_kind(t), kind, "{t}");
         }
     }
 
