@@ -99,6 +99,7 @@ pub struct RuleSpec {
     pub criteria: Criteria,
     pub justification: Option<Arc<str>>,
     pub ticket: Option<Arc<str>>,
+    #[serde(serialize_with = "iso_date_opt")]
     pub expires: Option<Date>,
     pub description: Option<Arc<str>>,
     #[serde(skip)]
@@ -120,6 +121,7 @@ pub struct TestSpec {
     pub client: IpAddr,
     pub method: Option<Box<str>>,
     pub resolve: Vec<IpAddr>,
+    #[serde(serialize_with = "iso_date_opt")]
     pub date: Option<Date>,
     pub expect: Expect,
     pub expect_rule: Option<Arc<str>>,
@@ -157,5 +159,22 @@ impl Model {
         // a stable (if useless) version, never a panic.
         let json = serde_json::to_vec(self).unwrap_or_default();
         hex::encode(Sha256::digest(&json))
+    }
+}
+
+/// Dates as `YYYY-MM-DD`, as they are written in the files (`time` would write a tuple).
+pub(crate) fn iso_date<S: Serializer>(date: &Date, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(&format_args!(
+        "{:04}-{:02}-{:02}",
+        date.year(),
+        u8::from(date.month()),
+        date.day()
+    ))
+}
+
+pub(crate) fn iso_date_opt<S: Serializer>(date: &Option<Date>, s: S) -> Result<S::Ok, S::Error> {
+    match date {
+        Some(d) => iso_date(d, s),
+        None => s.serialize_none(),
     }
 }

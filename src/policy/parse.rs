@@ -112,7 +112,10 @@ pub fn load_sources(files: Vec<SourceFile>) -> Result<Model, Errors> {
     for (file, raw) in &parsed {
         v.file(file, raw);
     }
-    let model = v.finish(&files);
+    // A file that did not parse may hold the [policy] table or the first of two rule ids:
+    // cross-file checks would only add false errors.
+    let all_parsed = parsed.len() == files.len();
+    let model = v.finish(&files, all_parsed);
     match model {
         Some(model) if v.errors.is_empty() => Ok(model),
         _ => Err(Errors(v.errors)),
@@ -495,7 +498,10 @@ impl Validator {
     }
 
     /// Cross-file checks and the defaults filled into the rules.
-    fn finish(&mut self, files: &[SourceFile]) -> Option<Model> {
+    fn finish(&mut self, files: &[SourceFile], all_parsed: bool) -> Option<Model> {
+        if !all_parsed {
+            return None;
+        }
         let policy = match self.policies.len() {
             1 => self.policies.pop(),
             0 => {
@@ -594,7 +600,7 @@ impl Validator {
             .into_iter()
             .map(|(n, _)| n)
             .collect();
-        networks.sort_by(|a, b| a.cidr.cmp(&b.cidr));
+        networks.sort_by_key(|n| n.cidr);
         Some(Model {
             name: policy.name,
             mode: policy.mode,

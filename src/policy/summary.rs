@@ -14,6 +14,7 @@ use crate::policy::normal::{Criteria, NetworkSpec, Origin, RuleSpec};
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Exemption {
     pub id: Arc<str>,
+    #[serde(serialize_with = "crate::policy::normal::iso_date")]
     pub expires: Date,
     pub justification: Option<Arc<str>>,
     pub ticket: Option<Arc<str>>,
