@@ -155,10 +155,105 @@ impl Model {
     /// the order of set-like lists and the split into files do not change it; any change to
     /// a name, value, rule order or test does.
     pub fn version(&self) -> String {
+        let canon = Canonical::new(self);
         // Serialising plain structs to a Vec cannot fail; an empty hash input would still be
         // a stable (if useless) version, never a panic.
-        let json = serde_json::to_vec(self).unwrap_or_default();
+        let json = serde_json::to_vec(&canon).unwrap_or_default();
         hex::encode(Sha256::digest(&json))
+    }
+}
+
+/// The model as hashed: each distinct country set is written once, and criteria refer to
+/// it by index (listing 676 possible codes for each of 10,000 rules would dominate the
+/// load time). Indexes follow first appearance, defaults first, then rules in order.
+#[derive(Serialize)]
+struct Canonical<'a> {
+    sets: Vec<CountrySet>,
+    name: &'a str,
+    mode: Mode,
+    description: Option<&'a str>,
+    defaults: CanonCriteria<'a>,
+    networks: &'a [NetworkSpec],
+    rules: Vec<CanonRule<'a>>,
+    tests: &'a [TestSpec],
+}
+
+#[derive(Serialize)]
+struct CanonCriteria<'a> {
+    allowed_locations: usize,
+    allowed_operators: usize,
+    unknown_location: UnknownLocation,
+    unknown_operator: UnknownOperator,
+    ip_selection: IpSelection,
+    allowed_ports: &'a [u16],
+}
+
+#[derive(Serialize)]
+struct CanonRule<'a> {
+    id: &'a str,
+    action: Action,
+    clients: &'a [IpNet],
+    hosts: &'a [HostPattern],
+    ports: &'a [u16],
+    methods: &'a [Box<str>],
+    paths: &'a [Box<str>],
+    criteria: CanonCriteria<'a>,
+    justification: Option<&'a str>,
+    ticket: Option<&'a str>,
+    #[serde(serialize_with = "iso_date_opt")]
+    expires: Option<Date>,
+    description: Option<&'a str>,
+}
+
+impl<'a> Canonical<'a> {
+    fn new(model: &'a Model) -> Self {
+        let mut sets: Vec<CountrySet> = Vec::new();
+        let mut criteria = |c: &'a Criteria| {
+            let mut index = |set: CountrySet| match sets.iter().position(|s| *s == set) {
+                Some(i) => i,
+                None => {
+                    sets.push(set);
+                    sets.len() - 1
+                }
+            };
+            CanonCriteria {
+                allowed_locations: index(c.allowed_locations),
+                allowed_operators: index(c.allowed_operators),
+                unknown_location: c.unknown_location,
+                unknown_operator: c.unknown_operator,
+                ip_selection: c.ip_selection,
+                allowed_ports: &c.allowed_ports,
+            }
+        };
+        let defaults = criteria(&model.defaults);
+        let rules = model
+            .rules
+            .iter()
+            .map(|r| CanonRule {
+                id: &r.id,
+                action: r.action,
+                clients: &r.clients,
+                hosts: &r.hosts,
+                ports: &r.ports,
+                methods: &r.methods,
+                paths: &r.paths,
+                criteria: criteria(&r.criteria),
+                justification: r.justification.as_deref(),
+                ticket: r.ticket.as_deref(),
+                expires: r.expires,
+                description: r.description.as_deref(),
+            })
+            .collect();
+        Canonical {
+            sets,
+            name: &model.name,
+            mode: model.mode,
+            description: model.description.as_deref(),
+            defaults,
+            networks: &model.networks,
+            rules,
+            tests: &model.tests,
+        }
     }
 }
 

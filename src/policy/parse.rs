@@ -161,14 +161,31 @@ struct Validator {
     test_files: Vec<SourceFile>,
 }
 
-/// One file's context: turns spans into located errors.
+/// One file's context: turns spans into places. `SourceFile::line_col` scans from the
+/// start of the file, which is quadratic over thousands of rules; a line index is not.
 struct At<'a> {
     file: &'a SourceFile,
+    /// Byte offset of the start of each line.
+    line_starts: Vec<usize>,
 }
 
-impl At<'_> {
+impl<'a> At<'a> {
+    fn new(file: &'a SourceFile) -> Self {
+        let line_starts = std::iter::once(0)
+            .chain(file.text.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
+        At { file, line_starts }
+    }
+
     fn origin(&self, span: Range<usize>) -> Origin {
-        let (line, column) = self.file.line_col(span.start);
+        let offset = span.start.min(self.file.text.len());
+        let line = self.line_starts.partition_point(|&s| s <= offset).max(1);
+        let start = self.line_starts[line - 1];
+        let column = self
+            .file
+            .text
+            .get(start..offset)
+            .map_or(1, |t| t.chars().count() + 1);
         Origin {
             path: self.file.path.clone(),
             line,
@@ -179,11 +196,17 @@ impl At<'_> {
 
 impl Validator {
     fn err(&mut self, at: &At<'_>, span: Range<usize>, message: impl Into<String>) {
-        self.errors.push(at.file.error_at(Some(span), message));
+        let o = at.origin(span);
+        self.errors.push(Located {
+            path: o.path,
+            line: o.line,
+            column: o.column,
+            message: message.into(),
+        });
     }
 
     fn file(&mut self, file: &SourceFile, raw: &RawFile) {
-        let at = At { file };
+        let at = At::new(file);
         if let Some(p) = &raw.policy {
             self.policy(&at, p);
         }
