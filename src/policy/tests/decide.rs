@@ -564,3 +564,49 @@ expect_rule = "interdit"
     );
     assert_eq!(results[3].actual.rule.as_deref(), Some("ex"));
 }
+
+#[test]
+fn groups_in_policies() {
+    let p = policy(
+        "[policy]\nname = \"g\"\nallowed_locations = [\"EEA\", \"EU_ADEQUACY\"]\nallowed_operators = [\"EU\"]\n\
+         \n[[rule]]\nid = \"dpf\"\nhosts = [\"*.us-saas.example\"]\nallowed_operators = [\"EU\", \"US\"]\n",
+    );
+    let at = |loc: &str, op: &str| vec![class("192.0.2.1", Some(loc), Some(op))];
+    let www = name("www.example", 443);
+    assert_eq!(
+        judge(&p, "10.0.0.1", &www, at("CH", "FR")).outcome,
+        Outcome::Allow,
+        "CH is adequate"
+    );
+    assert_eq!(
+        judge(&p, "10.0.0.1", &www, at("NO", "DE")).outcome,
+        Outcome::Allow,
+        "NO is EEA"
+    );
+    assert_eq!(
+        judge(&p, "10.0.0.1", &www, at("US", "FR")).reason,
+        Reason::LocationNotAllowed,
+        "the US is not adequate"
+    );
+    assert_eq!(
+        judge(&p, "10.0.0.1", &www, at("FR", "CH")).reason,
+        Reason::OperatorNotAllowed,
+        "operators: EU only"
+    );
+    let saas = name("app.us-saas.example", 443);
+    assert_eq!(
+        judge(&p, "10.0.0.1", &saas, at("IE", "US")).outcome,
+        Outcome::Allow,
+        "US named explicitly"
+    );
+}
+
+#[test]
+fn default_policy_allows_nothing() {
+    let p = Policy::default();
+    let d = judge(&p, "10.0.0.1", &name("www.example", 443), vec![cl(FR_FR)]);
+    assert_eq!(
+        summary(&d),
+        (Outcome::Block, Reason::LocationNotAllowed, None)
+    );
+}
