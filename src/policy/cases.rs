@@ -11,7 +11,7 @@ use crate::policy::decide::{decide, HttpFacts, Request, Resolution};
 use crate::policy::decision::{Decision, Outcome, Reason};
 use crate::policy::model::Expect;
 use crate::policy::normal::{Origin, TestSpec, TestTarget};
-use crate::policy::parse::normalise_name;
+use crate::policy::values::normalise_name;
 use crate::resolve::{Destination, Host};
 use crate::state::State;
 
@@ -176,7 +176,8 @@ pub(crate) fn parse_url(url: &str, method: Option<&str>) -> Result<TestTarget, S
     })
 }
 
-fn looks_numeric(host: &str) -> bool {
+/// Whether a host's last label is numeric (`127.1`, `0x7f.1`): an `inet_aton` form.
+pub(crate) fn looks_numeric(host: &str) -> bool {
     let last = host.rsplit('.').next().unwrap_or(host);
     let hex = last
         .strip_prefix("0x")

@@ -15,6 +15,7 @@ pub mod model;
 pub mod normal;
 pub mod parse;
 mod summary;
+mod values;
 
 #[cfg(test)]
 mod tests;

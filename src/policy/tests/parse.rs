@@ -200,7 +200,7 @@ fn host_patterns() {
         r#"{BASE}
 [[rule]]
 id = "r"
-hosts = ["a*.example", "x.*.example", "*", "*.", "crm.example:443", "bad..name", "*.*.example"]
+hosts = ["a*.example", "x.*.example", "*", "*.", "crm.example:443", "bad..name", "*.*.example", "10.1"]
 "#
     );
     let errs = errors(&[("p.toml", &text)]);
