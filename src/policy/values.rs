@@ -333,7 +333,7 @@ pub(crate) fn parse_host_pattern(text: &str) -> Result<HostPattern, String> {
         format!("host pattern `{text}`: `*` is allowed only as the whole first label, as in `*.example.org`")
     };
     if let Some(suffix) = text.strip_prefix("*.") {
-        if suffix.contains('*') {
+        if suffix.is_empty() || suffix.contains('*') {
             return Err(bad_wildcard());
         }
         let suffix = normalise_name(suffix).map_err(|e| format!("host pattern `{text}`: {e}"))?;

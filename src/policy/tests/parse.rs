@@ -219,7 +219,11 @@ hosts = ["a*.example", "x.*.example", "*", "*.", "crm.example:443", "bad..name",
         "p.toml:9:39:",
         "`*` is allowed only as the whole first label",
     );
-    assert_has(&errs, "p.toml:9:44:", "not a valid host name");
+    assert_has(
+        &errs,
+        "p.toml:9:44:",
+        "`*` is allowed only as the whole first label",
+    );
     assert_has(&errs, "p.toml:9:50:", "ports and paths go in");
     assert_has(&errs, "p.toml:9:69:", "not a valid host name");
     assert_has(
@@ -227,7 +231,8 @@ hosts = ["a*.example", "x.*.example", "*", "*.", "crm.example:443", "bad..name",
         "p.toml:9:82:",
         "`*` is allowed only as the whole first label",
     );
-    assert_eq!(errs.len(), 7, "{errs:?}");
+    assert_has(&errs, "p.toml:9:97:", "short or hex IPv4 form");
+    assert_eq!(errs.len(), 8, "{errs:?}");
 }
 
 #[test]
