@@ -31,7 +31,9 @@ pub struct PoolReturn {
 
 impl std::fmt::Debug for PoolReturn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PoolReturn").field("key", &self.key).finish()
+        f.debug_struct("PoolReturn")
+            .field("key", &self.key)
+            .finish()
     }
 }
 

@@ -76,7 +76,10 @@ mod tests {
     #[test]
     fn strips_hop_by_hop_and_connection_named_headers() {
         let mut h = HeaderMap::new();
-        h.insert(header::CONNECTION, HeaderValue::from_static("close, x-secret"));
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("close, x-secret"),
+        );
         h.insert("x-secret", HeaderValue::from_static("1"));
         h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
         h.insert(header::TE, HeaderValue::from_static("trailers"));
@@ -101,7 +104,10 @@ mod tests {
     #[test]
     fn recognises_its_own_via() {
         let mut h = HeaderMap::new();
-        h.append(header::VIA, HeaderValue::from_static("1.0 fred, 1.1 douane-0a0b0c0d"));
+        h.append(
+            header::VIA,
+            HeaderValue::from_static("1.0 fred, 1.1 douane-0a0b0c0d"),
+        );
         assert!(is_loop(&h, "douane-0a0b0c0d"));
         assert!(!is_loop(&h, "douane-ffffffff"));
     }
