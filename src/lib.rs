@@ -10,6 +10,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod country;
 pub mod diag;
 pub mod geo;
