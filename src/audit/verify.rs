@@ -383,3 +383,181 @@ pub(crate) fn replay(
     }
     Ok(sum)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::writer::tests::{config_in, write_log};
+    use crate::audit::AuditConfig;
+
+    fn lines(path: &Path) -> Vec<String> {
+        std::fs::read_to_string(path).expect("read").lines().map(str::to_owned).collect()
+    }
+
+    fn put(path: &Path, lines: &[String]) {
+        std::fs::write(path, lines.iter().map(|l| format!("{l}\n")).collect::<String>()).expect("write");
+    }
+
+    fn ten() -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let files = write_log(&config_in(dir.path()), 10);
+        let f = files[0].clone();
+        (dir, f)
+    }
+
+    #[test]
+    fn an_untouched_log_verifies() {
+        let (dir, f) = ten();
+        let s = verify_files(&[f]).expect("verifies");
+        assert_eq!((s.files, s.records, s.first_seq, s.last_seq), (1, 10, Some(0), Some(9)));
+        assert!(s.first_ts.is_some() && s.last_ts.is_some());
+        assert_eq!(s.last_hash.as_ref().map(String::len), Some(64));
+        // A directory stands for its files.
+        assert_eq!(verify_files(&[dir.path().to_path_buf()]).expect("dir").records, 10);
+        assert!(s.to_string().starts_with("audit chain OK: 1 file(s), 10 record(s), seq 0..=9"), "{s}");
+    }
+
+    #[test]
+    fn an_edited_field_is_found() {
+        let (_dir, f) = ten();
+        let mut l = lines(&f);
+        l[4] = l[4].replacen("crm.example", "crm.exbmple", 1);
+        put(&f, &l);
+        let err = verify_files(&[f]).expect_err("edited");
+        assert!(matches!(err, VerifyError::HashMismatch { line: 5, seq: 4, .. }), "{err}");
+        assert_eq!(err.seq(), Some(4));
+        assert!(err.to_string().contains(":5: seq 4 was altered"), "{err}");
+    }
+
+    #[test]
+    fn an_edited_hash_is_found() {
+        let (_dir, f) = ten();
+        let mut l = lines(&f);
+        let n = l[2].len();
+        let last = if l[2].as_bytes()[n - 3] == b'0' { "1" } else { "0" };
+        l[2].replace_range(n - 3..n - 2, last);
+        put(&f, &l);
+        assert!(matches!(verify_files(&[f]), Err(VerifyError::HashMismatch { seq: 2, .. })));
+    }
+
+    #[test]
+    fn a_rewritten_and_rehashed_record_breaks_the_next_link() {
+        let (_dir, f) = ten();
+        let mut l = lines(&f);
+        // Edit seq 4 and recompute its own hash: seq 5 no longer chains to it.
+        let edited = l[4].replacen("crm.example", "crm.exbmple", 1);
+        let (body, _) = super::unseal(edited.as_bytes()).expect("sealed");
+        let rec: StoredRecord = serde_json::from_str(&edited).expect("json");
+        let h = rehash(&parse_hash(&rec.prev).expect("prev"), body);
+        let mut fixed = String::from_utf8(body.to_vec()).expect("utf8");
+        fixed.push_str(&format!(",\"hash\":\"{}\"}}", hash_str(&h)));
+        l[4] = fixed;
+        put(&f, &l);
+        let err = verify_files(&[f]).expect_err("rehashed");
+        assert!(matches!(err, VerifyError::PrevMismatch { line: 6, seq: 5, .. }), "{err}");
+    }
+
+    #[test]
+    fn a_deleted_line_is_found() {
+        let (_dir, f) = ten();
+        let mut l = lines(&f);
+        l.remove(4);
+        put(&f, &l);
+        let err = verify_files(&[f]).expect_err("deleted");
+        assert!(matches!(err, VerifyError::Gap { line: 5, expected: 4, found: 5, .. }), "{err}");
+        assert!(err.to_string().contains("1 record(s) missing: expected seq 4, found seq 5"), "{err}");
+    }
+
+    #[test]
+    fn inserted_lines_are_found() {
+        // A copy of an earlier record.
+        let (_dir, f) = ten();
+        let mut l = lines(&f);
+        let copy = l[1].clone();
+        l.insert(6, copy);
+        put(&f, &l);
+        let err = verify_files(&[f]).expect_err("copied");
+        assert!(matches!(err, VerifyError::OutOfOrder { line: 7, expected: 6, found: 1, .. }), "{err}");
+
+        // A forged record, correctly chained: the original that follows shows the duplicate.
+        let (_dir, f) = ten();
+        let mut l = lines(&f);
+        let last: StoredRecord = serde_json::from_str(&l[4]).expect("json");
+        let prev = parse_hash(&last.hash).expect("hash");
+        let body = format!("{{\"ts\":\"{}\",\"seq\":5,\"host\":\"forged\",\"prev\":\"{}\"}}", last.ts, last.hash);
+        let h = super::super::chain::record_hash(&prev, body.as_bytes());
+        let forged = format!("{},\"hash\":\"{}\"}}", &body[..body.len() - 1], hash_str(&h));
+        assert!(check_line(forged.as_bytes()).is_ok(), "the forgery is self-consistent");
+        l.insert(5, forged);
+        put(&f, &l);
+        let err = verify_files(&[f]).expect_err("forged");
+        assert!(matches!(err, VerifyError::Duplicate { line: 7, seq: 5, first_line: 6, .. }), "{err}");
+
+        // Garbage.
+        let (_dir, f) = ten();
+        let mut l = lines(&f);
+        l.insert(3, "{\"hello\":1}".into());
+        put(&f, &l);
+        let err = verify_files(&[f]).expect_err("garbage");
+        assert!(matches!(err, VerifyError::Malformed { line: 4, after_seq: Some(2), .. }), "{err}");
+    }
+
+    #[test]
+    fn a_swapped_pair_is_found() {
+        let (_dir, f) = ten();
+        let mut l = lines(&f);
+        l.swap(3, 4);
+        put(&f, &l);
+        let err = verify_files(&[f]).expect_err("swapped");
+        assert!(matches!(err, VerifyError::Swapped { line: 4, expected: 3, found: 4, .. }), "{err}");
+        assert!(err.to_string().ends_with("seq 4 and seq 3 are swapped"), "{err}");
+    }
+
+    #[test]
+    fn a_truncated_tail_is_found() {
+        let (_dir, f) = ten();
+        let text = std::fs::read(&f).expect("read");
+        std::fs::write(&f, &text[..text.len() - 100]).expect("cut");
+        let err = verify_files(&[f]).expect_err("cut");
+        assert!(matches!(err, VerifyError::Truncated { line: 10, after_seq: Some(8), .. }), "{err}");
+        // Only the newline cut: still a truncation.
+        let (_dir, f) = ten();
+        let text = std::fs::read(&f).expect("read");
+        std::fs::write(&f, &text[..text.len() - 1]).expect("cut");
+        assert!(matches!(verify_files(&[f]), Err(VerifyError::Truncated { line: 10, .. })));
+    }
+
+    #[test]
+    fn rotated_files_out_of_shape_are_found() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cfg = AuditConfig { rotate_size_bytes: 4096, ..config_in(dir.path()) };
+        let files = write_log(&cfg, 30);
+        assert!(files.len() >= 4, "{files:?}");
+        // Given in reverse (a shell glob past 9999 would not, but any order is sorted).
+        let mut reversed = files.clone();
+        reversed.reverse();
+        assert_eq!(verify_files(&reversed).expect("sorted").records, 30);
+
+        // A middle file missing.
+        let mut missing = files.clone();
+        let gone = missing.remove(1);
+        let err = verify_files(&missing).expect_err("missing file");
+        assert!(matches!(&err, VerifyError::RotationGap { file, .. } if *file == files[2]), "{err}");
+        assert!(err.to_string().contains("a rotated file is missing or was cut"), "{err}");
+        // The same from the directory, after deleting it.
+        std::fs::remove_file(&gone).expect("rm");
+        assert!(matches!(verify_files(&[dir.path().to_path_buf()]), Err(VerifyError::RotationGap { .. })));
+
+        // Only later files given: verifies, and says it starts mid-chain.
+        let s = verify_files(&files[2..]).expect("a suffix verifies");
+        assert!(s.starts_mid_chain);
+        assert!(s.to_string().contains("earlier files were not given"), "{s}");
+    }
+
+    #[test]
+    fn nothing_to_verify() {
+        assert!(matches!(verify_files(&[]), Err(VerifyError::NoFiles)));
+        let err = verify_files(&["/nonexistent/audit.jsonl".into()]).expect_err("missing");
+        assert!(err.to_string().starts_with("cannot read /nonexistent/audit.jsonl"), "{err}");
+    }
+}

@@ -196,7 +196,9 @@ impl AuditWriter {
             let tail = files::read_tail(&f.path, 2).map_err(|e| AuditError::io("read", &f.path, e))?;
             let Some(last) = tail.lines.last() else { continue }; // an empty file
             let problem = match check_line(last) {
-                Ok(_) if !tail.terminated => "its last line has no newline (a write cut short)".to_owned(),
+                _ if !tail.terminated => {
+                    "its last line has no newline (a write cut short)".to_owned()
+                }
                 Ok(c) => {
                     self.next_seq = c.record.seq.saturating_add(1);
                     self.prev = c.hash;
@@ -448,5 +450,182 @@ pub fn list_log_files(target: &Target) -> io::Result<Vec<PathBuf>> {
             Ok(files::list(dir, Some(stem))?.into_iter().map(|f| f.path).collect())
         }
         Target::Device(p) => Ok(vec![p.clone()]),
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::audit::record::tests::{block_decision, event};
+    use crate::audit::verify::verify_files;
+
+    pub(crate) fn config_in(dir: &Path) -> AuditConfig {
+        AuditConfig { path: dir.join("douane-audit.jsonl"), ..AuditConfig::default() }
+    }
+
+    /// Writes `n` block records with the sync writer; returns the files.
+    pub(crate) fn write_log(config: &AuditConfig, n: usize) -> Vec<PathBuf> {
+        let d = block_decision();
+        let mut w = AuditWriter::open(config).expect("open");
+        for i in 0..n {
+            let path = format!("/page/{i}");
+            w.append(&event(&d, "crm.example", Some(&path))).expect("append");
+        }
+        w.files().expect("files")
+    }
+
+    #[test]
+    fn a_restart_continues_the_chain_in_the_same_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cfg = config_in(dir.path());
+        write_log(&cfg, 3);
+        let files = write_log(&cfg, 2);
+        assert_eq!(files.len(), 1, "{files:?}");
+        let text = std::fs::read_to_string(&files[0]).expect("read");
+        assert_eq!(text.lines().count(), 5);
+        let s = verify_files(&files).expect("verifies");
+        assert_eq!((s.records, s.first_seq, s.last_seq), (5, Some(0), Some(4)));
+        assert!(s.restarts.is_empty() && !s.starts_mid_chain);
+        let w = AuditWriter::open(&cfg).expect("open");
+        assert_eq!(w.next_seq(), 5);
+        assert_eq!(Some(w.last_hash()), s.last_hash.as_deref());
+    }
+
+    #[test]
+    fn rotation_by_size_carries_the_chain_over() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cfg = AuditConfig { rotate_size_bytes: 4096, ..config_in(dir.path()) };
+        let files = write_log(&cfg, 20);
+        assert!(files.len() >= 3, "{files:?}");
+        for f in &files {
+            assert!(std::fs::metadata(f).expect("meta").len() <= 4096);
+        }
+        let s = verify_files(&files).expect("verifies");
+        assert_eq!(s.records, 20);
+        // The first record of the second file chains to the last of the first.
+        let first = std::fs::read_to_string(&files[0]).expect("read");
+        let second = std::fs::read_to_string(&files[1]).expect("read");
+        let last: serde_json::Value = serde_json::from_str(first.lines().last().expect("line")).expect("json");
+        let next: serde_json::Value = serde_json::from_str(second.lines().next().expect("line")).expect("json");
+        assert_eq!(next["prev"], last["hash"]);
+        assert_eq!(next["seq"].as_u64(), last["seq"].as_u64().map(|s| s + 1));
+    }
+
+    #[test]
+    fn rotation_by_utc_day() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cfg = config_in(dir.path());
+        let d = block_decision();
+        let mut w = AuditWriter::open(&cfg).expect("open");
+        let mut body = Vec::new();
+        w.encoder().encode_body(&event(&d, "h", None), &mut body);
+        let now = OffsetDateTime::now_utc();
+        w.write_lines(&[&body], now).1.expect("today");
+        w.write_lines(&[&body, &body], now + time::Duration::days(1)).1.expect("tomorrow");
+        let files = w.files().expect("files");
+        assert_eq!(files.len(), 2, "{files:?}");
+        let tomorrow = files::file_name("douane-audit", now.date().next_day().expect("date"), 0);
+        assert!(files[1].ends_with(&tomorrow), "{files:?}");
+        assert_eq!(verify_files(&files).expect("verifies").records, 3);
+    }
+
+    #[test]
+    fn a_cut_tail_is_kept_and_the_chain_restarts_after_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cfg = config_in(dir.path());
+        let files = write_log(&cfg, 3);
+        let text = std::fs::read(&files[0]).expect("read");
+        std::fs::write(&files[0], &text[..text.len() - 40]).expect("cut"); // a crash mid-write
+        assert!(matches!(verify_files(&files), Err(crate::audit::VerifyError::Truncated { line: 3, .. })));
+
+        let files = write_log(&cfg, 2);
+        assert_eq!(files.len(), 2, "a new file after the corrupt one: {files:?}");
+        let restart = std::fs::read_to_string(&files[1]).expect("read");
+        let first: serde_json::Value = serde_json::from_str(restart.lines().next().expect("line")).expect("json");
+        assert_eq!(first["event"], "chain_restart");
+        assert_eq!(first["seq"], 2, "goes on after the last intact record, seq 1");
+        assert!(first["detail"].as_str().expect("detail").contains("no newline"), "{first}");
+        let s = verify_files(&files).expect("a documented restart verifies");
+        assert_eq!(s.restarts.len(), 1);
+        assert_eq!(s.restarts[0].skipped.as_ref().map(|s| s.1), Some(3));
+        assert_eq!((s.records, s.last_seq), (5, Some(4)), "2 + restart + 2");
+    }
+
+    #[test]
+    fn a_failed_write_is_reported_then_recovered() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cfg = config_in(dir.path());
+        let d = block_decision();
+        let e = event(&d, "h", None);
+        let mut w = AuditWriter::open(&cfg).expect("open");
+        w.append(&e).expect("first");
+        let full = OpenOptions::new().append(true).open("/dev/full").expect("/dev/full");
+        w.break_current_file_for_test(full);
+        let err = w.append(&e).expect_err("disk full");
+        assert!(err.to_string().contains("cannot write"), "{err}");
+        let h = w.health();
+        assert!(!h.ok);
+        assert_eq!((h.write_failures, h.records_written), (1, 1));
+        assert!(h.last_error.is_some());
+        // The next write goes to a fresh file; the chain goes on from the last written record.
+        assert_eq!(w.append(&e).expect("recovered"), 1);
+        let h = w.health();
+        assert!(h.ok);
+        assert_eq!((h.write_failures, h.records_written), (1, 2));
+        let files = w.files().expect("files");
+        assert_eq!(files.len(), 2);
+        assert_eq!(verify_files(&files).expect("verifies").records, 2);
+    }
+
+    #[test]
+    fn a_full_device_fails_every_write() {
+        let cfg = AuditConfig { path: "/dev/full".into(), ..AuditConfig::default() };
+        let d = block_decision();
+        let mut w = AuditWriter::open(&cfg).expect("open");
+        assert!(w.health().ok, "nothing written yet");
+        assert!(w.append(&event(&d, "h", None)).is_err());
+        assert!(w.append(&event(&d, "h", None)).is_err());
+        let h = w.health();
+        assert!(!h.ok);
+        assert_eq!((h.write_failures, h.records_written), (2, 0));
+        assert_eq!(w.next_seq(), 0);
+    }
+
+    #[test]
+    fn hostile_values_stay_on_one_line_and_verify() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cfg = AuditConfig { max_field_bytes: 256, ..config_in(dir.path()) };
+        let d = block_decision();
+        let mut w = AuditWriter::open(&cfg).expect("open");
+        let long = "A".repeat(100_000);
+        let hostile = [
+            "evil.example\n{\"seq\":99,\"forged\":true}",
+            "evil.example\r\nX-Injected: 1",
+            "evil.example\"}",
+            "evil.example\u{2028}\u{2029}next",
+            "nul\0byte\u{1b}[31m",
+            long.as_str(),
+        ];
+        for h in hostile {
+            let mut e = event(&d, h, Some(h));
+            e.method = Some(h);
+            w.append(&e).expect("append");
+        }
+        let files = w.files().expect("files");
+        let text = std::fs::read_to_string(&files[0]).expect("read");
+        assert_eq!(text.matches('\n').count(), hostile.len());
+        assert!(text.len() < 10_000, "the long value was cut");
+        let s = verify_files(&files).expect("verifies");
+        assert_eq!(s.records, hostile.len() as u64);
+        for (line, h) in text.lines().zip(hostile) {
+            let v: serde_json::Value = serde_json::from_str(line).expect("json");
+            if h.len() <= 256 {
+                assert_eq!(v["host"], h, "read back exactly");
+            } else {
+                let host = v["host"].as_str().expect("host");
+                assert!(host.ends_with(&format!("…[truncated {} bytes]", h.len() - 256)), "{host}");
+            }
+            assert!(v.get("forged").is_none());
+        }
     }
 }
