@@ -258,14 +258,15 @@ impl FromIterator<Country> for CountrySet {
 
 impl<'a> FromIterator<&'a CountryOrGroup> for CountrySet {
     fn from_iter<I: IntoIterator<Item = &'a CountryOrGroup>>(iter: I) -> Self {
-        iter.into_iter().fold(CountrySet::empty(), |set, item| match item {
-            CountryOrGroup::Group(g) => set.union(g.members()),
-            CountryOrGroup::Country(c) => {
-                let mut set = set;
-                set.insert(*c);
-                set
-            }
-        })
+        iter.into_iter()
+            .fold(CountrySet::empty(), |set, item| match item {
+                CountryOrGroup::Group(g) => set.union(g.members()),
+                CountryOrGroup::Country(c) => {
+                    let mut set = set;
+                    set.insert(*c);
+                    set
+                }
+            })
     }
 }
 
@@ -310,8 +311,14 @@ mod tests {
             Country::parse("FRA"),
             Err(CountryError::Malformed(_))
         ));
-        assert!(matches!(Country::parse("F1"), Err(CountryError::Malformed(_))));
-        assert!(matches!(Country::parse("é"), Err(CountryError::Malformed(_))));
+        assert!(matches!(
+            Country::parse("F1"),
+            Err(CountryError::Malformed(_))
+        ));
+        assert!(matches!(
+            Country::parse("é"),
+            Err(CountryError::Malformed(_))
+        ));
     }
 
     #[test]
@@ -338,7 +345,10 @@ mod tests {
         assert!(eea.contains(c("NO")) && eea.contains(c("IS")) && eea.contains(c("LI")));
         assert!(!eea.contains(c("CH")));
         assert!(adequacy.contains(c("CH")) && adequacy.contains(c("GB")));
-        assert!(!adequacy.contains(c("US")), "the DPF does not make the US adequate");
+        assert!(
+            !adequacy.contains(c("US")),
+            "the DPF does not make the US adequate"
+        );
         assert!(!adequacy.contains(c("FR")));
     }
 
@@ -352,9 +362,12 @@ mod tests {
             CountryOrGroup::parse("us"),
             Ok(CountryOrGroup::Country(c("US")))
         );
-        let set: CountrySet = [CountryOrGroup::Group(Group::Eea), CountryOrGroup::Country(c("US"))]
-            .iter()
-            .collect();
+        let set: CountrySet = [
+            CountryOrGroup::Group(Group::Eea),
+            CountryOrGroup::Country(c("US")),
+        ]
+        .iter()
+        .collect();
         assert_eq!(set.len(), 37);
         assert!(set.contains(c("US")));
     }

@@ -76,7 +76,11 @@ pub fn rehash(prev: &HashHex, body_without_brace: &[u8]) -> HashHex {
 /// Reads a 64-digit lowercase hex string as a [`HashHex`].
 pub fn parse_hash(s: &str) -> Option<HashHex> {
     let b = s.as_bytes();
-    if b.len() != 64 || !b.iter().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(c)) {
+    if b.len() != 64
+        || !b
+            .iter()
+            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(c))
+    {
         return None;
     }
     let mut out = [0u8; 64];

@@ -135,10 +135,14 @@ impl AuditConfig {
     pub fn validate(&self) -> Result<(), AuditError> {
         let bad = |detail: String| Err(AuditError::Config { detail });
         if self.path.as_os_str().is_empty() {
-            return bad("audit.path is empty: give a file base such as \"audit/douane-audit.jsonl\"".into());
+            return bad(
+                "audit.path is empty: give a file base such as \"audit/douane-audit.jsonl\"".into(),
+            );
         }
         if self.sync == SyncMode::Interval && self.sync_interval_ms == 0 {
-            return bad("audit.sync_interval_ms = 0: give at least 1, or sync = \"every_record\"".into());
+            return bad(
+                "audit.sync_interval_ms = 0: give at least 1, or sync = \"every_record\"".into(),
+            );
         }
         if self.rotate_size_bytes < MIN_ROTATE_SIZE_BYTES {
             return bad(format!(
@@ -219,7 +223,10 @@ mod tests {
         let c: AuditConfig = toml::from_str("client = \"pseudonymise\"").expect("parses");
         let err = c.validate().expect_err("no key file").to_string();
         assert!(err.contains("hmac_key_file"), "{err}");
-        let c = AuditConfig { max_field_bytes: 3, ..AuditConfig::default() };
+        let c = AuditConfig {
+            max_field_bytes: 3,
+            ..AuditConfig::default()
+        };
         assert!(c.validate().is_err());
     }
 
@@ -230,7 +237,10 @@ mod tests {
         assert!(c.needs_record(Outcome::WouldBlock));
         assert!(c.needs_record(Outcome::Exempt));
         assert!(!c.needs_record(Outcome::Allow));
-        let c = AuditConfig { record_allowed: true, ..c };
+        let c = AuditConfig {
+            record_allowed: true,
+            ..c
+        };
         assert!(c.needs_record(Outcome::Allow));
     }
 }

@@ -27,7 +27,10 @@ impl Target {
     pub fn from_path(path: &Path) -> Target {
         match std::fs::metadata(path) {
             Ok(m) if m.is_dir() => {
-                return Target::Rotating { dir: path.to_path_buf(), stem: DEFAULT_STEM.into() }
+                return Target::Rotating {
+                    dir: path.to_path_buf(),
+                    stem: DEFAULT_STEM.into(),
+                }
             }
             Ok(m) if !m.is_file() => return Target::Device(path.to_path_buf()),
             _ => {}
@@ -41,7 +44,11 @@ impl Target {
             Some(n) => n.strip_suffix(".jsonl").unwrap_or(&n).to_owned(),
             None => DEFAULT_STEM.to_owned(),
         };
-        let stem = if stem.is_empty() { DEFAULT_STEM.to_owned() } else { stem };
+        let stem = if stem.is_empty() {
+            DEFAULT_STEM.to_owned()
+        } else {
+            stem
+        };
         Target::Rotating { dir, stem }
     }
 }
@@ -97,11 +104,18 @@ pub fn list(dir: &Path, stem: Option<&str>) -> io::Result<Vec<RotatedFile>> {
         let entry = entry?;
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
-        let Some((s, date, n)) = parse_name(name) else { continue };
+        let Some((s, date, n)) = parse_name(name) else {
+            continue;
+        };
         if stem.is_some_and(|want| want != s) || !entry.file_type()?.is_file() {
             continue;
         }
-        out.push(RotatedFile { path: entry.path(), stem: s.to_owned(), date, n });
+        out.push(RotatedFile {
+            path: entry.path(),
+            stem: s.to_owned(),
+            date,
+            n,
+        });
     }
     out.sort_by(|a, b| (a.date, a.n, &a.stem).cmp(&(b.date, b.n, &b.stem)));
     Ok(out)
@@ -120,7 +134,10 @@ pub fn read_tail(path: &Path, count: usize) -> io::Result<Tail> {
     let mut file = File::open(path)?;
     let len = file.seek(SeekFrom::End(0))?;
     if len == 0 {
-        return Ok(Tail { lines: Vec::new(), terminated: true });
+        return Ok(Tail {
+            lines: Vec::new(),
+            terminated: true,
+        });
     }
     let mut chunk: u64 = 64 * 1024;
     loop {
@@ -129,13 +146,25 @@ pub fn read_tail(path: &Path, count: usize) -> io::Result<Tail> {
         let mut buf = Vec::with_capacity((len - start) as usize);
         (&mut file).take(len - start).read_to_end(&mut buf)?;
         let terminated = buf.last() == Some(&b'\n');
-        let body = if terminated { &buf[..buf.len() - 1] } else { &buf[..] };
+        let body = if terminated {
+            &buf[..buf.len() - 1]
+        } else {
+            &buf[..]
+        };
         let mut parts: Vec<&[u8]> = body.split(|&b| b == b'\n').collect();
         // Unless we read from the start, the first part may be a partial line.
-        let complete = if start == 0 { parts.len() } else { parts.len() - 1 };
+        let complete = if start == 0 {
+            parts.len()
+        } else {
+            parts.len() - 1
+        };
         if complete >= count || start == 0 {
             let keep = count.min(complete);
-            let lines = parts.split_off(parts.len() - keep).into_iter().map(<[u8]>::to_vec).collect();
+            let lines = parts
+                .split_off(parts.len() - keep)
+                .into_iter()
+                .map(<[u8]>::to_vec)
+                .collect();
             return Ok(Tail { lines, terminated });
         }
         chunk = chunk.saturating_mul(4);
@@ -151,32 +180,62 @@ mod tests {
     fn names_round_trip_and_sort_numerically() {
         let name = file_name("douane-audit", date!(2026 - 03 - 01), 7);
         assert_eq!(name, "douane-audit.2026-03-01.0007.jsonl");
-        assert_eq!(parse_name(&name), Some(("douane-audit", date!(2026 - 03 - 01), 7)));
+        assert_eq!(
+            parse_name(&name),
+            Some(("douane-audit", date!(2026 - 03 - 01), 7))
+        );
         assert_eq!(parse_name("a.b.2026-13-01.0001.jsonl"), None);
         assert_eq!(parse_name("x.jsonl"), None);
-        assert_eq!(parse_name("my.log.2026-03-01.0012.jsonl").map(|p| p.0), Some("my.log"));
+        assert_eq!(
+            parse_name("my.log.2026-03-01.0012.jsonl").map(|p| p.0),
+            Some("my.log")
+        );
 
         let dir = tempfile::tempdir().expect("tempdir");
-        for (d, n) in [(date!(2026 - 03 - 02), 0), (date!(2026 - 03 - 01), 10), (date!(2026 - 03 - 01), 2)] {
+        for (d, n) in [
+            (date!(2026 - 03 - 02), 0),
+            (date!(2026 - 03 - 01), 10),
+            (date!(2026 - 03 - 01), 2),
+        ] {
             std::fs::write(dir.path().join(file_name("s", d, n)), "").expect("write");
         }
         std::fs::write(dir.path().join("notes.txt"), "").expect("write");
-        let got: Vec<_> = list(dir.path(), Some("s")).expect("list").into_iter().map(|f| (f.date, f.n)).collect();
-        assert_eq!(got, [(date!(2026 - 03 - 01), 2), (date!(2026 - 03 - 01), 10), (date!(2026 - 03 - 02), 0)]);
+        let got: Vec<_> = list(dir.path(), Some("s"))
+            .expect("list")
+            .into_iter()
+            .map(|f| (f.date, f.n))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (date!(2026 - 03 - 01), 2),
+                (date!(2026 - 03 - 01), 10),
+                (date!(2026 - 03 - 02), 0)
+            ]
+        );
     }
 
     #[test]
     fn target_from_path() {
         assert_eq!(
             Target::from_path(Path::new("audit/douane-audit.jsonl")),
-            Target::Rotating { dir: "audit".into(), stem: "douane-audit".into() }
+            Target::Rotating {
+                dir: "audit".into(),
+                stem: "douane-audit".into()
+            }
         );
         let dir = tempfile::tempdir().expect("tempdir");
         assert_eq!(
             Target::from_path(dir.path()),
-            Target::Rotating { dir: dir.path().into(), stem: DEFAULT_STEM.into() }
+            Target::Rotating {
+                dir: dir.path().into(),
+                stem: DEFAULT_STEM.into()
+            }
         );
-        assert_eq!(Target::from_path(Path::new("/dev/null")), Target::Device("/dev/null".into()));
+        assert_eq!(
+            Target::from_path(Path::new("/dev/null")),
+            Target::Device("/dev/null".into())
+        );
     }
 
     #[test]

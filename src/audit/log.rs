@@ -21,8 +21,13 @@ pub const CHANNEL_CAPACITY: usize = 1024;
 /// Records the writer takes in one write.
 const MAX_BATCH: usize = 128;
 
+type Ack = oneshot::Sender<Result<(), AuditError>>;
+
 enum Msg {
-    Record { body: Vec<u8>, ack: oneshot::Sender<Result<(), AuditError>> },
+    Record {
+        body: Vec<u8>,
+        ack: Ack,
+    },
     /// Time to sync, if `sync = "interval"` and lines wait.
     Tick,
 }
@@ -124,8 +129,7 @@ impl AuditLog {
 /// The writer thread: takes what waits in the channel (up to a batch), writes it in one go,
 /// answers every waiting caller with the result.
 fn run(mut writer: AuditWriter, mut rx: mpsc::Receiver<Msg>) {
-    let mut batch: Vec<(Vec<u8>, oneshot::Sender<Result<(), AuditError>>)> =
-        Vec::with_capacity(MAX_BATCH);
+    let mut batch: Vec<(Vec<u8>, Ack)> = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.blocking_recv() {
         let mut next = Some(first);
         while let Some(msg) = next.take() {

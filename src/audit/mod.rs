@@ -28,7 +28,10 @@ pub use files::{file_name, parse_name, RotatedFile, Target, DEFAULT_STEM};
 pub use health::AuditHealth;
 pub use log::{AuditLog, CHANNEL_CAPACITY};
 pub use record::{AuditEvent, RecordEncoder, StoredIp, StoredRecord, CHAIN_RESTART};
-pub use report::{build_report, render, report, Counts, ExemptionUse, PolicySeen, Report, ReportError, ReportFormat, Row};
+pub use report::{
+    build_report, render, report, Counts, ExemptionUse, PolicySeen, Report, ReportError,
+    ReportFormat, Row,
+};
 pub use verify::{expand_paths, verify_files, ChainRestart, VerifyError, VerifySummary};
 pub use writer::{list_log_files, AuditWriter};
 
@@ -53,6 +56,10 @@ pub enum AuditError {
 
 impl AuditError {
     pub(crate) fn io(action: &'static str, path: &Path, source: std::io::Error) -> AuditError {
-        AuditError::Io { action, path: path.to_path_buf(), source: Arc::new(source) }
+        AuditError::Io {
+            action,
+            path: path.to_path_buf(),
+            source: Arc::new(source),
+        }
     }
 }

@@ -90,7 +90,10 @@ impl RecordEncoder {
                     detail: e.to_string(),
                 })?;
                 ClientEncoding::Hmac(Box::new(hmac_from_key(&key).map_err(|detail| {
-                    AuditError::KeyFile { path: path.clone(), detail }
+                    AuditError::KeyFile {
+                        path: path.clone(),
+                        detail,
+                    }
                 })?))
             }
         };
@@ -116,7 +119,10 @@ impl RecordEncoder {
         let body = Body {
             request_id: clip(event.request_id, max),
             listener: clip(event.listener, max),
-            client: ClientField { ip: event.client.to_canonical(), enc: &self.client },
+            client: ClientField {
+                ip: event.client.to_canonical(),
+                enc: &self.client,
+            },
             method: event.method.map(|s| clip(s, max)),
             scheme: clip(event.scheme, max),
             host: clip(event.host, max),
@@ -142,7 +148,13 @@ impl RecordEncoder {
             event: &'static str,
             detail: &'a str,
         }
-        let _ = serde_json::to_writer(&mut *out, &Restart { event: CHAIN_RESTART, detail });
+        let _ = serde_json::to_writer(
+            &mut *out,
+            &Restart {
+                event: CHAIN_RESTART,
+                detail,
+            },
+        );
     }
 }
 
@@ -206,7 +218,10 @@ impl Serialize for Clip<'_> {
             cut -= 1;
         }
         // collect_str streams through serde_json's escaper: no intermediate String.
-        ser.collect_str(&Cut { kept: &self.s[..cut], dropped: self.s.len() - cut })
+        ser.collect_str(&Cut {
+            kept: &self.s[..cut],
+            dropped: self.s.len() - cut,
+        })
     }
 }
 
@@ -378,7 +393,11 @@ pub(crate) mod tests {
         }
     }
 
-    pub(crate) fn event<'a>(d: &'a Decision, host: &'a str, path: Option<&'a str>) -> AuditEvent<'a> {
+    pub(crate) fn event<'a>(
+        d: &'a Decision,
+        host: &'a str,
+        path: Option<&'a str>,
+    ) -> AuditEvent<'a> {
         AuditEvent {
             request_id: "req-1",
             listener: "forward",
@@ -413,7 +432,10 @@ pub(crate) mod tests {
     #[test]
     fn long_values_are_cut_at_a_char_boundary_and_marked() {
         let d = block_decision();
-        let cfg = AuditConfig { max_field_bytes: 64, ..AuditConfig::default() };
+        let cfg = AuditConfig {
+            max_field_bytes: 64,
+            ..AuditConfig::default()
+        };
         let enc = RecordEncoder::new(&cfg).expect("encoder");
         // 'é' is two bytes: byte 64 falls inside one.
         let path = format!("/{}", "é".repeat(100));
@@ -432,9 +454,15 @@ pub(crate) mod tests {
             (PathMode::Redact, serde_json::json!("/a/b")),
             (PathMode::Drop, serde_json::Value::Null),
         ] {
-            let cfg = AuditConfig { path_mode: mode, ..AuditConfig::default() };
+            let cfg = AuditConfig {
+                path_mode: mode,
+                ..AuditConfig::default()
+            };
             let enc = RecordEncoder::new(&cfg).expect("encoder");
-            assert_eq!(encode(&enc, &event(&d, "h", Some("/a/b?token=s#f")))["path"], want);
+            assert_eq!(
+                encode(&enc, &event(&d, "h", Some("/a/b?token=s#f")))["path"],
+                want
+            );
         }
     }
 
@@ -460,7 +488,10 @@ pub(crate) mod tests {
         // Another key, another pseudonym.
         std::fs::write(&key, "fedcba9876543210fedc").expect("key");
         let other = RecordEncoder::new(&cfg).expect("encoder");
-        assert_ne!(encode(&other, &event(&d, "h", None))["client"], pseudo.as_str());
+        assert_ne!(
+            encode(&other, &event(&d, "h", None))["client"],
+            pseudo.as_str()
+        );
         // A short key is refused, naming the file.
         std::fs::write(&key, "short").expect("key");
         let err = RecordEncoder::new(&cfg).expect_err("short key").to_string();

@@ -31,7 +31,9 @@ impl FromStr for ReportFormat {
             "csv" => Ok(ReportFormat::Csv),
             "json" => Ok(ReportFormat::Json),
             "html" => Ok(ReportFormat::Html),
-            other => Err(format!("unknown report format `{other}`: give text, csv, json or html")),
+            other => Err(format!(
+                "unknown report format `{other}`: give text, csv, json or html"
+            )),
         }
     }
 }
@@ -137,7 +139,10 @@ pub fn build_report(
 ) -> Result<Report, ReportError> {
     if let (Some(f), Some(t)) = (from, to) {
         if f >= t {
-            return Err(ReportError::EmptyPeriod { from: rfc3339(f), to: rfc3339(t) });
+            return Err(ReportError::EmptyPeriod {
+                from: rfc3339(f),
+                to: rfc3339(t),
+            });
         }
     }
     let mut acc = Acc::default();
@@ -171,8 +176,14 @@ struct Acc {
 
 const UNKNOWN: &str = "unknown";
 
-fn seen(map: &mut BTreeMap<(String, String), (u64, String, String)>, key: (String, String), ts: &str) {
-    let e = map.entry(key).or_insert_with(|| (0, ts.to_owned(), ts.to_owned()));
+fn seen(
+    map: &mut BTreeMap<(String, String), (u64, String, String)>,
+    key: (String, String),
+    ts: &str,
+) {
+    let e = map
+        .entry(key)
+        .or_insert_with(|| (0, ts.to_owned(), ts.to_owned()));
     e.0 += 1;
     e.2 = ts.to_owned();
 }
@@ -181,13 +192,21 @@ impl Acc {
     fn add(&mut self, r: &StoredRecord) {
         let outcome = r.outcome.as_deref().unwrap_or("failed");
         self.totals.add(outcome);
-        let mut locations: Vec<&str> = r.ips.iter().map(|i| i.location.as_deref().unwrap_or(UNKNOWN)).collect();
+        let mut locations: Vec<&str> = r
+            .ips
+            .iter()
+            .map(|i| i.location.as_deref().unwrap_or(UNKNOWN))
+            .collect();
         locations.sort_unstable();
         locations.dedup();
         for l in locations {
             self.location.entry(l.to_owned()).or_default().add(outcome);
         }
-        let mut ops: Vec<&str> = r.ips.iter().map(|i| i.jurisdiction.as_deref().unwrap_or(UNKNOWN)).collect();
+        let mut ops: Vec<&str> = r
+            .ips
+            .iter()
+            .map(|i| i.jurisdiction.as_deref().unwrap_or(UNKNOWN))
+            .collect();
         ops.sort_unstable();
         ops.dedup();
         for o in ops {
@@ -198,9 +217,16 @@ impl Acc {
         let rule = r.rule.as_deref().unwrap_or("(policy defaults)");
         self.rule.entry(rule.to_owned()).or_default().add(outcome);
         let client = r.client.as_deref().unwrap_or(UNKNOWN);
-        self.client.entry(client_network(client)).or_default().add(outcome);
+        self.client
+            .entry(client_network(client))
+            .or_default()
+            .add(outcome);
         if outcome == "exempt" {
-            seen(&mut self.exemptions, (rule.to_owned(), client.to_owned()), &r.ts);
+            seen(
+                &mut self.exemptions,
+                (rule.to_owned(), client.to_owned()),
+                &r.ts,
+            );
         }
         let policy = r.policy.as_deref().unwrap_or(UNKNOWN).to_owned();
         let version = r.policy_version.as_deref().unwrap_or(UNKNOWN).to_owned();
@@ -209,14 +235,30 @@ impl Acc {
 
     fn finish(self, chain: VerifySummary, from: Option<String>, to: Option<String>) -> Report {
         let rows = |m: HashMap<String, Counts>| {
-            let mut v: Vec<Row> = m.into_iter().map(|(key, counts)| Row { key, counts }).collect();
-            v.sort_by(|a, b| b.counts.total().cmp(&a.counts.total()).then_with(|| a.key.cmp(&b.key)));
+            let mut v: Vec<Row> = m
+                .into_iter()
+                .map(|(key, counts)| Row { key, counts })
+                .collect();
+            v.sort_by(|a, b| {
+                b.counts
+                    .total()
+                    .cmp(&a.counts.total())
+                    .then_with(|| a.key.cmp(&b.key))
+            });
             v
         };
         let mut policy_versions: Vec<PolicySeen> = self
             .policies
             .into_iter()
-            .map(|((policy, version), (records, first_seen, last_seen))| PolicySeen { policy, version, records, first_seen, last_seen })
+            .map(
+                |((policy, version), (records, first_seen, last_seen))| PolicySeen {
+                    policy,
+                    version,
+                    records,
+                    first_seen,
+                    last_seen,
+                },
+            )
             .collect();
         policy_versions.sort_by(|a, b| a.first_seen.cmp(&b.first_seen));
         Report {
@@ -232,7 +274,15 @@ impl Acc {
             exemptions: self
                 .exemptions
                 .into_iter()
-                .map(|((rule, client), (uses, first_seen, last_seen))| ExemptionUse { rule, client, uses, first_seen, last_seen })
+                .map(
+                    |((rule, client), (uses, first_seen, last_seen))| ExemptionUse {
+                        rule,
+                        client,
+                        uses,
+                        first_seen,
+                        last_seen,
+                    },
+                )
                 .collect(),
             policy_versions,
         }
@@ -274,7 +324,13 @@ const TABLES: [(&str, &str); 5] = [
 ];
 
 fn tables(r: &Report) -> [(&'static str, &'static str, &[Row]); 5] {
-    let rows = [&r.by_location, &r.by_operator_jurisdiction, &r.by_host, &r.by_rule, &r.by_client_network];
+    let rows = [
+        &r.by_location,
+        &r.by_operator_jurisdiction,
+        &r.by_host,
+        &r.by_rule,
+        &r.by_client_network,
+    ];
     let mut i = 0;
     rows.map(|rows| {
         let (id, title) = TABLES[i];
@@ -288,11 +344,23 @@ fn clean(s: &str) -> String {
     if !s.chars().any(char::is_control) {
         return s.to_owned();
     }
-    s.chars().map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() }).collect()
+    s.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 fn period(r: &Report) -> String {
-    format!("{} .. {}", r.from.as_deref().unwrap_or("(start)"), r.to.as_deref().unwrap_or("(end)"))
+    format!(
+        "{} .. {}",
+        r.from.as_deref().unwrap_or("(start)"),
+        r.to.as_deref().unwrap_or("(end)")
+    )
 }
 
 fn render_text(r: &Report) -> String {
@@ -304,18 +372,38 @@ fn render_text(r: &Report) -> String {
     let _ = writeln!(
         out,
         "requests: {} (block {}, would-block {}, exempt {}, allow {}, failed {})",
-        t.total(), t.block, t.would_block, t.exempt, t.allow, t.failed
+        t.total(),
+        t.block,
+        t.would_block,
+        t.exempt,
+        t.allow,
+        t.failed
     );
     for (_, title, rows) in tables(r) {
         let _ = writeln!(out, "\n{title}");
-        let width = rows.iter().map(|row| clean(&row.key).chars().count()).max().unwrap_or(0).max(3);
-        let _ = writeln!(out, "  {:<width$}  {:>7} {:>11} {:>7} {:>7} {:>7} {:>7}", "key", "block", "would-block", "exempt", "allow", "failed", "total");
+        let width = rows
+            .iter()
+            .map(|row| clean(&row.key).chars().count())
+            .max()
+            .unwrap_or(0)
+            .max(3);
+        let _ = writeln!(
+            out,
+            "  {:<width$}  {:>7} {:>11} {:>7} {:>7} {:>7} {:>7}",
+            "key", "block", "would-block", "exempt", "allow", "failed", "total"
+        );
         for row in rows {
             let c = &row.counts;
             let _ = writeln!(
                 out,
                 "  {:<width$}  {:>7} {:>11} {:>7} {:>7} {:>7} {:>7}",
-                clean(&row.key), c.block, c.would_block, c.exempt, c.allow, c.failed, c.total()
+                clean(&row.key),
+                c.block,
+                c.would_block,
+                c.exempt,
+                c.allow,
+                c.failed,
+                c.total()
             );
         }
     }
@@ -324,11 +412,27 @@ fn render_text(r: &Report) -> String {
         let _ = writeln!(out, "  none");
     }
     for e in &r.exemptions {
-        let _ = writeln!(out, "  {} by {}: {} use(s), {} .. {}", clean(&e.rule), clean(&e.client), e.uses, e.first_seen, e.last_seen);
+        let _ = writeln!(
+            out,
+            "  {} by {}: {} use(s), {} .. {}",
+            clean(&e.rule),
+            clean(&e.client),
+            e.uses,
+            e.first_seen,
+            e.last_seen
+        );
     }
     let _ = writeln!(out, "\nPolicy versions in force");
     for p in &r.policy_versions {
-        let _ = writeln!(out, "  {} {}: {} record(s), {} .. {}", clean(&p.policy), clean(&p.version), p.records, clean(&p.first_seen), clean(&p.last_seen));
+        let _ = writeln!(
+            out,
+            "  {} {}: {} record(s), {} .. {}",
+            clean(&p.policy),
+            clean(&p.version),
+            p.records,
+            clean(&p.first_seen),
+            clean(&p.last_seen)
+        );
     }
     out
 }
@@ -336,7 +440,11 @@ fn render_text(r: &Report) -> String {
 /// One CSV field: quoted when needed, and a leading `= + - @` neutralised so that a
 /// spreadsheet does not run a host name sent by a client as a formula.
 fn csv(s: &str) -> String {
-    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{s}") } else { s.to_owned() };
+    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{s}")
+    } else {
+        s.to_owned()
+    };
     if s.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
@@ -345,19 +453,47 @@ fn csv(s: &str) -> String {
 }
 
 fn render_csv(r: &Report) -> String {
-    let mut out = String::from("section,key,client,block,would_block,exempt,allow,failed,total,first_seen,last_seen\n");
+    let mut out = String::from(
+        "section,key,client,block,would_block,exempt,allow,failed,total,first_seen,last_seen\n",
+    );
     for (id, _, rows) in tables(r) {
         for row in rows {
             let c = &row.counts;
-            let _ = writeln!(out, "{id},{},,{},{},{},{},{},{},,", csv(&row.key), c.block, c.would_block, c.exempt, c.allow, c.failed, c.total());
+            let _ = writeln!(
+                out,
+                "{id},{},,{},{},{},{},{},{},,",
+                csv(&row.key),
+                c.block,
+                c.would_block,
+                c.exempt,
+                c.allow,
+                c.failed,
+                c.total()
+            );
         }
     }
     for e in &r.exemptions {
-        let _ = writeln!(out, "exemption,{},{},,,{},,,{},{},{}", csv(&e.rule), csv(&e.client), e.uses, e.uses, csv(&e.first_seen), csv(&e.last_seen));
+        let _ = writeln!(
+            out,
+            "exemption,{},{},,,{},,,{},{},{}",
+            csv(&e.rule),
+            csv(&e.client),
+            e.uses,
+            e.uses,
+            csv(&e.first_seen),
+            csv(&e.last_seen)
+        );
     }
     for p in &r.policy_versions {
         let key = format!("{} {}", p.policy, p.version);
-        let _ = writeln!(out, "policy_version,{},,,,,,,{},{},{}", csv(&key), p.records, csv(&p.first_seen), csv(&p.last_seen));
+        let _ = writeln!(
+            out,
+            "policy_version,{},,,,,,,{},{},{}",
+            csv(&key),
+            p.records,
+            csv(&p.first_seen),
+            csv(&p.last_seen)
+        );
     }
     out
 }
@@ -395,12 +531,169 @@ fn render_html(r: &Report) -> String {
     }
     o.push_str("<h2>Exemptions used</h2>\n<table><tr><th>rule</th><th>client</th><th>uses</th><th>first seen</th><th>last seen</th></tr>\n");
     for e in &r.exemptions {
-        let _ = writeln!(o, "<tr><td>{}</td><td>{}</td><td class=n>{}</td><td>{}</td><td>{}</td></tr>", html(&e.rule), html(&e.client), e.uses, html(&e.first_seen), html(&e.last_seen));
+        let _ = writeln!(
+            o,
+            "<tr><td>{}</td><td>{}</td><td class=n>{}</td><td>{}</td><td>{}</td></tr>",
+            html(&e.rule),
+            html(&e.client),
+            e.uses,
+            html(&e.first_seen),
+            html(&e.last_seen)
+        );
     }
     o.push_str("</table>\n<h2>Policy versions in force</h2>\n<table><tr><th>policy</th><th>version</th><th>records</th><th>first seen</th><th>last seen</th></tr>\n");
     for p in &r.policy_versions {
-        let _ = writeln!(o, "<tr><td>{}</td><td>{}</td><td class=n>{}</td><td>{}</td><td>{}</td></tr>", html(&p.policy), html(&p.version), p.records, html(&p.first_seen), html(&p.last_seen));
+        let _ = writeln!(
+            o,
+            "<tr><td>{}</td><td>{}</td><td class=n>{}</td><td>{}</td><td>{}</td></tr>",
+            html(&p.policy),
+            html(&p.version),
+            p.records,
+            html(&p.first_seen),
+            html(&p.last_seen)
+        );
     }
     o.push_str("</table>\n</body></html>\n");
     o
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::audit::record::tests::{block_decision, event};
+    use crate::audit::writer::tests::config_in;
+    use crate::audit::AuditWriter;
+    use crate::policy::decision::{Mode, Outcome, Provenance, Reason};
+
+    fn sample() -> (tempfile::TempDir, Vec<PathBuf>) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut w = AuditWriter::open(&config_in(dir.path())).expect("open");
+        let block = block_decision();
+        let mut exempt = block_decision();
+        exempt.outcome = Outcome::Exempt;
+        exempt.reason = Reason::Exemption;
+        exempt.rule = Some(Arc::from("exemption-messagerie"));
+        let mut would = block_decision();
+        would.outcome = Outcome::WouldBlock;
+        would.mode = Mode::Monitor;
+        would.provenance = Arc::new(Provenance {
+            policy_version: Arc::from("2026-04-01"),
+            ..(*block.provenance).clone()
+        });
+        w.append(&event(&block, "crm.example", Some("/")))
+            .expect("append");
+        w.append(&event(&block, "crm.example", Some("/")))
+            .expect("append");
+        let mut e = event(&exempt, "<script>alert(1)</script>", None);
+        e.client = "2001:db8:1:2::5".parse().expect("ip");
+        w.append(&e).expect("append");
+        w.append(&event(&would, "=cmd|' /C calc'!A0", None))
+            .expect("append");
+        let files = w.files().expect("files");
+        (dir, files)
+    }
+
+    #[test]
+    fn text_report_counts_by_every_axis() {
+        let (_dir, files) = sample();
+        let r = build_report(&files, None, None).expect("report");
+        assert_eq!(
+            (r.totals.block, r.totals.exempt, r.totals.would_block),
+            (2, 1, 1)
+        );
+        let row =
+            |rows: &[Row], key: &str| rows.iter().find(|r| r.key == key).map(|r| r.counts.clone());
+        assert_eq!(
+            row(&r.by_operator_jurisdiction, "US").map(|c| c.total()),
+            Some(4)
+        );
+        assert_eq!(row(&r.by_location, "FR").map(|c| c.block), Some(2));
+        assert_eq!(row(&r.by_host, "crm.example").map(|c| c.block), Some(2));
+        assert_eq!(
+            row(&r.by_rule, "exemption-messagerie").map(|c| c.exempt),
+            Some(1)
+        );
+        assert_eq!(
+            row(&r.by_client_network, "192.0.2.0/24").map(|c| c.total()),
+            Some(3)
+        );
+        assert_eq!(
+            row(&r.by_client_network, "2001:db8:1::/48").map(|c| c.exempt),
+            Some(1)
+        );
+        assert_eq!(r.exemptions.len(), 1);
+        assert_eq!(
+            (
+                r.exemptions[0].rule.as_str(),
+                r.exemptions[0].client.as_str()
+            ),
+            ("exemption-messagerie", "2001:db8:1:2::5")
+        );
+        let versions: Vec<_> = r
+            .policy_versions
+            .iter()
+            .map(|p| (p.version.as_str(), p.records))
+            .collect();
+        assert_eq!(versions, [("2026-03-01", 3), ("2026-04-01", 1)]);
+
+        let text = render(&r, ReportFormat::Text);
+        assert!(
+            text.contains("audit chain OK: 1 file(s), 4 record(s)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("requests: 4 (block 2, would-block 1, exempt 1, allow 0, failed 0)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("exemption-messagerie by 2001:db8:1:2::5: 1 use(s)"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn html_csv_and_json_escape_what_clients_sent() {
+        let (_dir, files) = sample();
+        let html = report(&files, None, None, ReportFormat::Html).expect("html");
+        assert!(!html.contains("<script>"), "{html}");
+        assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+        let csv = report(&files, None, None, ReportFormat::Csv).expect("csv");
+        assert!(csv.contains("host,'=cmd|' /C calc'!A0,"), "{csv}");
+        assert!(csv.lines().all(|l| !l.starts_with('=')));
+        let json = report(&files, None, None, ReportFormat::Json).expect("json");
+        let v: serde_json::Value = serde_json::from_str(&json).expect("json");
+        assert_eq!(v["totals"]["block"], 2);
+        assert_eq!(v["chain"]["records"], 4);
+    }
+
+    #[test]
+    fn the_period_filters_records() {
+        let (_dir, files) = sample();
+        let far = OffsetDateTime::now_utc() + time::Duration::days(365);
+        let r = build_report(&files, Some(far), None).expect("report");
+        assert_eq!(r.totals.total(), 0);
+        let r = build_report(&files, None, Some(far)).expect("report");
+        assert_eq!(r.totals.total(), 4);
+        assert!(matches!(
+            build_report(&files, Some(far), Some(far)),
+            Err(ReportError::EmptyPeriod { .. })
+        ));
+    }
+
+    #[test]
+    fn no_report_from_a_log_that_does_not_verify() {
+        let (_dir, files) = sample();
+        let text = std::fs::read_to_string(&files[0]).expect("read");
+        std::fs::write(&files[0], text.replacen("crm.example", "crm.exbmple", 1)).expect("write");
+        let err = report(&files, None, None, ReportFormat::Text).expect_err("tampered");
+        assert!(err.to_string().contains("does not verify"), "{err}");
+    }
+
+    #[test]
+    fn formats_parse() {
+        assert_eq!("csv".parse::<ReportFormat>(), Ok(ReportFormat::Csv));
+        assert!("pdf".parse::<ReportFormat>().is_err());
+    }
 }

@@ -30,7 +30,11 @@ pub(crate) enum LineProblem {
     NotJson(String),
     NoHash,
     BadPrev,
-    HashMismatch { seq: u64, stored: HashHex, computed: HashHex },
+    HashMismatch {
+        seq: u64,
+        stored: Box<HashHex>,
+        computed: Box<HashHex>,
+    },
 }
 
 impl fmt::Display for LineProblem {
@@ -54,9 +58,17 @@ pub(crate) fn check_line(line: &[u8]) -> Result<CheckedLine, LineProblem> {
     let prev = parse_hash(&record.prev).ok_or(LineProblem::BadPrev)?;
     let computed = rehash(&prev, body);
     if computed != stored {
-        return Err(LineProblem::HashMismatch { seq: record.seq, stored, computed });
+        return Err(LineProblem::HashMismatch {
+            seq: record.seq,
+            stored: Box::new(stored),
+            computed: Box::new(computed),
+        });
     }
-    Ok(CheckedLine { record, prev, hash: stored })
+    Ok(CheckedLine {
+        record,
+        prev,
+        hash: stored,
+    })
 }
 
 /// A verified chain.
@@ -93,7 +105,11 @@ impl fmt::Display for VerifySummary {
         let (Some(first), Some(last)) = (self.first_seq, self.last_seq) else {
             return write!(f, "audit chain OK: {} file(s), no records", self.files);
         };
-        writeln!(f, "audit chain OK: {} file(s), {} record(s), seq {first}..={last}", self.files, self.records)?;
+        writeln!(
+            f,
+            "audit chain OK: {} file(s), {} record(s), seq {first}..={last}",
+            self.files, self.records
+        )?;
         writeln!(
             f,
             "period: {} .. {}",
@@ -105,7 +121,14 @@ impl fmt::Display for VerifySummary {
             write!(f, "\nnote: the chain starts at seq {first}: earlier files were not given and are not checked")?;
         }
         for r in &self.restarts {
-            write!(f, "\nwarning: {}:{}: chain restarted at seq {}: {}", r.file.display(), r.line, r.seq, r.detail)?;
+            write!(
+                f,
+                "\nwarning: {}:{}: chain restarted at seq {}: {}",
+                r.file.display(),
+                r.line,
+                r.seq,
+                r.detail
+            )?;
         }
         Ok(())
     }
@@ -133,32 +156,87 @@ pub enum VerifyError {
     #[error("{} holds several audit logs ({}): name the files of one", dir.display(), stems.join(", "))]
     SeveralLogs { dir: PathBuf, stems: Vec<String> },
     #[error("{}:{line}: truncated record {}: the last line has no newline (the file was cut, or a write was interrupted)", file.display(), after(after_seq))]
-    Truncated { file: PathBuf, line: usize, after_seq: Option<u64> },
+    Truncated {
+        file: PathBuf,
+        line: usize,
+        after_seq: Option<u64>,
+    },
     #[error("{}:{line}: unreadable record {}: {detail}", file.display(), after(after_seq))]
-    Malformed { file: PathBuf, line: usize, after_seq: Option<u64>, detail: String },
+    Malformed {
+        file: PathBuf,
+        line: usize,
+        after_seq: Option<u64>,
+        detail: String,
+    },
     #[error("{}:{line}: seq {seq} was altered: its content hashes to {computed}, its hash field says {stored}", file.display())]
-    HashMismatch { file: PathBuf, line: usize, seq: u64, stored: String, computed: String },
+    HashMismatch {
+        file: PathBuf,
+        line: usize,
+        seq: u64,
+        stored: String,
+        computed: String,
+    },
     #[error("{}:{line}: {} record(s) missing: expected seq {expected}, found seq {found} (lines deleted)", file.display(), found - expected)]
-    Gap { file: PathBuf, line: usize, expected: u64, found: u64 },
+    Gap {
+        file: PathBuf,
+        line: usize,
+        expected: u64,
+        found: u64,
+    },
     #[error("{}:{line}: seq {found} and seq {expected} are swapped", file.display())]
-    Swapped { file: PathBuf, line: usize, expected: u64, found: u64 },
+    Swapped {
+        file: PathBuf,
+        line: usize,
+        expected: u64,
+        found: u64,
+    },
     #[error("{}:{line}: seq {seq} appears twice, at line {first_line} of {} and here: one of them was inserted", file.display(), first_file.display())]
-    Duplicate { file: PathBuf, line: usize, seq: u64, first_file: PathBuf, first_line: usize },
+    Duplicate {
+        file: PathBuf,
+        line: usize,
+        seq: u64,
+        first_file: PathBuf,
+        first_line: usize,
+    },
     #[error("{}:{line}: seq {found} where seq {expected} was expected: a record was inserted, copied or moved here", file.display())]
-    OutOfOrder { file: PathBuf, line: usize, expected: u64, found: u64 },
+    OutOfOrder {
+        file: PathBuf,
+        line: usize,
+        expected: u64,
+        found: u64,
+    },
     #[error("{}:{line}: seq {seq} does not chain to the record before it: its prev is {found_prev}, the record before hashes to {expected_prev} (a record was inserted, or the one before was rewritten)", file.display())]
-    PrevMismatch { file: PathBuf, line: usize, seq: u64, expected_prev: String, found_prev: String },
+    PrevMismatch {
+        file: PathBuf,
+        line: usize,
+        seq: u64,
+        expected_prev: String,
+        found_prev: String,
+    },
     #[error("{}:1: the file starts at seq {found} but {} ends at seq {}: a rotated file is missing or was cut", file.display(), prev_file.display(), expected.saturating_sub(1))]
-    RotationGap { file: PathBuf, prev_file: PathBuf, expected: u64, found: u64 },
+    RotationGap {
+        file: PathBuf,
+        prev_file: PathBuf,
+        expected: u64,
+        found: u64,
+    },
     #[error("{}:1: seq {seq} does not chain to the end of {}: its prev is {found_prev}, expected {expected_prev} (a rotated file was replaced or altered)", file.display(), prev_file.display())]
-    RotationPrevMismatch { file: PathBuf, prev_file: PathBuf, seq: u64, expected_prev: String, found_prev: String },
+    RotationPrevMismatch {
+        file: PathBuf,
+        prev_file: PathBuf,
+        seq: u64,
+        expected_prev: String,
+        found_prev: String,
+    },
 }
 
 impl VerifyError {
     /// The sequence number the problem is at (or after, for an unreadable line).
     pub fn seq(&self) -> Option<u64> {
         match self {
-            VerifyError::Truncated { after_seq, .. } | VerifyError::Malformed { after_seq, .. } => *after_seq,
+            VerifyError::Truncated { after_seq, .. } | VerifyError::Malformed { after_seq, .. } => {
+                *after_seq
+            }
             VerifyError::HashMismatch { seq, .. }
             | VerifyError::PrevMismatch { seq, .. }
             | VerifyError::Duplicate { seq, .. }
@@ -182,9 +260,8 @@ impl VerifyError {
             | VerifyError::OutOfOrder { file, line, .. }
             | VerifyError::Duplicate { file, line, .. }
             | VerifyError::PrevMismatch { file, line, .. } => Some((file, *line)),
-            VerifyError::RotationGap { file, .. } | VerifyError::RotationPrevMismatch { file, .. } => {
-                Some((file, 1))
-            }
+            VerifyError::RotationGap { file, .. }
+            | VerifyError::RotationPrevMismatch { file, .. } => Some((file, 1)),
             VerifyError::NoFiles | VerifyError::Io { .. } | VerifyError::SeveralLogs { .. } => None,
         }
     }
@@ -197,13 +274,19 @@ pub fn expand_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>, VerifyError> {
     let mut out = Vec::new();
     for p in paths {
         if p.is_dir() {
-            let found = files::list(p, None).map_err(|source| VerifyError::Io { path: p.clone(), source })?;
+            let found = files::list(p, None).map_err(|source| VerifyError::Io {
+                path: p.clone(),
+                source,
+            })?;
             let mut stems: Vec<String> = found.iter().map(|f| f.stem.clone()).collect();
             stems.dedup();
             stems.sort();
             stems.dedup();
             if stems.len() > 1 {
-                return Err(VerifyError::SeveralLogs { dir: p.clone(), stems });
+                return Err(VerifyError::SeveralLogs {
+                    dir: p.clone(),
+                    stems,
+                });
             }
             out.extend(found.into_iter().map(|f| f.path));
         } else {
@@ -212,13 +295,18 @@ pub fn expand_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>, VerifyError> {
     }
     let keys: Option<Vec<_>> = out
         .iter()
-        .map(|p| p.file_name().and_then(|n| n.to_str()).and_then(files::parse_name).map(|(s, d, n)| (s.to_owned(), d, n)))
+        .map(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .and_then(files::parse_name)
+                .map(|(s, d, n)| (s.to_owned(), d, n))
+        })
         .collect();
     if let Some(keys) = keys {
         let one_log = keys.windows(2).all(|w| w[0].0 == w[1].0);
         if one_log {
             let mut pairs: Vec<_> = keys.into_iter().zip(out).collect();
-            pairs.sort_by(|a, b| (a.0 .1, a.0 .2).cmp(&(b.0 .1, b.0 .2)));
+            pairs.sort_by_key(|a| (a.0 .1, a.0 .2));
             out = pairs.into_iter().map(|(_, p)| p).collect();
         }
     }
@@ -258,7 +346,10 @@ pub(crate) fn replay(
     let mut last_ts = String::new();
     let mut last_loc = (0usize, 0usize);
     for (fi, path) in files.iter().enumerate() {
-        let io = |source| VerifyError::Io { path: path.clone(), source };
+        let io = |source| VerifyError::Io {
+            path: path.clone(),
+            source,
+        };
         let mut reader = BufReader::with_capacity(256 * 1024, File::open(path).map_err(io)?);
         let mut line = 0usize;
         loop {
@@ -274,19 +365,39 @@ pub(crate) fn replay(
             let at_eof = reader.fill_buf().map_err(io)?.is_empty();
             let after_seq = expect.and_then(|(s, _)| s.checked_sub(1));
             let checked = match check_line(&buf) {
-                Ok(_) if !terminated => Err(VerifyError::Truncated { file: path.clone(), line, after_seq }),
+                Ok(_) if !terminated => Err(VerifyError::Truncated {
+                    file: path.clone(),
+                    line,
+                    after_seq,
+                }),
                 Ok(c) => Ok(c),
-                Err(LineProblem::HashMismatch { seq, stored, computed }) => Err(VerifyError::HashMismatch {
+                Err(LineProblem::HashMismatch {
+                    seq,
+                    stored,
+                    computed,
+                }) => Err(VerifyError::HashMismatch {
                     file: path.clone(),
                     line,
                     seq,
                     stored: hash_str(&stored).into(),
                     computed: hash_str(&computed).into(),
                 }),
-                Err(p) if !terminated && matches!(p, LineProblem::NotJson(_) | LineProblem::NoHash) => {
-                    Err(VerifyError::Truncated { file: path.clone(), line, after_seq })
+                Err(p)
+                    if !terminated
+                        && matches!(p, LineProblem::NotJson(_) | LineProblem::NoHash) =>
+                {
+                    Err(VerifyError::Truncated {
+                        file: path.clone(),
+                        line,
+                        after_seq,
+                    })
                 }
-                Err(p) => Err(VerifyError::Malformed { file: path.clone(), line, after_seq, detail: p.to_string() }),
+                Err(p) => Err(VerifyError::Malformed {
+                    file: path.clone(),
+                    line,
+                    after_seq,
+                    detail: p.to_string(),
+                }),
             };
             let c = match checked {
                 Ok(c) => c,
@@ -320,35 +431,77 @@ pub(crate) fn replay(
                 Some((want, want_prev)) => {
                     let first_of_file = line == 1 && fi > 0;
                     if seq > want && first_of_file {
-                        return Err(VerifyError::RotationGap { file: path.clone(), prev_file: files[fi - 1].clone(), expected: want, found: seq });
+                        return Err(VerifyError::RotationGap {
+                            file: path.clone(),
+                            prev_file: files[fi - 1].clone(),
+                            expected: want,
+                            found: seq,
+                        });
                     }
                     if seq > want {
                         // Swapped with the next one?
                         buf.clear();
                         let next_seq = match reader.read_until(b'\n', &mut buf) {
-                            Ok(n) if n > 0 => serde_json::from_slice::<StoredRecord>(buf.trim_ascii_end()).ok().map(|r| r.seq),
+                            Ok(n) if n > 0 => {
+                                serde_json::from_slice::<StoredRecord>(buf.trim_ascii_end())
+                                    .ok()
+                                    .map(|r| r.seq)
+                            }
                             _ => None,
                         };
                         return Err(if seq == want + 1 && next_seq == Some(want) {
-                            VerifyError::Swapped { file: path.clone(), line, expected: want, found: seq }
+                            VerifyError::Swapped {
+                                file: path.clone(),
+                                line,
+                                expected: want,
+                                found: seq,
+                            }
                         } else {
-                            VerifyError::Gap { file: path.clone(), line, expected: want, found: seq }
+                            VerifyError::Gap {
+                                file: path.clone(),
+                                line,
+                                expected: want,
+                                found: seq,
+                            }
                         });
                     }
                     if seq + 1 == want {
                         let (first_file, first_line) = (files[last_loc.0].clone(), last_loc.1);
-                        return Err(VerifyError::Duplicate { file: path.clone(), line, seq, first_file, first_line });
+                        return Err(VerifyError::Duplicate {
+                            file: path.clone(),
+                            line,
+                            seq,
+                            first_file,
+                            first_line,
+                        });
                     }
                     if seq < want {
-                        return Err(VerifyError::OutOfOrder { file: path.clone(), line, expected: want, found: seq });
+                        return Err(VerifyError::OutOfOrder {
+                            file: path.clone(),
+                            line,
+                            expected: want,
+                            found: seq,
+                        });
                     }
                     if c.prev != want_prev {
                         let expected_prev = hash_str(&want_prev).to_owned();
                         let found_prev = hash_str(&c.prev).to_owned();
                         return Err(if first_of_file {
-                            VerifyError::RotationPrevMismatch { file: path.clone(), prev_file: files[fi - 1].clone(), seq, expected_prev, found_prev }
+                            VerifyError::RotationPrevMismatch {
+                                file: path.clone(),
+                                prev_file: files[fi - 1].clone(),
+                                seq,
+                                expected_prev,
+                                found_prev,
+                            }
                         } else {
-                            VerifyError::PrevMismatch { file: path.clone(), line, seq, expected_prev, found_prev }
+                            VerifyError::PrevMismatch {
+                                file: path.clone(),
+                                line,
+                                seq,
+                                expected_prev,
+                                found_prev,
+                            }
                         });
                     }
                 }
@@ -391,11 +544,19 @@ mod tests {
     use crate::audit::AuditConfig;
 
     fn lines(path: &Path) -> Vec<String> {
-        std::fs::read_to_string(path).expect("read").lines().map(str::to_owned).collect()
+        std::fs::read_to_string(path)
+            .expect("read")
+            .lines()
+            .map(str::to_owned)
+            .collect()
     }
 
     fn put(path: &Path, lines: &[String]) {
-        std::fs::write(path, lines.iter().map(|l| format!("{l}\n")).collect::<String>()).expect("write");
+        std::fs::write(
+            path,
+            lines.iter().map(|l| format!("{l}\n")).collect::<String>(),
+        )
+        .expect("write");
     }
 
     fn ten() -> (tempfile::TempDir, PathBuf) {
@@ -409,12 +570,24 @@ mod tests {
     fn an_untouched_log_verifies() {
         let (dir, f) = ten();
         let s = verify_files(&[f]).expect("verifies");
-        assert_eq!((s.files, s.records, s.first_seq, s.last_seq), (1, 10, Some(0), Some(9)));
+        assert_eq!(
+            (s.files, s.records, s.first_seq, s.last_seq),
+            (1, 10, Some(0), Some(9))
+        );
         assert!(s.first_ts.is_some() && s.last_ts.is_some());
         assert_eq!(s.last_hash.as_ref().map(String::len), Some(64));
         // A directory stands for its files.
-        assert_eq!(verify_files(&[dir.path().to_path_buf()]).expect("dir").records, 10);
-        assert!(s.to_string().starts_with("audit chain OK: 1 file(s), 10 record(s), seq 0..=9"), "{s}");
+        assert_eq!(
+            verify_files(&[dir.path().to_path_buf()])
+                .expect("dir")
+                .records,
+            10
+        );
+        assert!(
+            s.to_string()
+                .starts_with("audit chain OK: 1 file(s), 10 record(s), seq 0..=9"),
+            "{s}"
+        );
     }
 
     #[test]
@@ -424,7 +597,17 @@ mod tests {
         l[4] = l[4].replacen("crm.example", "crm.exbmple", 1);
         put(&f, &l);
         let err = verify_files(&[f]).expect_err("edited");
-        assert!(matches!(err, VerifyError::HashMismatch { line: 5, seq: 4, .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                VerifyError::HashMismatch {
+                    line: 5,
+                    seq: 4,
+                    ..
+                }
+            ),
+            "{err}"
+        );
         assert_eq!(err.seq(), Some(4));
         assert!(err.to_string().contains(":5: seq 4 was altered"), "{err}");
     }
@@ -434,10 +617,17 @@ mod tests {
         let (_dir, f) = ten();
         let mut l = lines(&f);
         let n = l[2].len();
-        let last = if l[2].as_bytes()[n - 3] == b'0' { "1" } else { "0" };
+        let last = if l[2].as_bytes()[n - 3] == b'0' {
+            "1"
+        } else {
+            "0"
+        };
         l[2].replace_range(n - 3..n - 2, last);
         put(&f, &l);
-        assert!(matches!(verify_files(&[f]), Err(VerifyError::HashMismatch { seq: 2, .. })));
+        assert!(matches!(
+            verify_files(&[f]),
+            Err(VerifyError::HashMismatch { seq: 2, .. })
+        ));
     }
 
     #[test]
@@ -454,7 +644,17 @@ mod tests {
         l[4] = fixed;
         put(&f, &l);
         let err = verify_files(&[f]).expect_err("rehashed");
-        assert!(matches!(err, VerifyError::PrevMismatch { line: 6, seq: 5, .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                VerifyError::PrevMismatch {
+                    line: 6,
+                    seq: 5,
+                    ..
+                }
+            ),
+            "{err}"
+        );
     }
 
     #[test]
@@ -464,8 +664,23 @@ mod tests {
         l.remove(4);
         put(&f, &l);
         let err = verify_files(&[f]).expect_err("deleted");
-        assert!(matches!(err, VerifyError::Gap { line: 5, expected: 4, found: 5, .. }), "{err}");
-        assert!(err.to_string().contains("1 record(s) missing: expected seq 4, found seq 5"), "{err}");
+        assert!(
+            matches!(
+                err,
+                VerifyError::Gap {
+                    line: 5,
+                    expected: 4,
+                    found: 5,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(
+            err.to_string()
+                .contains("1 record(s) missing: expected seq 4, found seq 5"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -477,21 +692,53 @@ mod tests {
         l.insert(6, copy);
         put(&f, &l);
         let err = verify_files(&[f]).expect_err("copied");
-        assert!(matches!(err, VerifyError::OutOfOrder { line: 7, expected: 6, found: 1, .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                VerifyError::OutOfOrder {
+                    line: 7,
+                    expected: 6,
+                    found: 1,
+                    ..
+                }
+            ),
+            "{err}"
+        );
 
         // A forged record, correctly chained: the original that follows shows the duplicate.
         let (_dir, f) = ten();
         let mut l = lines(&f);
         let last: StoredRecord = serde_json::from_str(&l[4]).expect("json");
         let prev = parse_hash(&last.hash).expect("hash");
-        let body = format!("{{\"ts\":\"{}\",\"seq\":5,\"host\":\"forged\",\"prev\":\"{}\"}}", last.ts, last.hash);
+        let body = format!(
+            "{{\"ts\":\"{}\",\"seq\":5,\"host\":\"forged\",\"prev\":\"{}\"}}",
+            last.ts, last.hash
+        );
         let h = super::super::chain::record_hash(&prev, body.as_bytes());
-        let forged = format!("{},\"hash\":\"{}\"}}", &body[..body.len() - 1], hash_str(&h));
-        assert!(check_line(forged.as_bytes()).is_ok(), "the forgery is self-consistent");
+        let forged = format!(
+            "{},\"hash\":\"{}\"}}",
+            &body[..body.len() - 1],
+            hash_str(&h)
+        );
+        assert!(
+            check_line(forged.as_bytes()).is_ok(),
+            "the forgery is self-consistent"
+        );
         l.insert(5, forged);
         put(&f, &l);
         let err = verify_files(&[f]).expect_err("forged");
-        assert!(matches!(err, VerifyError::Duplicate { line: 7, seq: 5, first_line: 6, .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                VerifyError::Duplicate {
+                    line: 7,
+                    seq: 5,
+                    first_line: 6,
+                    ..
+                }
+            ),
+            "{err}"
+        );
 
         // Garbage.
         let (_dir, f) = ten();
@@ -499,7 +746,17 @@ mod tests {
         l.insert(3, "{\"hello\":1}".into());
         put(&f, &l);
         let err = verify_files(&[f]).expect_err("garbage");
-        assert!(matches!(err, VerifyError::Malformed { line: 4, after_seq: Some(2), .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                VerifyError::Malformed {
+                    line: 4,
+                    after_seq: Some(2),
+                    ..
+                }
+            ),
+            "{err}"
+        );
     }
 
     #[test]
@@ -509,8 +766,22 @@ mod tests {
         l.swap(3, 4);
         put(&f, &l);
         let err = verify_files(&[f]).expect_err("swapped");
-        assert!(matches!(err, VerifyError::Swapped { line: 4, expected: 3, found: 4, .. }), "{err}");
-        assert!(err.to_string().ends_with("seq 4 and seq 3 are swapped"), "{err}");
+        assert!(
+            matches!(
+                err,
+                VerifyError::Swapped {
+                    line: 4,
+                    expected: 3,
+                    found: 4,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(
+            err.to_string().ends_with("seq 4 and seq 3 are swapped"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -519,18 +790,34 @@ mod tests {
         let text = std::fs::read(&f).expect("read");
         std::fs::write(&f, &text[..text.len() - 100]).expect("cut");
         let err = verify_files(&[f]).expect_err("cut");
-        assert!(matches!(err, VerifyError::Truncated { line: 10, after_seq: Some(8), .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                VerifyError::Truncated {
+                    line: 10,
+                    after_seq: Some(8),
+                    ..
+                }
+            ),
+            "{err}"
+        );
         // Only the newline cut: still a truncation.
         let (_dir, f) = ten();
         let text = std::fs::read(&f).expect("read");
         std::fs::write(&f, &text[..text.len() - 1]).expect("cut");
-        assert!(matches!(verify_files(&[f]), Err(VerifyError::Truncated { line: 10, .. })));
+        assert!(matches!(
+            verify_files(&[f]),
+            Err(VerifyError::Truncated { line: 10, .. })
+        ));
     }
 
     #[test]
     fn rotated_files_out_of_shape_are_found() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let cfg = AuditConfig { rotate_size_bytes: 4096, ..config_in(dir.path()) };
+        let cfg = AuditConfig {
+            rotate_size_bytes: 4096,
+            ..config_in(dir.path())
+        };
         let files = write_log(&cfg, 30);
         assert!(files.len() >= 4, "{files:?}");
         // Given in reverse (a shell glob past 9999 would not, but any order is sorted).
@@ -542,22 +829,39 @@ mod tests {
         let mut missing = files.clone();
         let gone = missing.remove(1);
         let err = verify_files(&missing).expect_err("missing file");
-        assert!(matches!(&err, VerifyError::RotationGap { file, .. } if *file == files[2]), "{err}");
-        assert!(err.to_string().contains("a rotated file is missing or was cut"), "{err}");
+        assert!(
+            matches!(&err, VerifyError::RotationGap { file, .. } if *file == files[2]),
+            "{err}"
+        );
+        assert!(
+            err.to_string()
+                .contains("a rotated file is missing or was cut"),
+            "{err}"
+        );
         // The same from the directory, after deleting it.
         std::fs::remove_file(&gone).expect("rm");
-        assert!(matches!(verify_files(&[dir.path().to_path_buf()]), Err(VerifyError::RotationGap { .. })));
+        assert!(matches!(
+            verify_files(&[dir.path().to_path_buf()]),
+            Err(VerifyError::RotationGap { .. })
+        ));
 
         // Only later files given: verifies, and says it starts mid-chain.
         let s = verify_files(&files[2..]).expect("a suffix verifies");
         assert!(s.starts_mid_chain);
-        assert!(s.to_string().contains("earlier files were not given"), "{s}");
+        assert!(
+            s.to_string().contains("earlier files were not given"),
+            "{s}"
+        );
     }
 
     #[test]
     fn nothing_to_verify() {
         assert!(matches!(verify_files(&[]), Err(VerifyError::NoFiles)));
         let err = verify_files(&["/nonexistent/audit.jsonl".into()]).expect_err("missing");
-        assert!(err.to_string().starts_with("cannot read /nonexistent/audit.jsonl"), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("cannot read /nonexistent/audit.jsonl"),
+            "{err}"
+        );
     }
 }

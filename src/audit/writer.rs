@@ -86,8 +86,7 @@ impl AuditWriter {
             health: Arc::new(HealthCells::default()),
         };
         if let Target::Rotating { dir, stem } = &w.target {
-            let found = files::list(dir, Some(stem))
-                .map_err(|e| AuditError::io("list", dir, e))?;
+            let found = files::list(dir, Some(stem)).map_err(|e| AuditError::io("list", dir, e))?;
             w.recover(&found)?;
         }
         // Open now so that /readyz tells at once; a failure here is retried at each record.
@@ -158,7 +157,8 @@ impl AuditWriter {
 
     /// How long until an unsynced write must be synced, if one waits.
     pub fn sync_due_in(&self) -> Option<Duration> {
-        self.unsynced.then(|| self.sync_interval.saturating_sub(self.last_sync.elapsed()))
+        self.unsynced
+            .then(|| self.sync_interval.saturating_sub(self.last_sync.elapsed()))
     }
 
     pub fn health(&self) -> AuditHealth {
@@ -190,11 +190,16 @@ impl AuditWriter {
     }
 
     fn recover(&mut self, found: &[RotatedFile]) -> Result<(), AuditError> {
-        let Some(newest) = found.last() else { return Ok(()) };
+        let Some(newest) = found.last() else {
+            return Ok(());
+        };
         self.last_file = Some(newest.clone());
         for (i, f) in found.iter().enumerate().rev() {
-            let tail = files::read_tail(&f.path, 2).map_err(|e| AuditError::io("read", &f.path, e))?;
-            let Some(last) = tail.lines.last() else { continue }; // an empty file
+            let tail =
+                files::read_tail(&f.path, 2).map_err(|e| AuditError::io("read", &f.path, e))?;
+            let Some(last) = tail.lines.last() else {
+                continue;
+            }; // an empty file
             let problem = match check_line(last) {
                 _ if !tail.terminated => {
                     "its last line has no newline (a write cut short)".to_owned()
@@ -208,7 +213,9 @@ impl AuditWriter {
             };
             // The last intact record: the line before, or the end of an earlier file.
             let before = if tail.lines.len() == 2 {
-                check_line(&tail.lines[0]).ok().map(|c| (c.record.seq, c.hash))
+                check_line(&tail.lines[0])
+                    .ok()
+                    .map(|c| (c.record.seq, c.hash))
             } else {
                 last_intact(&found[..i])?
             };
@@ -220,7 +227,10 @@ impl AuditWriter {
                 }
                 None => "no intact record before it: a new chain starts".to_owned(),
             };
-            self.pending_restart = Some(format!("{} was left as found: {problem}; {chain}", f.path.display()));
+            self.pending_restart = Some(format!(
+                "{} was left as found: {problem}; {chain}",
+                f.path.display()
+            ));
             self.reuse_last = false;
             return Ok(());
         }
@@ -229,7 +239,9 @@ impl AuditWriter {
 
     /// Whether the next `incoming` bytes must go to a new file.
     fn needs_new_file(&self, today: Date, incoming: u64) -> bool {
-        let Some(cur) = &self.current else { return true };
+        let Some(cur) = &self.current else {
+            return true;
+        };
         if matches!(self.target, Target::Device(_)) {
             return false;
         }
@@ -248,7 +260,12 @@ impl AuditWriter {
                 .append(true)
                 .open(path)
                 .map_err(|e| AuditError::io("open", path, e))?;
-            self.current = Some(Current { file, path: path.clone(), date: today, len: 0 });
+            self.current = Some(Current {
+                file,
+                path: path.clone(),
+                date: today,
+                len: 0,
+            });
             return Ok(());
         }
         if let Some(cur) = self.current.take() {
@@ -260,7 +277,9 @@ impl AuditWriter {
             }
             self.reuse_last = false;
         }
-        let Target::Rotating { dir, stem } = &self.target else { return Ok(()) };
+        let Target::Rotating { dir, stem } = &self.target else {
+            return Ok(());
+        };
         if self.reuse_last {
             if let Some(last) = &self.last_file {
                 let same_day = !self.rotate_daily || last.date >= today;
@@ -270,8 +289,12 @@ impl AuditWriter {
                         .append(true)
                         .open(&last.path)
                         .map_err(|e| AuditError::io("open", &last.path, e))?;
-                    self.current =
-                        Some(Current { file, path: last.path.clone(), date: last.date, len });
+                    self.current = Some(Current {
+                        file,
+                        path: last.path.clone(),
+                        date: last.date,
+                        len,
+                    });
                     return Ok(());
                 }
             }
@@ -286,9 +309,18 @@ impl AuditWriter {
             let path = dir.join(files::file_name(stem, date, n));
             match OpenOptions::new().append(true).create_new(true).open(&path) {
                 Ok(file) => {
-                    self.last_file =
-                        Some(RotatedFile { path: path.clone(), stem: stem.clone(), date, n });
-                    self.current = Some(Current { file, path, date, len: 0 });
+                    self.last_file = Some(RotatedFile {
+                        path: path.clone(),
+                        stem: stem.clone(),
+                        date,
+                        n,
+                    });
+                    self.current = Some(Current {
+                        file,
+                        path,
+                        date,
+                        len: 0,
+                    });
                     self.reuse_last = true;
                     return Ok(());
                 }
@@ -422,7 +454,10 @@ fn compose(buf: &mut Vec<u8>, ts: &[u8], seq: u64, body: &[u8], prev: &HashHex) 
     buf.extend_from_slice(b"\",\"seq\":");
     let _ = write!(buf, "{seq}");
     // The body is a JSON object: keep its fields, drop its braces.
-    let inner = body.strip_prefix(b"{").and_then(|b| b.strip_suffix(b"}")).unwrap_or(b"");
+    let inner = body
+        .strip_prefix(b"{")
+        .and_then(|b| b.strip_suffix(b"}"))
+        .unwrap_or(b"");
     if !inner.is_empty() {
         buf.push(b',');
         buf.extend_from_slice(inner);
@@ -437,7 +472,10 @@ fn last_intact(found: &[RotatedFile]) -> Result<Option<(u64, HashHex)>, AuditErr
     for f in found.iter().rev() {
         let tail = files::read_tail(&f.path, 1).map_err(|e| AuditError::io("read", &f.path, e))?;
         if let Some(last) = tail.lines.last() {
-            return Ok(check_line(last).ok().filter(|_| tail.terminated).map(|c| (c.record.seq, c.hash)));
+            return Ok(check_line(last)
+                .ok()
+                .filter(|_| tail.terminated)
+                .map(|c| (c.record.seq, c.hash)));
         }
     }
     Ok(None)
@@ -446,9 +484,10 @@ fn last_intact(found: &[RotatedFile]) -> Result<Option<(u64, HashHex)>, AuditErr
 /// The files of a log target, in chain order.
 pub fn list_log_files(target: &Target) -> io::Result<Vec<PathBuf>> {
     match target {
-        Target::Rotating { dir, stem } => {
-            Ok(files::list(dir, Some(stem))?.into_iter().map(|f| f.path).collect())
-        }
+        Target::Rotating { dir, stem } => Ok(files::list(dir, Some(stem))?
+            .into_iter()
+            .map(|f| f.path)
+            .collect()),
         Target::Device(p) => Ok(vec![p.clone()]),
     }
 }
@@ -460,7 +499,10 @@ pub(crate) mod tests {
     use crate::audit::verify::verify_files;
 
     pub(crate) fn config_in(dir: &Path) -> AuditConfig {
-        AuditConfig { path: dir.join("douane-audit.jsonl"), ..AuditConfig::default() }
+        AuditConfig {
+            path: dir.join("douane-audit.jsonl"),
+            ..AuditConfig::default()
+        }
     }
 
     /// Writes `n` block records with the sync writer; returns the files.
@@ -469,7 +511,8 @@ pub(crate) mod tests {
         let mut w = AuditWriter::open(config).expect("open");
         for i in 0..n {
             let path = format!("/page/{i}");
-            w.append(&event(&d, "crm.example", Some(&path))).expect("append");
+            w.append(&event(&d, "crm.example", Some(&path)))
+                .expect("append");
         }
         w.files().expect("files")
     }
@@ -494,7 +537,10 @@ pub(crate) mod tests {
     #[test]
     fn rotation_by_size_carries_the_chain_over() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let cfg = AuditConfig { rotate_size_bytes: 4096, ..config_in(dir.path()) };
+        let cfg = AuditConfig {
+            rotate_size_bytes: 4096,
+            ..config_in(dir.path())
+        };
         let files = write_log(&cfg, 20);
         assert!(files.len() >= 3, "{files:?}");
         for f in &files {
@@ -505,8 +551,10 @@ pub(crate) mod tests {
         // The first record of the second file chains to the last of the first.
         let first = std::fs::read_to_string(&files[0]).expect("read");
         let second = std::fs::read_to_string(&files[1]).expect("read");
-        let last: serde_json::Value = serde_json::from_str(first.lines().last().expect("line")).expect("json");
-        let next: serde_json::Value = serde_json::from_str(second.lines().next().expect("line")).expect("json");
+        let last: serde_json::Value =
+            serde_json::from_str(first.lines().last().expect("line")).expect("json");
+        let next: serde_json::Value =
+            serde_json::from_str(second.lines().next().expect("line")).expect("json");
         assert_eq!(next["prev"], last["hash"]);
         assert_eq!(next["seq"].as_u64(), last["seq"].as_u64().map(|s| s + 1));
     }
@@ -521,7 +569,9 @@ pub(crate) mod tests {
         w.encoder().encode_body(&event(&d, "h", None), &mut body);
         let now = OffsetDateTime::now_utc();
         w.write_lines(&[&body], now).1.expect("today");
-        w.write_lines(&[&body, &body], now + time::Duration::days(1)).1.expect("tomorrow");
+        w.write_lines(&[&body, &body], now + time::Duration::days(1))
+            .1
+            .expect("tomorrow");
         let files = w.files().expect("files");
         assert_eq!(files.len(), 2, "{files:?}");
         let tomorrow = files::file_name("douane-audit", now.date().next_day().expect("date"), 0);
@@ -536,15 +586,32 @@ pub(crate) mod tests {
         let files = write_log(&cfg, 3);
         let text = std::fs::read(&files[0]).expect("read");
         std::fs::write(&files[0], &text[..text.len() - 40]).expect("cut"); // a crash mid-write
-        assert!(matches!(verify_files(&files), Err(crate::audit::VerifyError::Truncated { line: 3, .. })));
+        assert!(matches!(
+            verify_files(&files),
+            Err(crate::audit::VerifyError::Truncated { line: 3, .. })
+        ));
 
         let files = write_log(&cfg, 2);
-        assert_eq!(files.len(), 2, "a new file after the corrupt one: {files:?}");
+        assert_eq!(
+            files.len(),
+            2,
+            "a new file after the corrupt one: {files:?}"
+        );
         let restart = std::fs::read_to_string(&files[1]).expect("read");
-        let first: serde_json::Value = serde_json::from_str(restart.lines().next().expect("line")).expect("json");
+        let first: serde_json::Value =
+            serde_json::from_str(restart.lines().next().expect("line")).expect("json");
         assert_eq!(first["event"], "chain_restart");
-        assert_eq!(first["seq"], 2, "goes on after the last intact record, seq 1");
-        assert!(first["detail"].as_str().expect("detail").contains("no newline"), "{first}");
+        assert_eq!(
+            first["seq"], 2,
+            "goes on after the last intact record, seq 1"
+        );
+        assert!(
+            first["detail"]
+                .as_str()
+                .expect("detail")
+                .contains("no newline"),
+            "{first}"
+        );
         let s = verify_files(&files).expect("a documented restart verifies");
         assert_eq!(s.restarts.len(), 1);
         assert_eq!(s.restarts[0].skipped.as_ref().map(|s| s.1), Some(3));
@@ -559,7 +626,10 @@ pub(crate) mod tests {
         let e = event(&d, "h", None);
         let mut w = AuditWriter::open(&cfg).expect("open");
         w.append(&e).expect("first");
-        let full = OpenOptions::new().append(true).open("/dev/full").expect("/dev/full");
+        let full = OpenOptions::new()
+            .append(true)
+            .open("/dev/full")
+            .expect("/dev/full");
         w.break_current_file_for_test(full);
         let err = w.append(&e).expect_err("disk full");
         assert!(err.to_string().contains("cannot write"), "{err}");
@@ -579,7 +649,10 @@ pub(crate) mod tests {
 
     #[test]
     fn a_full_device_fails_every_write() {
-        let cfg = AuditConfig { path: "/dev/full".into(), ..AuditConfig::default() };
+        let cfg = AuditConfig {
+            path: "/dev/full".into(),
+            ..AuditConfig::default()
+        };
         let d = block_decision();
         let mut w = AuditWriter::open(&cfg).expect("open");
         assert!(w.health().ok, "nothing written yet");
@@ -594,7 +667,10 @@ pub(crate) mod tests {
     #[test]
     fn hostile_values_stay_on_one_line_and_verify() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let cfg = AuditConfig { max_field_bytes: 256, ..config_in(dir.path()) };
+        let cfg = AuditConfig {
+            max_field_bytes: 256,
+            ..config_in(dir.path())
+        };
         let d = block_decision();
         let mut w = AuditWriter::open(&cfg).expect("open");
         let long = "A".repeat(100_000);
@@ -623,7 +699,10 @@ pub(crate) mod tests {
                 assert_eq!(v["host"], h, "read back exactly");
             } else {
                 let host = v["host"].as_str().expect("host");
-                assert!(host.ends_with(&format!("…[truncated {} bytes]", h.len() - 256)), "{host}");
+                assert!(
+                    host.ends_with(&format!("…[truncated {} bytes]", h.len() - 256)),
+                    "{host}"
+                );
             }
             assert!(v.get("forged").is_none());
         }
