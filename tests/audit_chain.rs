@@ -197,6 +197,14 @@ async fn every_record_sync_and_rotation_through_the_async_log() {
     };
     let files = record_blocks(&cfg, 60).await;
     assert!(files.len() > 2, "{files:?}");
+    for f in &files {
+        let len = std::fs::metadata(f).expect("meta").len();
+        assert!(
+            len <= 8192,
+            "{} is {len} bytes: batches must rotate too",
+            f.display()
+        );
+    }
     let s = verify_files(&[dir.path().to_path_buf()]).expect("verifies across rotated files");
     assert_eq!((s.files, s.records), (files.len(), 60));
 

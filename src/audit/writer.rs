@@ -238,21 +238,24 @@ impl AuditWriter {
     }
 
     /// Whether the next `incoming` bytes must go to a new file.
-    fn needs_new_file(&self, today: Date, incoming: u64) -> bool {
+    /// Whether a line of `line` bytes, after `pending` bytes not yet written, must go to a
+    /// new file. A line longer than a whole file still goes alone into one.
+    fn needs_new_file(&self, today: Date, pending: u64, line: u64) -> bool {
         let Some(cur) = &self.current else {
             return true;
         };
         if matches!(self.target, Target::Device(_)) {
             return false;
         }
-        !self.reuse_last
-            || (self.rotate_daily && today > cur.date)
-            || (cur.len > 0 && cur.len.saturating_add(incoming) > self.rotate_size)
+        !self.reuse_last || (self.rotate_daily && today > cur.date) || {
+            let before = cur.len.saturating_add(pending);
+            before > 0 && before.saturating_add(line) > self.rotate_size
+        }
     }
 
     /// Makes sure a file is open that can take `incoming` more bytes on `today`.
     fn ensure_file(&mut self, today: Date, incoming: u64) -> Result<(), AuditError> {
-        if !self.needs_new_file(today, incoming) {
+        if !self.needs_new_file(today, 0, incoming) {
             return Ok(());
         }
         if let Target::Device(path) = &self.target {
@@ -367,7 +370,7 @@ impl AuditWriter {
             compose(&mut buf, ts, seq, body, &prev);
             let hash = seal(&prev, &mut buf, start);
             let line_len = (buf.len() - start) as u64;
-            if self.needs_new_file(today, start as u64 + line_len) {
+            if self.needs_new_file(today, start as u64, line_len) {
                 if start > 0 {
                     if let Err(e) = self.flush(&buf[..start]) {
                         result = Err(e);
@@ -557,6 +560,30 @@ pub(crate) mod tests {
             serde_json::from_str(second.lines().next().expect("line")).expect("json");
         assert_eq!(next["prev"], last["hash"]);
         assert_eq!(next["seq"].as_u64(), last["seq"].as_u64().map(|s| s + 1));
+    }
+
+    #[test]
+    fn a_batch_rotates_line_by_line() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cfg = AuditConfig {
+            rotate_size_bytes: 4096,
+            ..config_in(dir.path())
+        };
+        let d = block_decision();
+        let mut w = AuditWriter::open(&cfg).expect("open");
+        let mut body = Vec::new();
+        w.encoder().encode_body(&event(&d, "h", None), &mut body);
+        let bodies = vec![body.as_slice(); 40];
+        let (n, result) = w.append_encoded(&bodies);
+        result.expect("batch");
+        assert_eq!(n, 40);
+        let files = w.files().expect("files");
+        assert!(files.len() >= 4, "{files:?}");
+        for f in &files {
+            assert!(std::fs::metadata(f).expect("meta").len() <= 4096);
+        }
+        assert_eq!(verify_files(&files).expect("verifies").records, 40);
+        assert_eq!(w.health().records_written, 40);
     }
 
     #[test]
