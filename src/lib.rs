@@ -6,16 +6,30 @@
 //!
 //! ```text
 //! client ─► listener ─► destination ─► resolve ─► classify each IP ─► policy ─► decision
-//!                       (resolve::)    (resolve::) (geo::)             (policy::)
+//!           (proxy::)   (resolve::)    (resolve::) (geo::)             (policy::)    │
+//!                                                                                    ├─► block: audit record, 451
+//!                                                                                    └─► allow: connect to a checked IP
 //! ```
+//!
+//! One module, one job: `config` (douane.toml), `policy` (policy files and `decide`), `geo`
+//! (databases, operator registry, `classify`), `resolve` (destinations, DNS), `proxy`
+//! (listeners and upstreams), `tls`, `audit` (the hash-chained log), `metrics`, `admin`,
+//! `reload`, `state` (the snapshot every request is decided against), and `app` (wiring).
 #![forbid(unsafe_code)]
 
+pub mod admin;
+pub mod app;
+pub mod audit;
+pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod country;
 pub mod diag;
 pub mod geo;
+pub mod metrics;
 pub mod policy;
 pub mod proxy;
+pub mod reload;
 pub mod resolve;
 pub mod state;
 pub mod tls;

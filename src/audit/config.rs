@@ -1,0 +1,246 @@
+//! The `[audit]` table of douane.toml: raw serde struct with named defaults, checked by
+//! [`AuditConfig::validate`] before the log starts.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use crate::policy::decision::Outcome;
+
+use super::AuditError;
+
+/// When the written lines are forced to disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncMode {
+    /// `fsync` before `record()` resolves: no decided request is lost on power loss.
+    EveryRecord,
+    /// `fsync` at most every `sync_interval_ms`; a line is in the OS before `record()`
+    /// resolves, so a crash of douane loses nothing, a power loss up to one interval.
+    #[default]
+    Interval,
+}
+
+/// What the proxy does with a request that needs a record when the record cannot be written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum OnFailure {
+    /// Refuse it with 503: no unrecorded decision.
+    #[default]
+    Block,
+    /// Let the decision stand without its record.
+    Continue,
+}
+
+/// How the client address is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientMode {
+    #[default]
+    AsIs,
+    /// HMAC-SHA256 of the address (canonical text) under the key in `hmac_key_file`, hex.
+    Pseudonymise,
+}
+
+/// How the request path is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum PathMode {
+    #[default]
+    AsIs,
+    /// Only the path, without query string or fragment.
+    Redact,
+    /// No path at all (`null`).
+    Drop,
+}
+
+/// The `[audit]` table.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// The file base (`audit/douane-audit.jsonl` → `audit/douane-audit.<date>.<n>.jsonl`),
+    /// or an existing directory (files `douane-audit.<date>.<n>.jsonl` in it), or an existing
+    /// device or pipe (`/dev/stdout`), written to directly without rotation.
+    #[serde(default = "default_path")]
+    pub path: PathBuf,
+    /// Record allowed (and failed) requests too. Blocks, would-blocks and exemption uses are
+    /// always recorded.
+    #[serde(default)]
+    pub record_allowed: bool,
+    #[serde(default)]
+    pub sync: SyncMode,
+    #[serde(default = "default_sync_interval_ms")]
+    pub sync_interval_ms: u64,
+    #[serde(default = "default_rotate_size_bytes")]
+    pub rotate_size_bytes: u64,
+    #[serde(default = "default_true")]
+    pub rotate_daily: bool,
+    #[serde(default)]
+    pub on_failure: OnFailure,
+    #[serde(default)]
+    pub client: ClientMode,
+    /// The HMAC key for `client = "pseudonymise"`: the file's bytes, a trailing newline
+    /// removed, at least 16 bytes.
+    #[serde(default)]
+    pub hmac_key_file: Option<PathBuf>,
+    #[serde(default)]
+    pub path_mode: PathMode,
+    /// Longer untrusted values (host, path, method, AS organisation, …) are cut at a
+    /// character boundary and marked `…[truncated N bytes]`.
+    #[serde(default = "default_max_field_bytes")]
+    pub max_field_bytes: usize,
+}
+
+fn default_path() -> PathBuf {
+    PathBuf::from("audit/douane-audit.jsonl")
+}
+fn default_sync_interval_ms() -> u64 {
+    1000
+}
+fn default_rotate_size_bytes() -> u64 {
+    100 * 1024 * 1024
+}
+fn default_true() -> bool {
+    true
+}
+fn default_max_field_bytes() -> usize {
+    2048
+}
+
+/// Below this a rotated file could not hold a few records.
+pub const MIN_ROTATE_SIZE_BYTES: u64 = 4096;
+/// Below this a host name or an address would be cut.
+pub const MIN_FIELD_BYTES: usize = 64;
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            path: default_path(),
+            record_allowed: false,
+            sync: SyncMode::default(),
+            sync_interval_ms: default_sync_interval_ms(),
+            rotate_size_bytes: default_rotate_size_bytes(),
+            rotate_daily: true,
+            on_failure: OnFailure::default(),
+            client: ClientMode::default(),
+            hmac_key_file: None,
+            path_mode: PathMode::default(),
+            max_field_bytes: default_max_field_bytes(),
+        }
+    }
+}
+
+impl AuditConfig {
+    /// Checks what serde cannot: ranges and the key file that pseudonymisation needs.
+    pub fn validate(&self) -> Result<(), AuditError> {
+        let bad = |detail: String| Err(AuditError::Config { detail });
+        if self.path.as_os_str().is_empty() {
+            return bad(
+                "audit.path is empty: give a file base such as \"audit/douane-audit.jsonl\"".into(),
+            );
+        }
+        if self.sync == SyncMode::Interval && self.sync_interval_ms == 0 {
+            return bad(
+                "audit.sync_interval_ms = 0: give at least 1, or sync = \"every_record\"".into(),
+            );
+        }
+        if self.rotate_size_bytes < MIN_ROTATE_SIZE_BYTES {
+            return bad(format!(
+                "audit.rotate_size_bytes = {} is too small: give at least {MIN_ROTATE_SIZE_BYTES}",
+                self.rotate_size_bytes
+            ));
+        }
+        if self.max_field_bytes < MIN_FIELD_BYTES {
+            return bad(format!(
+                "audit.max_field_bytes = {} is too small: give at least {MIN_FIELD_BYTES}",
+                self.max_field_bytes
+            ));
+        }
+        match (self.client, &self.hmac_key_file) {
+            (ClientMode::Pseudonymise, None) => {
+                bad("audit.client = \"pseudonymise\" needs audit.hmac_key_file".into())
+            }
+            (ClientMode::AsIs, Some(f)) => bad(format!(
+                "audit.hmac_key_file = {:?} is set but audit.client = \"as_is\": set client = \"pseudonymise\" or remove the key file",
+                f.display().to_string()
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether a decision with this outcome must be recorded.
+    pub fn needs_record(&self, outcome: Outcome) -> bool {
+        match outcome {
+            Outcome::Block | Outcome::WouldBlock | Outcome::Exempt => true,
+            Outcome::Allow | Outcome::Failed => self.record_allowed,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_from_an_empty_table() {
+        let c: AuditConfig = toml::from_str("").expect("empty table");
+        assert_eq!(c, AuditConfig::default());
+        assert_eq!(c.rotate_size_bytes, 100 * 1024 * 1024);
+        assert_eq!(c.on_failure, OnFailure::Block);
+        assert!(c.rotate_daily && !c.record_allowed);
+        c.validate().expect("defaults are valid");
+    }
+
+    #[test]
+    fn every_key_parses() {
+        let c: AuditConfig = toml::from_str(
+            r#"
+            path = "/var/log/douane/audit.jsonl"
+            record_allowed = true
+            sync = "every_record"
+            sync_interval_ms = 250
+            rotate_size_bytes = 1048576
+            rotate_daily = false
+            on_failure = "continue"
+            client = "pseudonymise"
+            hmac_key_file = "/etc/douane/audit.key"
+            path_mode = "redact"
+            max_field_bytes = 512
+            "#,
+        )
+        .expect("full table");
+        assert_eq!(c.sync, SyncMode::EveryRecord);
+        assert_eq!(c.client, ClientMode::Pseudonymise);
+        assert_eq!(c.path_mode, PathMode::Redact);
+        assert_eq!(c.on_failure, OnFailure::Continue);
+        c.validate().expect("valid");
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_refused() {
+        assert!(toml::from_str::<AuditConfig>("rotate_sise_bytes = 1").is_err());
+        assert!(toml::from_str::<AuditConfig>("sync = \"sometimes\"").is_err());
+        let c: AuditConfig = toml::from_str("client = \"pseudonymise\"").expect("parses");
+        let err = c.validate().expect_err("no key file").to_string();
+        assert!(err.contains("hmac_key_file"), "{err}");
+        let c = AuditConfig {
+            max_field_bytes: 3,
+            ..AuditConfig::default()
+        };
+        assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn what_is_always_recorded() {
+        let c = AuditConfig::default();
+        assert!(c.needs_record(Outcome::Block));
+        assert!(c.needs_record(Outcome::WouldBlock));
+        assert!(c.needs_record(Outcome::Exempt));
+        assert!(!c.needs_record(Outcome::Allow));
+        let c = AuditConfig {
+            record_allowed: true,
+            ..c
+        };
+        assert!(c.needs_record(Outcome::Allow));
+    }
+}

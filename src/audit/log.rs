@@ -1,0 +1,158 @@
+//! The async audit log the proxy holds: callers encode their record's body, send it over a
+//! bounded channel to the one writer thread (so chain order is write order), and wait for the
+//! line to be written (and synced, with `sync = "every_record"`) before answering.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use super::config::{AuditConfig, OnFailure, SyncMode};
+use super::files::Target;
+use super::health::{AuditHealth, HealthCells};
+use super::record::{AuditEvent, RecordEncoder};
+use super::writer::{list_log_files, AuditWriter};
+use super::AuditError;
+
+/// Records waiting for the writer; past this, `record()` waits (backpressure).
+pub const CHANNEL_CAPACITY: usize = 1024;
+/// Records the writer takes in one write.
+const MAX_BATCH: usize = 128;
+
+type Ack = oneshot::Sender<Result<(), AuditError>>;
+
+enum Msg {
+    Record {
+        body: Vec<u8>,
+        ack: Ack,
+    },
+    /// Time to sync, if `sync = "interval"` and lines wait.
+    Tick,
+}
+
+/// A handle on the audit log; cheap to clone. The writer stops once every handle is dropped
+/// (after syncing), which ends the task returned by [`AuditLog::start`].
+#[derive(Clone)]
+pub struct AuditLog {
+    tx: mpsc::Sender<Msg>,
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    config: AuditConfig,
+    encoder: RecordEncoder,
+    health: Arc<HealthCells>,
+    target: Target,
+}
+
+impl std::fmt::Debug for AuditLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditLog")
+            .field("target", &self.shared.target)
+            .field("health", &self.health())
+            .finish()
+    }
+}
+
+impl AuditLog {
+    /// Opens the log (continuing the chain of the files found) and starts its writer on a
+    /// blocking thread. Must be called within a tokio runtime.
+    pub fn start(config: &AuditConfig) -> Result<(AuditLog, JoinHandle<()>), AuditError> {
+        let writer = AuditWriter::open(config)?;
+        let shared = Arc::new(Shared {
+            config: config.clone(),
+            encoder: writer.encoder().clone(),
+            health: writer.health_cells(),
+            target: Target::from_path(&config.path),
+        });
+        let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
+        if config.sync == SyncMode::Interval {
+            let weak = tx.downgrade();
+            let period = Duration::from_millis(config.sync_interval_ms.max(1));
+            tokio::spawn(async move {
+                let mut every = tokio::time::interval(period);
+                every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    every.tick().await;
+                    // A weak sender: the ticker does not keep the writer alive.
+                    let Some(tx) = weak.upgrade() else { break };
+                    // A full channel means records flow, and each batch syncs when due.
+                    let _ = tx.try_send(Msg::Tick);
+                }
+            });
+        }
+        let task = tokio::task::spawn_blocking(move || run(writer, rx));
+        Ok((AuditLog { tx, shared }, task))
+    }
+
+    /// Records the event if its outcome needs a record (blocks, would-blocks and exemption
+    /// uses always; the rest with `record_allowed`). Resolves once the line is written, and
+    /// synced with `sync = "every_record"`: the proxy awaits it before answering 451.
+    pub async fn record(&self, event: &AuditEvent<'_>) -> Result<(), AuditError> {
+        if !self.shared.config.needs_record(event.decision.outcome) {
+            return Ok(());
+        }
+        let mut body = Vec::with_capacity(768);
+        self.shared.encoder.encode_body(event, &mut body);
+        let (ack, done) = oneshot::channel();
+        self.tx
+            .send(Msg::Record { body, ack })
+            .await
+            .map_err(|_| AuditError::Closed)?;
+        done.await.map_err(|_| AuditError::Closed)?
+    }
+
+    /// Lock-free: for /readyz and the metrics.
+    pub fn health(&self) -> AuditHealth {
+        let mut h = self.shared.health.snapshot();
+        h.ok &= !self.tx.is_closed();
+        h
+    }
+
+    /// What the proxy does when `record()` fails.
+    pub fn on_failure(&self) -> OnFailure {
+        self.shared.config.on_failure
+    }
+
+    pub fn config(&self) -> &AuditConfig {
+        &self.shared.config
+    }
+
+    /// The log's files in chain order (what `douane audit verify` should be given).
+    pub fn files(&self) -> std::io::Result<Vec<PathBuf>> {
+        list_log_files(&self.shared.target)
+    }
+}
+
+/// The writer thread: takes what waits in the channel (up to a batch), writes it in one go,
+/// answers every waiting caller with the result.
+fn run(mut writer: AuditWriter, mut rx: mpsc::Receiver<Msg>) {
+    let mut batch: Vec<(Vec<u8>, Ack)> = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = rx.blocking_recv() {
+        let mut next = Some(first);
+        while let Some(msg) = next.take() {
+            if let Msg::Record { body, ack } = msg {
+                batch.push((body, ack));
+            }
+            if batch.len() < MAX_BATCH {
+                next = rx.try_recv().ok();
+            }
+        }
+        if batch.is_empty() {
+            // Only ticks: sync what waits, if due. A failure shows in the health.
+            let _ = writer.sync_if_due();
+            continue;
+        }
+        let bodies: Vec<&[u8]> = batch.iter().map(|(b, _)| b.as_slice()).collect();
+        // All or nothing for the callers: a record reported failed may still be in the log
+        // (an earlier part of the batch, or a failed sync), never the reverse.
+        let (_, result) = writer.append_encoded(&bodies);
+        drop(bodies);
+        for (_, ack) in batch.drain(..) {
+            let _ = ack.send(result.clone());
+        }
+    }
+    let _ = writer.sync();
+}

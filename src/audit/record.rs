@@ -1,0 +1,509 @@
+//! One audit record: the request facts and decision it is made of ([`AuditEvent`]), how its
+//! body is serialised (untrusted values escaped by serde_json and cut when too long, the client
+//! pseudonymised, the path redacted), and how a written line reads back ([`StoredRecord`]).
+//!
+//! A line is `{"ts":…,"seq":…,` + body + `,"prev":…,"hash":…}`: the writer adds the chain
+//! fields, so the body can be serialised by the caller, off the writer's critical section.
+
+use std::fmt;
+use std::net::IpAddr;
+
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize, Serializer};
+use sha2::Sha256;
+
+use crate::country::Country;
+use crate::geo::SpecialRange;
+use crate::policy::decision::{Decision, IpVerdict};
+
+use super::config::{AuditConfig, ClientMode, PathMode};
+use super::AuditError;
+
+/// The facts of one request and its decision: what a record is made of.
+#[derive(Debug, Clone, Copy)]
+pub struct AuditEvent<'a> {
+    /// The request id, the same as the 451's header.
+    pub request_id: &'a str,
+    /// The listener's name.
+    pub listener: &'a str,
+    pub client: IpAddr,
+    /// `None` for a CONNECT tunnel whose inner requests douane does not see.
+    pub method: Option<&'a str>,
+    /// `http` or `https`.
+    pub scheme: &'a str,
+    pub host: &'a str,
+    pub port: u16,
+    /// `None` when douane does not see it (CONNECT).
+    pub path: Option<&'a str>,
+    /// The parent proxy hop the request went (or would go) through.
+    pub upstream_via: Option<&'a str>,
+    pub decision: &'a Decision,
+}
+
+/// Serialises record bodies under one configuration; cheap to share (`Arc`) between callers.
+#[derive(Clone)]
+pub struct RecordEncoder {
+    client: ClientEncoding,
+    path_mode: PathMode,
+    max_field_bytes: usize,
+}
+
+#[derive(Clone)]
+enum ClientEncoding {
+    AsIs,
+    /// Keyed once at load; cloned per record (no re-keying on the hot path).
+    Hmac(Box<Hmac<Sha256>>),
+}
+
+impl fmt::Debug for RecordEncoder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RecordEncoder")
+            .field(
+                "client",
+                &match self.client {
+                    ClientEncoding::AsIs => "as_is",
+                    ClientEncoding::Hmac(_) => "pseudonymise",
+                },
+            )
+            .field("path_mode", &self.path_mode)
+            .field("max_field_bytes", &self.max_field_bytes)
+            .finish()
+    }
+}
+
+/// Shortest HMAC key accepted from `hmac_key_file`.
+pub const MIN_HMAC_KEY_BYTES: usize = 16;
+
+impl RecordEncoder {
+    /// Builds the encoder, reading the HMAC key file when the client is pseudonymised.
+    pub fn new(config: &AuditConfig) -> Result<Self, AuditError> {
+        let client = match (config.client, &config.hmac_key_file) {
+            (ClientMode::AsIs, _) => ClientEncoding::AsIs,
+            (ClientMode::Pseudonymise, None) => {
+                return Err(AuditError::Config {
+                    detail: "audit.client = \"pseudonymise\" needs audit.hmac_key_file".into(),
+                })
+            }
+            (ClientMode::Pseudonymise, Some(path)) => {
+                let key = std::fs::read(path).map_err(|e| AuditError::KeyFile {
+                    path: path.clone(),
+                    detail: e.to_string(),
+                })?;
+                ClientEncoding::Hmac(Box::new(hmac_from_key(&key).map_err(|detail| {
+                    AuditError::KeyFile {
+                        path: path.clone(),
+                        detail,
+                    }
+                })?))
+            }
+        };
+        Ok(RecordEncoder {
+            client,
+            path_mode: config.path_mode,
+            max_field_bytes: config.max_field_bytes.max(1),
+        })
+    }
+
+    /// Appends the body of a record (a JSON object, braces included) to `out`.
+    pub fn encode_body(&self, event: &AuditEvent<'_>, out: &mut Vec<u8>) {
+        let max = self.max_field_bytes;
+        fn clip(s: &str, max: usize) -> Clip<'_> {
+            Clip { s, max }
+        }
+        let d = event.decision;
+        let path = match self.path_mode {
+            PathMode::AsIs => event.path,
+            PathMode::Redact => event.path.map(redact_path),
+            PathMode::Drop => None,
+        };
+        let body = Body {
+            request_id: clip(event.request_id, max),
+            listener: clip(event.listener, max),
+            client: ClientField {
+                ip: event.client.to_canonical(),
+                enc: &self.client,
+            },
+            method: event.method.map(|s| clip(s, max)),
+            scheme: clip(event.scheme, max),
+            host: clip(event.host, max),
+            port: event.port,
+            path: path.map(|s| clip(s, max)),
+            via: event.upstream_via.map(|s| clip(s, max)),
+            outcome: d.outcome.as_str(),
+            reason: d.reason.as_str(),
+            rule: d.rule.as_deref().map(|s| clip(s, max)),
+            policy: clip(&d.provenance.policy_name, max),
+            policy_version: clip(&d.provenance.policy_version, max),
+            mode: d.mode.as_str(),
+            ips: Ips { ips: &d.ips, max },
+        };
+        // Serialising borrowed strings and numbers into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, &body);
+    }
+
+    /// The body of the record the writer adds when it starts a new chain segment.
+    pub fn encode_restart(detail: &str, out: &mut Vec<u8>) {
+        #[derive(Serialize)]
+        struct Restart<'a> {
+            event: &'static str,
+            detail: &'a str,
+        }
+        let _ = serde_json::to_writer(
+            &mut *out,
+            &Restart {
+                event: CHAIN_RESTART,
+                detail,
+            },
+        );
+    }
+}
+
+/// The `event` of the record that restarts the chain after a corrupt tail.
+pub const CHAIN_RESTART: &str = "chain_restart";
+
+fn hmac_from_key(raw: &[u8]) -> Result<Hmac<Sha256>, String> {
+    let key = raw.strip_suffix(b"\n").unwrap_or(raw);
+    let key = key.strip_suffix(b"\r").unwrap_or(key);
+    if key.len() < MIN_HMAC_KEY_BYTES {
+        return Err(format!(
+            "the key is {} bytes: give at least {MIN_HMAC_KEY_BYTES} random bytes (e.g. `head -c 32 /dev/urandom | base64`)",
+            key.len()
+        ));
+    }
+    Hmac::<Sha256>::new_from_slice(key).map_err(|e| e.to_string())
+}
+
+/// The path without query string or fragment.
+fn redact_path(path: &str) -> &str {
+    match path.find(['?', '#']) {
+        Some(i) => &path[..i],
+        None => path,
+    }
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    request_id: Clip<'a>,
+    listener: Clip<'a>,
+    client: ClientField<'a>,
+    method: Option<Clip<'a>>,
+    scheme: Clip<'a>,
+    host: Clip<'a>,
+    port: u16,
+    path: Option<Clip<'a>>,
+    via: Option<Clip<'a>>,
+    outcome: &'static str,
+    reason: &'static str,
+    rule: Option<Clip<'a>>,
+    policy: Clip<'a>,
+    policy_version: Clip<'a>,
+    mode: &'static str,
+    ips: Ips<'a>,
+}
+
+/// An untrusted string, cut at a char boundary past `max` bytes, the cut marked.
+#[derive(Clone, Copy)]
+struct Clip<'a> {
+    s: &'a str,
+    max: usize,
+}
+
+impl Serialize for Clip<'_> {
+    fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        if self.s.len() <= self.max {
+            return ser.serialize_str(self.s);
+        }
+        let mut cut = self.max;
+        while !self.s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        // collect_str streams through serde_json's escaper: no intermediate String.
+        ser.collect_str(&Cut {
+            kept: &self.s[..cut],
+            dropped: self.s.len() - cut,
+        })
+    }
+}
+
+struct Cut<'a> {
+    kept: &'a str,
+    dropped: usize,
+}
+
+impl fmt::Display for Cut<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}…[truncated {} bytes]", self.kept, self.dropped)
+    }
+}
+
+struct ClientField<'a> {
+    ip: IpAddr,
+    enc: &'a ClientEncoding,
+}
+
+impl Serialize for ClientField<'_> {
+    fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        match self.enc {
+            ClientEncoding::AsIs => ser.collect_str(&self.ip),
+            ClientEncoding::Hmac(mac) => {
+                let mut mac = (**mac).clone();
+                let mut text = [0u8; 64];
+                let n = {
+                    use std::io::Write;
+                    let mut cursor = std::io::Cursor::new(&mut text[..]);
+                    let _ = write!(cursor, "{}", self.ip);
+                    cursor.position() as usize
+                };
+                mac.update(&text[..n]);
+                let tag = mac.finalize().into_bytes();
+                let mut hex_tag = [0u8; 64];
+                let _ = hex::encode_to_slice(tag, &mut hex_tag);
+                ser.serialize_str(std::str::from_utf8(&hex_tag).unwrap_or(""))
+            }
+        }
+    }
+}
+
+struct Ips<'a> {
+    ips: &'a [IpVerdict],
+    max: usize,
+}
+
+#[derive(Serialize)]
+struct IpEntry<'a> {
+    ip: IpAddr,
+    special: Option<SpecialRange>,
+    location: Option<Country>,
+    asn: Option<u32>,
+    as_org: Option<Clip<'a>>,
+    operator: Option<Clip<'a>>,
+    jurisdiction: Option<Country>,
+    violation: Option<&'static str>,
+}
+
+impl Serialize for Ips<'_> {
+    fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        let max = self.max;
+        ser.collect_seq(self.ips.iter().map(|v| {
+            let c = &v.class;
+            IpEntry {
+                ip: c.ip,
+                special: c.special,
+                location: c.location,
+                asn: c.asn,
+                as_org: c.as_org.as_deref().map(|s| Clip { s, max }),
+                operator: c.operator.as_deref().map(|s| Clip { s, max }),
+                jurisdiction: c.jurisdiction,
+                violation: v.violation.map(|x| x.reason().as_str()),
+            }
+        }))
+    }
+}
+
+/// A record as read back from a line. Every request field is optional so that a
+/// `chain_restart` record reads too.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct StoredRecord {
+    pub ts: String,
+    pub seq: u64,
+    /// `None` for a request record; `Some("chain_restart")` for a restart.
+    pub event: Option<String>,
+    pub detail: Option<String>,
+    pub request_id: Option<String>,
+    pub listener: Option<String>,
+    pub client: Option<String>,
+    pub method: Option<String>,
+    pub scheme: Option<String>,
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub path: Option<String>,
+    pub via: Option<String>,
+    pub outcome: Option<String>,
+    pub reason: Option<String>,
+    pub rule: Option<String>,
+    pub policy: Option<String>,
+    pub policy_version: Option<String>,
+    pub mode: Option<String>,
+    #[serde(default)]
+    pub ips: Vec<StoredIp>,
+    pub prev: String,
+    pub hash: String,
+}
+
+impl StoredRecord {
+    pub fn is_restart(&self) -> bool {
+        self.event.as_deref() == Some(CHAIN_RESTART)
+    }
+}
+
+/// One address of a [`StoredRecord`].
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct StoredIp {
+    pub ip: String,
+    pub special: Option<String>,
+    pub location: Option<String>,
+    pub asn: Option<u32>,
+    pub as_org: Option<String>,
+    pub operator: Option<String>,
+    pub jurisdiction: Option<String>,
+    pub violation: Option<String>,
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::geo::{Classification, Origin};
+    use crate::policy::decision::{Mode, Outcome, Provenance, Reason, Violation};
+
+    /// A block of one US-operated address, built by hand.
+    pub(crate) fn block_decision() -> Decision {
+        let us = Country::parse("US").expect("US");
+        let fr = Country::parse("FR").expect("FR");
+        Decision {
+            outcome: Outcome::Block,
+            reason: Reason::OperatorNotAllowed,
+            rule: Some(Arc::from("default")),
+            mode: Mode::Enforce,
+            ips: vec![IpVerdict {
+                class: Classification {
+                    ip: "203.0.113.10".parse().expect("ip"),
+                    special: None,
+                    network: None,
+                    location: Some(fr),
+                    location_origin: Origin::Database,
+                    asn: Some(16509),
+                    as_org: Some("AMAZON-02".into()),
+                    operator: Some(Arc::from("Amazon")),
+                    jurisdiction: Some(us),
+                    operator_origin: Origin::Registry,
+                },
+                violation: Some(Violation::OperatorNotAllowed { jurisdiction: us }),
+            }],
+            connect: vec![],
+            notes: vec![],
+            provenance: Arc::new(Provenance {
+                policy_name: Arc::from("collectivite"),
+                policy_version: Arc::from("2026-03-01"),
+                country_db_built: None,
+                asn_db_built: None,
+                registry_version: Arc::from("1"),
+            }),
+        }
+    }
+
+    pub(crate) fn event<'a>(
+        d: &'a Decision,
+        host: &'a str,
+        path: Option<&'a str>,
+    ) -> AuditEvent<'a> {
+        AuditEvent {
+            request_id: "req-1",
+            listener: "forward",
+            client: "192.0.2.7".parse().expect("ip"),
+            method: Some("GET"),
+            scheme: "https",
+            host,
+            port: 443,
+            path,
+            upstream_via: None,
+            decision: d,
+        }
+    }
+
+    fn encode(enc: &RecordEncoder, e: &AuditEvent<'_>) -> serde_json::Value {
+        let mut out = Vec::new();
+        enc.encode_body(e, &mut out);
+        assert!(!out.contains(&b'\n'), "one line");
+        serde_json::from_slice(&out).expect("valid JSON")
+    }
+
+    #[test]
+    fn body_has_every_field_in_order() {
+        let d = block_decision();
+        let enc = RecordEncoder::new(&AuditConfig::default()).expect("encoder");
+        let mut out = Vec::new();
+        enc.encode_body(&event(&d, "crm.example", Some("/login?u=1")), &mut out);
+        let text = String::from_utf8(out).expect("utf8");
+        assert!(text.starts_with(r#"{"request_id":"req-1","listener":"forward","client":"192.0.2.7","method":"GET","scheme":"https","host":"crm.example","port":443,"path":"/login?u=1","via":null,"outcome":"block","reason":"operator_not_allowed","rule":"default","policy":"collectivite","policy_version":"2026-03-01","mode":"enforce","ips":[{"ip":"203.0.113.10","special":null,"location":"FR","asn":16509,"as_org":"AMAZON-02","operator":"Amazon","jurisdiction":"US","violation":"operator_not_allowed"}]}"#), "{text}");
+    }
+
+    #[test]
+    fn long_values_are_cut_at_a_char_boundary_and_marked() {
+        let d = block_decision();
+        let cfg = AuditConfig {
+            max_field_bytes: 64,
+            ..AuditConfig::default()
+        };
+        let enc = RecordEncoder::new(&cfg).expect("encoder");
+        // 'é' is two bytes: byte 64 falls inside one.
+        let path = format!("/{}", "é".repeat(100));
+        let v = encode(&enc, &event(&d, "h", Some(&path)));
+        let got = v["path"].as_str().expect("path");
+        let (kept, mark) = got.split_once('…').expect("marked");
+        assert_eq!(kept.len(), 63);
+        assert_eq!(mark, format!("[truncated {} bytes]", path.len() - 63));
+    }
+
+    #[test]
+    fn path_modes() {
+        let d = block_decision();
+        for (mode, want) in [
+            (PathMode::AsIs, serde_json::json!("/a/b?token=s#f")),
+            (PathMode::Redact, serde_json::json!("/a/b")),
+            (PathMode::Drop, serde_json::Value::Null),
+        ] {
+            let cfg = AuditConfig {
+                path_mode: mode,
+                ..AuditConfig::default()
+            };
+            let enc = RecordEncoder::new(&cfg).expect("encoder");
+            assert_eq!(
+                encode(&enc, &event(&d, "h", Some("/a/b?token=s#f")))["path"],
+                want
+            );
+        }
+    }
+
+    #[test]
+    fn pseudonymised_client_is_a_keyed_hmac() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let key = dir.path().join("k");
+        std::fs::write(&key, "0123456789abcdef0123\n").expect("key");
+        let cfg = AuditConfig {
+            client: ClientMode::Pseudonymise,
+            hmac_key_file: Some(key.clone()),
+            ..AuditConfig::default()
+        };
+        let enc = RecordEncoder::new(&cfg).expect("encoder");
+        let d = block_decision();
+        let v = encode(&enc, &event(&d, "h", None));
+        let pseudo = v["client"].as_str().expect("client").to_owned();
+        assert_eq!(pseudo.len(), 64);
+        assert!(!pseudo.contains("192.0.2.7"));
+        let mut mac = Hmac::<Sha256>::new_from_slice(b"0123456789abcdef0123").expect("mac");
+        mac.update(b"192.0.2.7");
+        assert_eq!(pseudo, hex::encode(mac.finalize().into_bytes()));
+        // Another key, another pseudonym.
+        std::fs::write(&key, "fedcba9876543210fedc").expect("key");
+        let other = RecordEncoder::new(&cfg).expect("encoder");
+        assert_ne!(
+            encode(&other, &event(&d, "h", None))["client"],
+            pseudo.as_str()
+        );
+        // A short key is refused, naming the file.
+        std::fs::write(&key, "short").expect("key");
+        let err = RecordEncoder::new(&cfg).expect_err("short key").to_string();
+        assert!(err.contains("at least 16"), "{err}");
+    }
+
+    #[test]
+    fn ipv4_mapped_client_is_written_as_ipv4() {
+        let d = block_decision();
+        let enc = RecordEncoder::new(&AuditConfig::default()).expect("encoder");
+        let mut e = event(&d, "h", None);
+        e.client = "::ffff:192.0.2.9".parse().expect("ip");
+        assert_eq!(encode(&enc, &e)["client"], "192.0.2.9");
+    }
+}
