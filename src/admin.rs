@@ -80,7 +80,10 @@ impl Admin {
             "/healthz" => text(StatusCode::OK, "ok\n"),
             "/readyz" => match self.not_ready() {
                 None => text(StatusCode::OK, "ready\n"),
-                Some(why) => text(StatusCode::SERVICE_UNAVAILABLE, &format!("not ready: {why}\n")),
+                Some(why) => text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    &format!("not ready: {why}\n"),
+                ),
             },
             "/metrics" => {
                 let mut response = Response::new(Full::new(Bytes::from(self.metrics.render())));
@@ -110,7 +113,10 @@ impl Admin {
                     .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
                 response
             }
-            _ => text(StatusCode::NOT_FOUND, "not found: /metrics /healthz /readyz /policy\n"),
+            _ => text(
+                StatusCode::NOT_FOUND,
+                "not found: /metrics /healthz /readyz /policy\n",
+            ),
         }
     }
 
@@ -125,7 +131,10 @@ impl Admin {
             if !health.ok {
                 return Some(format!(
                     "audit log unusable: {}",
-                    health.last_error.as_deref().map_or("writer stopped", |s| s.as_str())
+                    health
+                        .last_error
+                        .as_deref()
+                        .map_or("writer stopped", |s| s.as_str())
                 ));
             }
         }
@@ -136,8 +145,9 @@ impl Admin {
 fn text(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from(body.to_owned())));
     *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     response
 }

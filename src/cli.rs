@@ -19,7 +19,12 @@ pub struct Cli {
 #[derive(Debug, Args, Clone)]
 pub struct ConfigArg {
     /// The daemon configuration file.
-    #[arg(long, short = 'c', default_value = "douane.toml", env = "DOUANE_CONFIG")]
+    #[arg(
+        long,
+        short = 'c',
+        default_value = "douane.toml",
+        env = "DOUANE_CONFIG"
+    )]
     pub config: PathBuf,
 }
 

@@ -100,7 +100,9 @@ fn warn_about_state(config: &Config, state: &State, warnings: &mut Vec<String>) 
         warnings.push("no country database: every location is unknown".into());
     }
     if state.geo.asn.is_none() {
-        warnings.push("no ASN database: operators are known only from [[network]] and registry CIDRs".into());
+        warnings.push(
+            "no ASN database: operators are known only from [[network]] and registry CIDRs".into(),
+        );
     }
 }
 

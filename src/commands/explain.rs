@@ -164,7 +164,10 @@ pub fn address_line(v: &IpVerdict) -> String {
         None => "ok".to_string(),
         Some(violation) => format!("NOT ALLOWED: {}", violation_text(violation)),
     };
-    format!("{:<39} {location}, {asn}, {operator}{network} — {verdict}", c.ip)
+    format!(
+        "{:<39} {location}, {asn}, {operator}{network} — {verdict}",
+        c.ip
+    )
 }
 
 fn short(version: &str) -> &str {

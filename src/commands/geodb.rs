@@ -63,7 +63,10 @@ pub fn info(files: &[PathBuf]) -> anyhow::Result<Exit> {
                 println!("  kind           {} ({} schema)", i.kind, i.schema);
                 println!("  database_type  {}", i.database_type);
                 println!("  built          {} ({age} days ago)", i.build_time.date());
-                println!("  size           {} bytes, {} nodes, record size {}, IPv{}", i.size, i.node_count, i.record_size, i.ip_version);
+                println!(
+                    "  size           {} bytes, {} nodes, record size {}, IPv{}",
+                    i.size, i.node_count, i.record_size, i.ip_version
+                );
                 if let Some(d) = &i.description {
                     println!("  description    {d}");
                 }

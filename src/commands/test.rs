@@ -44,5 +44,9 @@ pub fn run(config: &Path) -> Result<Exit, InvalidSetup> {
         }
     }
     println!("{} passed, {} failed", results.len() - failed, failed);
-    Ok(if failed == 0 { Exit::Success } else { Exit::Failed })
+    Ok(if failed == 0 {
+        Exit::Success
+    } else {
+        Exit::Failed
+    })
 }

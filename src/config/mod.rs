@@ -13,6 +13,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 use serde_spanned::Spanned;
 
+use crate::audit::AuditConfig;
 use crate::diag::{Errors, Located, SourceFile};
 use crate::resolve::ResolverConfig;
 
@@ -31,6 +32,8 @@ pub struct Config {
     pub reverse: Vec<ReverseListener>,
     pub routes: Vec<Route>,
     pub admin: Option<AdminListener>,
+    /// The audit log; none when the config has no `[audit]` table.
+    pub audit: Option<AuditConfig>,
     pub upstream: UpstreamSettings,
     pub limits: Limits,
     pub trusted_proxies: Vec<IpNet>,
@@ -321,9 +324,22 @@ impl Validator<'_> {
             }
         });
 
+        let resolver_at = self.file.text.find("[resolver]").map(|i| i..i + 1);
         for r in raw.resolver.validate() {
             self.errors
-                .push(self.file.error_at(None, format!("[resolver]: {r}")));
+                .push(self.file.error_at(resolver_at.clone(), r.to_string()));
+        }
+        let audit = raw.audit.as_ref().map(|a| {
+            let mut a = a.clone();
+            a.path = self.path(&a.path);
+            a.hmac_key_file = a.hmac_key_file.as_ref().map(|p| self.path(p));
+            a
+        });
+        if let Some(a) = &audit {
+            if let Err(e) = a.validate() {
+                let at = self.file.text.find("[audit]").map(|i| i..i + 1);
+                self.errors.push(self.file.error_at(at, e.to_string()));
+            }
         }
 
         let limits = &raw.limits;
@@ -345,6 +361,7 @@ impl Validator<'_> {
             reverse,
             routes,
             admin,
+            audit,
             upstream: UpstreamSettings {
                 ca_file: raw
                     .upstream

@@ -8,6 +8,7 @@ use ipnet::IpNet;
 use serde::Deserialize;
 use serde_spanned::Spanned;
 
+use crate::audit::AuditConfig;
 use crate::resolve::ResolverConfig;
 
 #[derive(Debug, Deserialize)]
@@ -25,6 +26,7 @@ pub struct FileConfig {
     #[serde(default)]
     pub route: Vec<FileRoute>,
     pub admin: Option<FileAdmin>,
+    pub audit: Option<AuditConfig>,
     #[serde(default)]
     pub upstream: FileUpstream,
     #[serde(default)]

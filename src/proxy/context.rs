@@ -13,7 +13,7 @@ use http::HeaderValue;
 use ipnet::IpNet;
 
 use super::upstream::Connector;
-use crate::audit::{AuditEvent, AuditLog};
+use crate::audit::{AuditEvent, AuditLog, OnFailure};
 use crate::metrics::Metrics;
 use crate::policy::decide::{decide, HttpFacts, Request, Resolution};
 use crate::policy::{Decision, Outcome, Reason};
@@ -106,7 +106,8 @@ impl Proxy {
             Host::Name(_) => {
                 let started = Instant::now();
                 let result = self.resolver.resolve(&destination.host).await;
-                self.metrics.observe_dns(started.elapsed(), result.as_ref().err().copied());
+                self.metrics
+                    .observe_dns(started.elapsed(), result.as_ref().err().copied());
                 match result {
                     Ok(r) => {
                         resolved = r;
@@ -190,7 +191,7 @@ impl Proxy {
         };
         match audit.record(&event).await {
             Ok(()) => Ok(()),
-            Err(e) if audit.refuses_on_failure() => Err(AuditRefusal(e.to_string())),
+            Err(e) if audit.on_failure() == OnFailure::Block => Err(AuditRefusal(e.to_string())),
             Err(e) => {
                 tracing::warn!(error = %e, "audit record lost (on_failure = \"continue\")");
                 Ok(())
@@ -231,7 +232,7 @@ impl Proxy {
     pub fn records(&self, outcome: Outcome) -> bool {
         match &self.audit {
             None => false,
-            Some(audit) => outcome != Outcome::Allow || audit.records_allowed(),
+            Some(audit) => audit.config().needs_record(outcome),
         }
     }
 }

@@ -79,11 +79,19 @@ async fn connect(
                 StatusCode::BAD_GATEWAY
             };
             let _ = proxy.finish(&facts, &decision, status.as_u16()).await;
-            return respond::error(status, &request_id, "the destination did not accept the connection");
+            return respond::error(
+                status,
+                &request_id,
+                "the destination did not accept the connection",
+            );
         }
     };
     if let Err(refusal) = proxy.finish(&facts, &decision, 200).await {
-        return respond::error(StatusCode::SERVICE_UNAVAILABLE, &request_id, &refusal.to_string());
+        return respond::error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &request_id,
+            &refusal.to_string(),
+        );
     }
     let metrics = proxy.metrics.clone();
     tokio::spawn(async move {
@@ -169,7 +177,9 @@ async fn absolute_form(
     let host_header = req.uri().authority().map(|a| a.as_str().to_owned());
     *req.uri_mut() = match Uri::try_from(path_and_query) {
         Ok(uri) => uri,
-        Err(_) => return respond::error(StatusCode::BAD_REQUEST, &request_id, "bad request target"),
+        Err(_) => {
+            return respond::error(StatusCode::BAD_REQUEST, &request_id, "bad request target")
+        }
     };
     let headers = req.headers_mut();
     headers::strip_hop_by_hop(headers, false);

@@ -2,6 +2,10 @@
 //! the upstream connector that dials only checked addresses, and the responses.
 
 pub mod body;
+pub mod context;
+pub mod forward;
 pub mod headers;
 pub mod respond;
+pub mod reverse;
+pub mod server;
 pub mod upstream;

@@ -72,7 +72,10 @@ impl RouteTable {
                 base_path: up.base_path.clone(),
                 destination,
             };
-            by_host.entry(route.host.clone()).or_default().push(compiled);
+            by_host
+                .entry(route.host.clone())
+                .or_default()
+                .push(compiled);
         }
         for routes in by_host.values_mut() {
             routes.sort_by(|a, b| b.path_prefix.len().cmp(&a.path_prefix.len()));
@@ -112,7 +115,9 @@ fn request_host<B>(req: &Request<B>) -> Option<String> {
         None => {
             let host = req.headers().get(header::HOST)?.to_str().ok()?;
             match host.rsplit_once(':') {
-                Some((h, port)) if !h.ends_with(']') && port.bytes().all(|b| b.is_ascii_digit()) => {
+                Some((h, port))
+                    if !h.ends_with(']') && port.bytes().all(|b| b.is_ascii_digit()) =>
+                {
                     h.to_owned()
                 }
                 Some((h, port)) if h.ends_with(']') && port.bytes().all(|b| b.is_ascii_digit()) => {
@@ -134,7 +139,11 @@ pub async fn handle(
     let started = Instant::now();
     let request_id = proxy.next_request_id();
     let Some(host) = request_host(&req) else {
-        return Ok(respond::error(StatusCode::BAD_REQUEST, &request_id, "no Host"));
+        return Ok(respond::error(
+            StatusCode::BAD_REQUEST,
+            &request_id,
+            "no Host",
+        ));
     };
     if let Some(sni) = &conn.sni {
         if **sni != *host {
@@ -147,7 +156,11 @@ pub async fn handle(
     }
     let path = req.uri().path().to_owned();
     let Some(route) = conn.routes.find(&host, &path) else {
-        return Ok(respond::error(StatusCode::NOT_FOUND, &request_id, "no route for this host and path"));
+        return Ok(respond::error(
+            StatusCode::NOT_FOUND,
+            &request_id,
+            "no route for this host and path",
+        ));
     };
     let client = proxy.client_address(conn.peer.ip(), req.headers().get("x-forwarded-for"));
     let method = req.method().clone();
@@ -185,7 +198,13 @@ pub async fn handle(
     };
     match Uri::try_from(target) {
         Ok(uri) => *req.uri_mut() = uri,
-        Err(_) => return Ok(respond::error(StatusCode::BAD_REQUEST, &request_id, "bad request target")),
+        Err(_) => {
+            return Ok(respond::error(
+                StatusCode::BAD_REQUEST,
+                &request_id,
+                "bad request target",
+            ))
+        }
     }
     let original_host = req.headers().get(header::HOST).cloned();
     let headers = req.headers_mut();
@@ -193,7 +212,13 @@ pub async fn handle(
     headers.insert(header::HOST, route.host_header.clone());
     let peer_trusted = proxy.is_trusted(conn.peer.ip());
     let host_value = original_host.or_else(|| HeaderValue::from_str(&host).ok());
-    set_forwarded(headers, conn.peer.ip(), peer_trusted, conn.tls, host_value.as_ref());
+    set_forwarded(
+        headers,
+        conn.peer.ip(),
+        peer_trusted,
+        conn.tls,
+        host_value.as_ref(),
+    );
 
     let request = req.map(ProxyBody::from);
     let response = send_to_checked(
@@ -214,7 +239,11 @@ pub async fn handle(
                 StatusCode::BAD_GATEWAY
             };
             let _ = proxy.finish(&facts, &decision, status.as_u16()).await;
-            return Ok(respond::error(status, &request_id, "the upstream did not answer"));
+            return Ok(respond::error(
+                status,
+                &request_id,
+                "the upstream did not answer",
+            ));
         }
     };
     let status = response.status();
@@ -307,7 +336,10 @@ mod tests {
 
     #[test]
     fn longest_prefix_on_a_segment_boundary() {
-        let routes = [route("root", "a.localhost", "/"), route("api", "a.localhost", "/api")];
+        let routes = [
+            route("root", "a.localhost", "/"),
+            route("api", "a.localhost", "/api"),
+        ];
         let refs: Vec<&Route> = routes.iter().collect();
         let table = RouteTable::new(&refs).unwrap();
         assert_eq!(&*table.find("a.localhost", "/api/x").unwrap().name, "api");

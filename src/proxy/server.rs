@@ -33,14 +33,16 @@ pub struct Serving {
 /// The forward listener's accept loop; returns once drained after shutdown.
 pub async fn serve_forward(serving: Serving, listener: TcpListener, name: Arc<str>) {
     let graceful = GracefulShutdown::new();
-    let mut http = hyper::server::conn::http1::Builder::new();
-    http.timer(TokioTimer::new())
+    // hyper-util's builder, HTTP/1.1 only: its connections support both upgrades (CONNECT)
+    // and the graceful drain.
+    let mut http = auto::Builder::new(TokioExecutor::new()).http1_only();
+    http.http1()
+        .timer(TokioTimer::new())
         .header_read_timeout(serving.limits.header_read_timeout)
-        .max_buf_size(serving.limits.max_header_bytes.max(8192))
-        .max_header_size(serving.limits.max_header_bytes);
+        .max_buf_size(serving.limits.max_header_bytes.max(8192));
     if serving.limits.max_headers != 100 {
         // hyper's default; any other value moves header parsing to the heap.
-        http.max_headers(serving.limits.max_headers);
+        http.http1().max_headers(serving.limits.max_headers);
     }
     let mut shutdown = serving.shutdown.clone();
     loop {
@@ -56,13 +58,12 @@ pub async fn serve_forward(serving: Serving, listener: TcpListener, name: Arc<st
         };
         let proxy = serving.proxy.clone();
         let listener_name = name.clone();
-        let service = service_fn(move |req| {
-            forward::handle(proxy.clone(), listener_name.clone(), peer, req)
-        });
-        let conn = http
-            .serve_connection(TokioIo::new(stream), service)
-            .with_upgrades();
-        let conn = graceful.watch(conn);
+        let service =
+            service_fn(move |req| forward::handle(proxy.clone(), listener_name.clone(), peer, req));
+        let conn = graceful.watch(
+            http.serve_connection_with_upgrades(TokioIo::new(stream), service)
+                .into_owned(),
+        );
         let gauge = serving.proxy.metrics.connection_opened(&name);
         tokio::spawn(async move {
             if let Err(e) = conn.await {
@@ -125,7 +126,8 @@ pub async fn serve_reverse(
                         sni: None,
                         tls: false,
                     });
-                    let service = service_fn(move |req| reverse::handle(proxy.clone(), conn.clone(), req));
+                    let service =
+                        service_fn(move |req| reverse::handle(proxy.clone(), conn.clone(), req));
                     let served = watcher
                         .watch(http.serve_connection_with_upgrades(TokioIo::new(stream), service));
                     if let Err(e) = served.await {
@@ -161,7 +163,8 @@ pub async fn serve_reverse(
                         sni,
                         tls: true,
                     });
-                    let service = service_fn(move |req| reverse::handle(proxy.clone(), conn.clone(), req));
+                    let service =
+                        service_fn(move |req| reverse::handle(proxy.clone(), conn.clone(), req));
                     let served = watcher
                         .watch(http.serve_connection_with_upgrades(TokioIo::new(stream), service));
                     if let Err(e) = served.await {
@@ -187,7 +190,10 @@ fn admit(
         Ok(permit) => Some(permit),
         Err(_) => {
             serving.proxy.metrics.connection_refused(listener);
-            tracing::warn!(listener, "connection limit reached: closing a new connection");
+            tracing::warn!(
+                listener,
+                "connection limit reached: closing a new connection"
+            );
             None
         }
     }
@@ -201,8 +207,14 @@ async fn accept_error(e: std::io::Error) {
 
 async fn drain(graceful: GracefulShutdown, grace: Duration, listener: &str) {
     tracing::info!(listener, connections = graceful.count(), "draining");
-    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
-        tracing::warn!(listener, "drain deadline reached: closing the remaining connections");
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            listener,
+            "drain deadline reached: closing the remaining connections"
+        );
     }
 }
 

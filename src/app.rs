@@ -1,0 +1,1 @@
+//! Wiring: config → state → resolver → metrics → audit → listeners; shutdown.

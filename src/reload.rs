@@ -1,0 +1,1 @@
+//! Reloads: SIGHUP and file watching.
