@@ -35,3 +35,8 @@ impl Metrics {
         String::new()
     }
 }
+
+impl Metrics {
+    pub fn set_state(&self, _state: &crate::state::State) {}
+    pub fn reload(&self, _ok: bool) {}
+}
