@@ -11,6 +11,10 @@ pub struct Metrics {}
 /// Decrements the active-connections gauge when dropped.
 pub struct ConnectionGauge;
 
+impl Drop for ConnectionGauge {
+    fn drop(&mut self) {}
+}
+
 impl Metrics {
     pub fn new() -> Metrics {
         Metrics {}
