@@ -59,7 +59,12 @@ pub const ASNS: &[(&str, u32, &str)] = &[
 ];
 
 /// Names every reverse listener's certificate covers.
-pub const REVERSE_NAMES: &[&str] = &["app.localhost", "other.localhost", "ws.localhost"];
+pub const REVERSE_NAMES: &[&str] = &[
+    "app.localhost",
+    "other.localhost",
+    "ws.localhost",
+    "unrouted.localhost",
+];
 
 /// Names (and addresses) the upstreams' certificate covers.
 pub const UPSTREAM_NAMES: &[&str] = &[
