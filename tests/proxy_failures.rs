@@ -105,3 +105,86 @@ async fn failures_give_502_504_and_431() {
     .await;
     assert_eq!(ok.status, 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_clients_silent_dns_and_the_connection_limit() {
+    let fx = Fixture::new();
+    let port = upstream::start(&["127.0.0.2"], None).await;
+    let silent = common::dns::start_silent_server().await;
+    fx.write_policy(&policy("all", "enforce", &[port], ""));
+    fx.write_config(&ConfigSpec {
+        overrides: standard_overrides(),
+        nameserver: Some(silent),
+        extra: "[limits]\nupstream_response_timeout_ms = 500\nheader_read_timeout_ms = 500\nmax_connections = 3\n".into(),
+        ..ConfigSpec::default()
+    });
+    let douane = fx.start().await;
+
+    // A streaming body is not cut by the response timeout (it bounds the wait for the head).
+    let slow = client::forward(
+        douane.forward,
+        "GET",
+        &format!("http://fr.test:{port}/slow"),
+        &[],
+    )
+    .await;
+    assert_eq!(slow.status, 200);
+    assert_eq!(slow.text().lines().count(), upstream::SLOW_CHUNKS);
+
+    // DNS that never answers: 504, not a hang.
+    let started = Instant::now();
+    let timeout = client::forward(
+        douane.forward,
+        "GET",
+        &format!("http://silent.test:{port}/"),
+        &[],
+    )
+    .await;
+    assert_eq!(timeout.status, 504, "{}", timeout.text());
+    assert!(timeout.text().contains("dns_timeout"), "{}", timeout.text());
+    assert!(started.elapsed() < Duration::from_secs(4));
+
+    // A client that never finishes its head is let go.
+    let mut stream = tokio::net::TcpStream::connect(douane.forward)
+        .await
+        .unwrap();
+    stream
+        .write_all(b"GET http://fr.test/ HTTP/1.1\r\nHost: fr")
+        .await
+        .unwrap();
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(3), stream.read_to_end(&mut rest)).await;
+    assert!(closed.is_ok(), "a slow client holds its connection open");
+    drop(stream);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    // Three connections held open: a fourth is closed at once.
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let mut s = tokio::net::TcpStream::connect(douane.forward)
+            .await
+            .unwrap();
+        s.write_all(b"GET http://fr.test").await.unwrap();
+        held.push(s);
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut extra = tokio::net::TcpStream::connect(douane.forward)
+        .await
+        .unwrap();
+    let mut buf = [0u8; 16];
+    let n = tokio::time::timeout(Duration::from_millis(300), extra.read(&mut buf)).await;
+    assert!(
+        matches!(n, Ok(Ok(0)) | Ok(Err(_))),
+        "over the limit yet served: {n:?}"
+    );
+    drop(held);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let ok = client::forward(
+        douane.forward,
+        "GET",
+        &format!("http://fr.test:{port}/"),
+        &[],
+    )
+    .await;
+    assert_eq!(ok.status, 200);
+}

@@ -288,3 +288,24 @@ async fn connect_to_douane_itself_or_to_a_port_not_allowed_is_403() {
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
     assert!(text.contains("127.0.0.2"), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_request_of_a_kept_alive_connection_is_decided_on_its_own() {
+    let (_fx, douane, port) = start("all", "enforce", "").await;
+    let stream = tokio::net::TcpStream::connect(douane.forward)
+        .await
+        .unwrap();
+    let mut sender = client::h1(stream).await;
+    for (host, status) in [
+        ("fr.test", 200),
+        ("us.test", 451),
+        ("fr.test", 200),
+        ("cn.test", 451),
+    ] {
+        let url = format!("http://{host}:{port}/");
+        let req = client::request("GET", &url, &[("host", &format!("{host}:{port}"))]);
+        sender.ready().await.expect("the connection stays open");
+        let reply = client::collect(sender.send_request(req).await.unwrap()).await;
+        assert_eq!(reply.status, status, "{host}: {}", reply.text());
+    }
+}

@@ -183,11 +183,9 @@ async fn sigterm_drains_the_request_in_flight_then_exits_0() {
     // (A short pause: the accept loops stop right after the log line.)
     tokio::time::sleep(Duration::from_millis(100)).await;
     for addr in [douane.forward, douane.reverse, douane.admin] {
-        let refused = tokio::time::timeout(
-            Duration::from_secs(1),
-            tokio::net::TcpStream::connect(addr),
-        )
-        .await;
+        let refused =
+            tokio::time::timeout(Duration::from_secs(1), tokio::net::TcpStream::connect(addr))
+                .await;
         assert!(
             matches!(refused, Ok(Err(_))),
             "{addr} still accepts connections while draining"

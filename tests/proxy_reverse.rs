@@ -23,6 +23,10 @@ action = "block"
 /// app.localhost → https://fr.test, other.localhost → https://us.test,
 /// ws.localhost → https://fr.test and ws.localhost/plain → http://fr.test.
 async fn start() -> (Fixture, Douane, u16) {
+    start_with(RULES, "").await
+}
+
+async fn start_with(rules: &str, extra: &str) -> (Fixture, Douane, u16) {
     let fx = Fixture::new();
     let leaf = fx.ca.leaf(common::proxy::UPSTREAM_NAMES);
     let tls_port = upstream::start(
@@ -31,7 +35,7 @@ async fn start() -> (Fixture, Douane, u16) {
     )
     .await;
     let plain_port = upstream::start(&["127.0.0.2"], None).await;
-    fx.write_policy(&policy("all", "enforce", &[tls_port, plain_port], RULES));
+    fx.write_policy(&policy("all", "enforce", &[tls_port, plain_port], rules));
     let route = |name, host, path_prefix, upstream: String| RouteSpec {
         name,
         host,
@@ -66,6 +70,7 @@ async fn start() -> (Fixture, Douane, u16) {
                 format!("http://fr.test:{plain_port}"),
             ),
         ],
+        extra: extra.into(),
         ..ConfigSpec::default()
     });
     let douane = fx.start().await;
@@ -238,4 +243,41 @@ async fn websocket_upgrade_through_a_reverse_route() {
     // The TLS upstream offers h2, where an HTTP/1.1 upgrade cannot go: douane must speak
     // HTTP/1.1 to it for this request.
     upgrade_echo(&fx, &douane, "/socket").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trusted_proxy_names_the_client_that_rules_match() {
+    let rules = r#"
+[[rule]]
+id = "sante-us-blocked"
+clients = ["10.20.0.0/16"]
+hosts = ["fr.test"]
+action = "block"
+"#;
+    let (fx, douane, _) = start_with(rules, "[trust]\nforwarded_from = [\"127.0.0.1\"]\n").await;
+    let send = |xff: &'static str| {
+        let config = fx.ca.client_config(&[b"http/1.1"]);
+        let addr = douane.reverse;
+        async move {
+            let stream = TcpStream::connect(addr).await.unwrap();
+            let tls = client::tls(stream, config, "app.localhost").await.unwrap();
+            let mut sender = client::h1(tls).await;
+            let req = client::request(
+                "GET",
+                "/",
+                &[("host", "app.localhost"), ("x-forwarded-for", xff)],
+            );
+            client::collect(sender.send_request(req).await.unwrap()).await
+        }
+    };
+    let blocked = send("10.20.3.4").await;
+    assert_eq!(blocked.status, 451, "{}", blocked.text());
+    assert!(blocked.text().contains("sante-us-blocked"));
+    let ok = send("192.0.2.7").await;
+    assert_eq!(ok.status, 200, "{}", ok.text());
+    // The trusted hop's list is extended, not replaced.
+    assert_eq!(
+        ok.json()["headers"]["x-forwarded-for"][0],
+        "192.0.2.7, 127.0.0.1"
+    );
 }
