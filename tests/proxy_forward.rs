@@ -231,6 +231,15 @@ async fn connect_allowed_carries_a_real_tls_handshake_and_blocked_gets_451() {
     .await;
     assert_eq!(reply.status, 200, "{}", reply.text());
     assert_eq!(reply.json()["server"], "127.0.0.2");
+    // A certificate that does not name the upstream: 502, nothing sent.
+    let reply = client::forward(
+        douane.forward,
+        "GET",
+        &format!("https://nocert.test:{tls_port}/tls"),
+        &[],
+    )
+    .await;
+    assert_eq!(reply.status, 502, "{}", reply.text());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -308,4 +317,27 @@ async fn every_request_of_a_kept_alive_connection_is_decided_on_its_own() {
         let reply = client::collect(sender.send_request(req).await.unwrap()).await;
         assert_eq!(reply.status, status, "{host}: {}", reply.text());
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_unspecified_address_does_not_reach_douane_either() {
+    // 0.0.0.0 is placed by a network entry, so policy alone would let it through; but a
+    // connection to 0.0.0.0 lands on this host, on douane's own listeners.
+    let fx = Fixture::new();
+    let port = upstream::start(&["127.0.0.2"], None).await;
+    let admin_port = free_port();
+    let network = "[[network]]\ncidr = \"0.0.0.0/8\"\nlocation = \"FR\"\noperator = \"FR\"\n";
+    fx.write_policy(&policy("all", "enforce", &[port, admin_port], network));
+    fx.write_config(&ConfigSpec {
+        overrides: standard_overrides(),
+        admin_port,
+        ..ConfigSpec::default()
+    });
+    let douane = fx.start().await;
+    let json = [("accept", "application/json")];
+    let own = client::connect(douane.forward, &format!("0.0.0.0:{admin_port}"), &json)
+        .await
+        .refused();
+    assert_eq!(own.status, 403, "{}", own.text());
+    assert_eq!(own.json()["reason"], "own_listener");
 }

@@ -473,6 +473,7 @@ pub fn standard_overrides() -> Vec<(&'static str, Vec<&'static str>)> {
         ("mixed.test", vec!["127.0.0.3", "127.0.0.2"]),
         ("refused.test", vec!["127.0.0.5", "127.0.0.2"]),
         ("down.test", vec!["127.0.0.5"]),
+        ("nocert.test", vec!["127.0.0.2"]),
     ]
 }
 
