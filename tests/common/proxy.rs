@@ -121,6 +121,8 @@ pub struct ConfigSpec {
     pub routes: Vec<RouteSpec>,
     /// The admin port (0: any).
     pub admin_port: u16,
+    /// `[upstream] parent_proxy`.
+    pub parent_proxy: Option<String>,
     /// Appended TOML (e.g. a `[limits]` table).
     pub extra: String,
 }
@@ -204,6 +206,7 @@ path = "audit/douane-audit.jsonl"
 [upstream]
 ca_file = "ca.pem"
 system_roots = false
+{parent}
 
 [log]
 format = "json"
@@ -228,6 +231,11 @@ ipv6 = false
 "#,
             admin = spec.admin_port,
             extra = spec.extra,
+            parent = spec
+                .parent_proxy
+                .as_ref()
+                .map(|p| format!("parent_proxy = \"{p}\""))
+                .unwrap_or_default(),
         );
         std::fs::write(self.path("douane.toml"), text).expect("config");
     }
