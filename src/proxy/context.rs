@@ -131,14 +131,16 @@ impl Proxy {
     }
 
     /// Whatever the policy says, douane never connects to one of its own listeners: its admin
-    /// port through the proxy is the classic SSRF.
+    /// port through the proxy is the classic SSRF. A connection to the unspecified address
+    /// (`0.0.0.0`, `::`) lands on this host, whatever address the listener is bound to.
     fn refuse_own_addresses(&self, decision: &mut Decision, port: u16) {
         let targets_self = decision.ips.iter().any(|v| {
-            let ip = v.class.ip;
+            let ip = v.class.ip.to_canonical();
             self.own_addresses.iter().any(|own| {
                 own.port() == port
                     && (own.ip() == ip
-                        || (own.ip().is_unspecified() && (ip.is_loopback() || ip.is_unspecified())))
+                        || ip.is_unspecified()
+                        || (own.ip().is_unspecified() && ip.is_loopback()))
             })
         });
         if targets_self {

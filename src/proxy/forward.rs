@@ -229,6 +229,7 @@ pub async fn send_to_checked(
     request: Request<ProxyBody>,
 ) -> Result<Response<ProxyBody>, super::upstream::UpstreamError> {
     let connector = &proxy.connector;
+    let upgrade = headers::wants_upgrade(request.headers());
     let mut last = None;
     for ip in &decision.connect {
         let key = PoolKey {
@@ -236,7 +237,7 @@ pub async fn send_to_checked(
             tls_name: tls_name.clone(),
         };
         let started = Instant::now();
-        let sender = match connector.sender(&key).await {
+        let sender = match connector.sender(&key, upgrade).await {
             Ok(s) => s,
             Err(e) => {
                 last = Some(e);

@@ -73,6 +73,9 @@ pub async fn serve_forward(serving: Serving, listener: TcpListener, name: Arc<st
             drop(permit);
         });
     }
+    // Close the socket before draining: connections would otherwise still be completed by
+    // the kernel and wait in the backlog, unserved, until the process exits.
+    drop(listener);
     drain(graceful, serving.limits.shutdown_grace, &name).await;
 }
 
@@ -176,6 +179,9 @@ pub async fn serve_reverse(
             drop(permit);
         });
     }
+    // Close the socket before draining: connections would otherwise still be completed by
+    // the kernel and wait in the backlog, unserved, until the process exits.
+    drop(listener);
     drain(graceful, serving.limits.shutdown_grace, &name).await;
 }
 

@@ -94,6 +94,9 @@ pub struct ConnectorSettings {
 
 pub struct Connector {
     tls: TlsConnector,
+    /// The same, offering only `http/1.1`: an HTTP/1.1 upgrade (WebSocket) cannot cross an
+    /// HTTP/2 connection, so those requests must not let the upstream pick h2.
+    tls_http1: TlsConnector,
     settings: ConnectorSettings,
     idle: Mutex<HashMap<PoolKey, Vec<http1::SendRequest<ProxyBody>>>>,
     h2: Mutex<HashMap<PoolKey, http2::SendRequest<ProxyBody>>>,
@@ -104,8 +107,11 @@ const MAX_IDLE_PER_KEY: usize = 64;
 
 impl Connector {
     pub fn new(tls: Arc<ClientConfig>, settings: ConnectorSettings) -> Self {
+        let mut http1 = (*tls).clone();
+        http1.alpn_protocols = vec![b"http/1.1".to_vec()];
         Connector {
             tls: TlsConnector::from(tls),
+            tls_http1: TlsConnector::from(Arc::new(http1)),
             settings,
             idle: Mutex::new(HashMap::new()),
             h2: Mutex::new(HashMap::new()),
@@ -156,16 +162,17 @@ impl Connector {
         Ok(stream)
     }
 
-    /// A connection for `key`: an idle pooled one if there is one, else a new one.
-    pub async fn sender(&self, key: &PoolKey) -> Result<Sender, UpstreamError> {
-        if let Some(sender) = self.take_idle(key) {
+    /// A connection for `key`: an idle pooled one if there is one, else a new one. With
+    /// `http1_only` (a request that asks for an upgrade), never an HTTP/2 one.
+    pub async fn sender(&self, key: &PoolKey, http1_only: bool) -> Result<Sender, UpstreamError> {
+        if let Some(sender) = self.take_idle(key, http1_only) {
             return Ok(sender);
         }
-        self.connect_http(key).await
+        self.connect_http(key, http1_only).await
     }
 
-    fn take_idle(&self, key: &PoolKey) -> Option<Sender> {
-        if key.tls_name.is_some() {
+    fn take_idle(&self, key: &PoolKey, http1_only: bool) -> Option<Sender> {
+        if key.tls_name.is_some() && !http1_only {
             let mut h2 = self.h2.lock().unwrap_or_else(|p| p.into_inner());
             if let Some(s) = h2.get(key) {
                 if !s.is_closed() {
@@ -203,17 +210,27 @@ impl Connector {
         }
     }
 
-    /// Opens a new HTTP connection (TLS and ALPN when the key has a TLS name).
-    pub async fn connect_http(&self, key: &PoolKey) -> Result<Sender, UpstreamError> {
+    /// Opens a new HTTP connection (TLS and ALPN when the key has a TLS name; only
+    /// `http/1.1` offered when `http1_only`).
+    pub async fn connect_http(
+        &self,
+        key: &PoolKey,
+        http1_only: bool,
+    ) -> Result<Sender, UpstreamError> {
         let (tcp, _) = self.connect_tcp(&[key.addr.ip()], key.addr.port()).await?;
         let Some(name) = &key.tls_name else {
             return handshake_h1(TokioIo::new(tcp)).await;
         };
         let server_name = ServerName::try_from(name.to_string())
             .map_err(|_| UpstreamError::BadName(name.to_string()))?;
+        let connector = if http1_only {
+            &self.tls_http1
+        } else {
+            &self.tls
+        };
         let tls = tokio::time::timeout(
             self.settings.tls_timeout,
-            self.tls.connect(server_name, tcp),
+            connector.connect(server_name, tcp),
         )
         .await
         .map_err(|_| UpstreamError::TlsTimeout)?
@@ -280,8 +297,9 @@ impl Connector {
                 }
             }
         }
-        // One fresh connection for a request that never left.
-        match self.connect_http(key).await? {
+        // One fresh connection for a request that never left (it was on HTTP/1.1: keep it so,
+        // it may be an upgrade).
+        match self.connect_http(key, true).await? {
             Sender::H1(mut s) => {
                 shape_for_h1(&mut request);
                 let response = s.send_request(request).await.map_err(UpstreamError::Http)?;

@@ -1,2 +1,9 @@
-//! Shared test fixtures.
+//! Shared test fixtures: a DNS server, `.mmdb` writers, a test CA, upstream servers, the
+//! douane process and clients.
+#![allow(dead_code)]
+pub mod client;
 pub mod dns;
+pub mod mmdb;
+pub mod pki;
+pub mod proxy;
+pub mod upstream;
