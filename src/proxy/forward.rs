@@ -71,20 +71,7 @@ async fn connect(
         .await;
     let (mut upstream, addr) = match connected {
         Ok(c) => c,
-        Err(e) => {
-            proxy.metrics.upstream_error(e.kind());
-            let status = if e.is_timeout() {
-                StatusCode::GATEWAY_TIMEOUT
-            } else {
-                StatusCode::BAD_GATEWAY
-            };
-            let _ = proxy.finish(&facts, &decision, status.as_u16()).await;
-            return respond::error(
-                status,
-                &request_id,
-                "the destination did not accept the connection",
-            );
-        }
+        Err(e) => return upstream_failed(proxy, &facts, &decision, &e).await,
     };
     if let Err(refusal) = proxy.finish(&facts, &decision, 200).await {
         return respond::error(
@@ -207,17 +194,27 @@ async fn absolute_form(
             }
             response
         }
-        Err(e) => {
-            proxy.metrics.upstream_error(e.kind());
-            let status = if e.is_timeout() {
-                StatusCode::GATEWAY_TIMEOUT
-            } else {
-                StatusCode::BAD_GATEWAY
-            };
-            let _ = proxy.finish(&facts, &decision, status.as_u16()).await;
-            respond::error(status, &request_id, "the destination did not answer")
-        }
+        Err(e) => upstream_failed(proxy, &facts, &decision, &e).await,
     }
+}
+
+/// The response when the checked destination did not answer: 504 for a timeout, else 502;
+/// the request is still finished (log line, metrics, audit) with that status.
+pub async fn upstream_failed(
+    proxy: &Proxy,
+    facts: &RequestFacts<'_>,
+    decision: &Decision,
+    error: &super::upstream::UpstreamError,
+) -> Response<ProxyBody> {
+    proxy.metrics.upstream_error(error.kind());
+    let status = if error.is_timeout() {
+        StatusCode::GATEWAY_TIMEOUT
+    } else {
+        StatusCode::BAD_GATEWAY
+    };
+    tracing::debug!(request_id = facts.request_id, error = %error, "upstream failed");
+    let _ = proxy.finish(facts, decision, status.as_u16()).await;
+    respond::error(status, facts.request_id, "the destination did not answer")
 }
 
 /// Sends `request` to the first checked address that takes it, over a pooled connection.

@@ -15,7 +15,7 @@ use hyper_util::rt::TokioIo;
 
 use super::body::ProxyBody;
 use super::context::{Proxy, RequestFacts};
-use super::forward::{refuse, send_to_checked};
+use super::forward::{refuse, send_to_checked, upstream_failed};
 use super::headers;
 use super::respond;
 use crate::config::{Route, UpstreamScheme};
@@ -231,20 +231,7 @@ pub async fn handle(
     .await;
     let mut response = match response {
         Ok(r) => r,
-        Err(e) => {
-            proxy.metrics.upstream_error(e.kind());
-            let status = if e.is_timeout() {
-                StatusCode::GATEWAY_TIMEOUT
-            } else {
-                StatusCode::BAD_GATEWAY
-            };
-            let _ = proxy.finish(&facts, &decision, status.as_u16()).await;
-            return Ok(respond::error(
-                status,
-                &request_id,
-                "the upstream did not answer",
-            ));
-        }
+        Err(e) => return Ok(upstream_failed(&proxy, &facts, &decision, &e).await),
     };
     let status = response.status();
     if let Err(refusal) = proxy.finish(&facts, &decision, status.as_u16()).await {
