@@ -150,4 +150,3 @@ pub(crate) fn exposures(judge: Option<&Judge>, d: &Decision) -> Exposures {
     }
     out
 }
-

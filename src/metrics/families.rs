@@ -2,8 +2,8 @@
 //! Names follow Prometheus conventions: `douane_` prefix, base units, `_total` counters.
 
 use prometheus::{
-    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
-    Opts, Registry,
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry,
 };
 
 use crate::resolve::DnsFailure;
@@ -273,11 +273,17 @@ fn register<C: prometheus::core::Collector + Clone + 'static>(r: &Registry, c: C
 }
 
 fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
-    register(r, IntCounterVec::new(Opts::new(name, help), labels).expect(BAD))
+    register(
+        r,
+        IntCounterVec::new(Opts::new(name, help), labels).expect(BAD),
+    )
 }
 
 fn gauge_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
-    register(r, IntGaugeVec::new(Opts::new(name, help), labels).expect(BAD))
+    register(
+        r,
+        IntGaugeVec::new(Opts::new(name, help), labels).expect(BAD),
+    )
 }
 
 fn histogram_vec(

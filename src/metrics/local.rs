@@ -288,10 +288,11 @@ impl Local {
         let slot = &mut per[outcome_index(outcome)];
         if slot.is_none() {
             let (l, op) = (country_label(location), country_label(operator));
-            *slot = Some(
-                f.destination_requests
-                    .with_label_values(&[l.as_str(), op.as_str(), outcome.as_str()]),
-            );
+            *slot = Some(f.destination_requests.with_label_values(&[
+                l.as_str(),
+                op.as_str(),
+                outcome.as_str(),
+            ]));
         }
         if let Some(c) = slot {
             c.inc();
@@ -318,8 +319,7 @@ impl Local {
                     cached(&mut e.sent[a][o], &f.exposure_sent, &labels).inc_by(sent);
                 }
                 if received > 0 {
-                    cached(&mut e.received[a][o], &f.exposure_received, &labels)
-                        .inc_by(received);
+                    cached(&mut e.received[a][o], &f.exposure_received, &labels).inc_by(received);
                 }
             }
         }

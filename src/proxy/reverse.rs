@@ -78,7 +78,7 @@ impl RouteTable {
                 .push(compiled);
         }
         for routes in by_host.values_mut() {
-            routes.sort_by(|a, b| b.path_prefix.len().cmp(&a.path_prefix.len()));
+            routes.sort_by_key(|r| std::cmp::Reverse(r.path_prefix.len()));
         }
         Ok(RouteTable { by_host })
     }
