@@ -360,6 +360,9 @@ impl Local {
 
     pub fn active(&mut self, f: &Families, listener: &str) -> IntGauge {
         with_entry(&mut self.listeners, listener, |l| {
+            // The refused counter appears (at 0) with the listener's first connection.
+            l.refused
+                .get_or_insert_with(|| f.connections_refused.with_label_values(&[listener]));
             l.active
                 .get_or_insert_with(|| f.connections_active.with_label_values(&[listener]))
                 .clone()

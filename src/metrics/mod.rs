@@ -83,6 +83,9 @@ impl Metrics {
         for result in ["success", "failure"] {
             f.reloads.with_label_values(&[result]);
         }
+        for kind in families::UPSTREAM_ERROR_KINDS {
+            f.upstream_errors.with_label_values(&[kind]);
+        }
         f.last_reload_ok.set(1);
         Metrics {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),

@@ -557,11 +557,16 @@ fn connections_upstream_errors_and_connects() {
     );
     assert_eq!(
         family(&text, "douane_connections_refused_total"),
-        expect(&[("{listener=\"forward\"}", 1.0)])
+        expect(&[("{listener=\"api\"}", 0.0), ("{listener=\"forward\"}", 1.0)])
     );
+    let errors = family(&text, "douane_upstream_errors_total");
+    assert_eq!(errors["{kind=\"connect_timeout\"}"], 2.0);
+    assert_eq!(errors["{kind=\"tls\"}"], 1.0);
+    assert_eq!(errors.values().sum::<f64>(), 3.0);
     assert_eq!(
-        family(&text, "douane_upstream_errors_total"),
-        expect(&[("{kind=\"connect_timeout\"}", 2.0), ("{kind=\"tls\"}", 1.0)])
+        errors.len(),
+        7,
+        "every known kind present from the start: {errors:?}"
     );
     assert_eq!(
         family(&text, "douane_upstream_connect_duration_seconds_count"),
