@@ -1,1 +1,66 @@
-fn main() {}
+//! The `douane` binary: parse the command line, run the command, turn the result into an
+//! exit code. Invalid configuration exits 3, a failed check 1, bad usage 2.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use douane::cli::{AuditCommand, CertsCommand, Cli, Command, GeodbCommand};
+use douane::commands::{self, Exit, InvalidSetup};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match dispatch(cli.command) {
+        Ok(exit) => ExitCode::from(exit as u8),
+        Err(e) => {
+            if let Some(invalid) = e.downcast_ref::<InvalidSetup>() {
+                for line in &invalid.0 .0 {
+                    eprintln!("douane: {line}");
+                }
+                return ExitCode::from(Exit::Invalid as u8);
+            }
+            eprintln!("douane: {e:#}");
+            ExitCode::from(Exit::Failed as u8)
+        }
+    }
+}
+
+fn dispatch(command: Command) -> anyhow::Result<Exit> {
+    match command {
+        Command::Run(args) => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(douane::app::run(&args.config))?;
+            Ok(Exit::Success)
+        }
+        Command::Check(args) => Ok(commands::check::run(&args.config)),
+        Command::Test(args) => Ok(commands::test::run(&args.config)?),
+        Command::Explain(args) => commands::explain::run(&args),
+        Command::Audit(AuditCommand::Verify { files }) => Ok(commands::audit::verify(&files)),
+        Command::Audit(AuditCommand::Report {
+            files,
+            from,
+            to,
+            format,
+        }) => commands::audit::run_report(&files, from.as_deref(), to.as_deref(), format),
+        Command::Geodb(GeodbCommand::Import {
+            kind,
+            output,
+            build_date,
+            csv,
+        }) => commands::geodb::import(kind, &output, build_date.as_deref(), &csv),
+        Command::Geodb(GeodbCommand::Info { files }) => commands::geodb::info(&files),
+        Command::Certs(CertsCommand::Dev { cert, key, names }) => {
+            let names: Vec<&str> = names.iter().map(String::as_str).collect();
+            douane::tls::write_self_signed(&cert, &key, &names)?;
+            println!(
+                "wrote {} and {} for {}",
+                cert.display(),
+                key.display(),
+                names.join(", ")
+            );
+            Ok(Exit::Success)
+        }
+    }
+}

@@ -467,6 +467,19 @@ mod tests {
         );
         assert!(c.forward.is_none() && c.admin.is_none() && c.reverse.is_empty());
         assert_eq!(c.limits.connect_timeout, Duration::from_secs(5));
+        assert!(
+            c.upstream.system_roots,
+            "an absent [upstream] trusts the system roots"
+        );
+        assert!(c.reload.watch);
+        // Absent tables take the same defaults as present but empty ones.
+        let explicit = parse("[geo]\n[log]\n[upstream]\n[reload]\n[limits]\n").unwrap();
+        assert_eq!(c.geo.max_age_days, 90);
+        assert_eq!(c.geo.max_age_days, explicit.geo.max_age_days);
+        assert_eq!(c.log.level, "info");
+        assert_eq!(c.log.level, explicit.log.level);
+        assert_eq!(c.upstream.system_roots, explicit.upstream.system_roots);
+        assert_eq!(c.reload.poll_interval, explicit.reload.poll_interval);
     }
 
     #[test]

@@ -67,7 +67,7 @@ fn default_operators() -> Spanned<PathBuf> {
     Spanned::new(0..0, PathBuf::from("policies/operators.toml"))
 }
 
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileGeo {
     pub country: Option<Spanned<PathBuf>>,
@@ -79,6 +79,16 @@ pub struct FileGeo {
 
 fn default_max_age_days() -> u32 {
     90
+}
+
+impl Default for FileGeo {
+    fn default() -> Self {
+        FileGeo {
+            country: None,
+            asn: None,
+            max_age_days: default_max_age_days(),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -138,7 +148,7 @@ pub struct FileAdmin {
     pub token_file: Option<Spanned<PathBuf>>,
 }
 
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileUpstream {
     /// PEM bundle of extra roots for upstream TLS; system roots are always trusted too unless
@@ -148,6 +158,16 @@ pub struct FileUpstream {
     pub system_roots: bool,
     /// `http://host:port` of a parent proxy that every allowed connection goes through.
     pub parent_proxy: Option<Spanned<String>>,
+}
+
+impl Default for FileUpstream {
+    fn default() -> Self {
+        FileUpstream {
+            ca_file: None,
+            system_roots: true,
+            parent_proxy: None,
+        }
+    }
 }
 
 fn yes() -> bool {
@@ -229,7 +249,7 @@ pub struct FileTrust {
     pub forwarded_from: Vec<Spanned<String>>,
 }
 
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileLog {
     #[serde(default)]
@@ -241,6 +261,15 @@ pub struct FileLog {
 
 fn default_level() -> String {
     "info".into()
+}
+
+impl Default for FileLog {
+    fn default() -> Self {
+        FileLog {
+            format: LogFormat::default(),
+            level: default_level(),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize, Default, Clone, Copy, PartialEq, Eq)]

@@ -1,6 +1,6 @@
 //! `decide()`: the decision for one request, a pure function of the state snapshot, the
 //! request and the resolved addresses. The precedence it implements is written down in
-//! `README-precedence.md` next to this file.
+//! the README, "How a request is decided (precedence)".
 
 use std::net::IpAddr;
 use std::sync::Arc;

@@ -99,7 +99,6 @@ impl Proxy {
         destination: &Destination,
         http: Option<HttpFacts<'_>>,
     ) -> Decision {
-        let snapshot = self.state.load_full();
         let resolved;
         let resolution = match &destination.host {
             Host::Ip(_) => Resolution::Addresses(&[]),
@@ -123,6 +122,9 @@ impl Proxy {
             http,
         };
         let today = time::OffsetDateTime::now_utc().date();
+        // Resolution does not depend on the state: the snapshot is taken once the addresses
+        // are known, and the whole decision is made against it without awaiting anything.
+        let snapshot = self.state.load();
         let mut decision = decide(&snapshot, &request, resolution, today);
         self.refuse_own_addresses(&mut decision, destination.port);
         decision
