@@ -160,15 +160,21 @@ pub(crate) fn country_key(c: Option<Country>) -> CountryKey {
     }
 }
 
-/// The label value of a [`CountryKey`]: the ISO code, or `unknown`.
-pub(crate) fn country_label(key: CountryKey) -> String {
-    if key == 0 {
-        return "unknown".to_owned();
+/// The label value of a [`CountryKey`]: the ISO code, or `unknown`. No allocation.
+#[derive(Clone, Copy)]
+pub(crate) struct CountryLabel([u8; 2]);
+
+pub(crate) fn country_label(key: CountryKey) -> CountryLabel {
+    CountryLabel(key.to_be_bytes())
+}
+
+impl CountryLabel {
+    pub fn as_str(&self) -> &str {
+        match std::str::from_utf8(&self.0) {
+            Ok(code) if self.0 != [0, 0] => code,
+            _ => "unknown",
+        }
     }
-    let bytes = [(key >> 8) as u8, key as u8];
-    std::str::from_utf8(&bytes)
-        .map(str::to_owned)
-        .unwrap_or_else(|_| "unknown".to_owned())
 }
 
 type PerOutcome<T> = [Option<T>; 5];
