@@ -86,6 +86,9 @@ impl Admin {
                 ),
             },
             "/metrics" => {
+                if let Some(audit) = &self.audit {
+                    self.metrics.set_audit(&audit.health());
+                }
                 let mut response = Response::new(Full::new(Bytes::from(self.metrics.render())));
                 response.headers_mut().insert(
                     CONTENT_TYPE,
