@@ -481,19 +481,19 @@ fn decide_dns_failures_and_literals() {
     );
     assert_eq!(d.reason, Reason::PortNotAllowed);
 
-    let addrs = ips(&["192.0.2.1", "2001:db8::1"]);
+    let addrs = ips(&["1.2.3.4", "2a01:e0a::1"]);
     let d = decide(&s, &req, Resolution::Addresses(&addrs), TODAY);
     assert_eq!(
         d.outcome,
         Outcome::Allow,
-        "the geo stub knows nothing, and this policy allows that"
+        "no database is loaded, and this policy allows unknown locations"
     );
     assert_eq!(d.connect, addrs);
     assert!(std::sync::Arc::ptr_eq(&d.provenance, &s.provenance));
 
     // An IP literal is its own address; the resolution is not consulted.
     let literal = Destination {
-        host: Host::Ip(ip("198.51.100.1")),
+        host: Host::Ip(ip("5.6.7.8")),
         port: 443,
     };
     let req = Request {
@@ -502,7 +502,7 @@ fn decide_dns_failures_and_literals() {
         http: None,
     };
     let d = decide(&s, &req, Resolution::Failed(DnsFailure::NxDomain), TODAY);
-    assert_eq!(d.connect, ips(&["198.51.100.1"]));
+    assert_eq!(d.connect, ips(&["5.6.7.8"]));
 }
 
 #[test]
@@ -525,26 +525,26 @@ expires = 2027-06-30
 
 [[test]]
 url = "https://a.tracker.example/"
-resolve = ["192.0.2.1"]
+resolve = ["1.2.3.4"]
 expect = "block"
 expect_rule = "interdit"
 expect_reason = "rule_block"
 
 [[test]]
 url = "https://www.example/"
-resolve = ["192.0.2.1"]
+resolve = ["1.2.3.4"]
 expect = "block"
 description = "wrong on purpose"
 
 [[test]]
 url = "https://mail.outlook.com/"
-resolve = ["192.0.2.1"]
+resolve = ["1.2.3.4"]
 date = 2027-07-01
 expect = "allow"
 
 [[test]]
 url = "https://mail.outlook.com/"
-resolve = ["192.0.2.1"]
+resolve = ["1.2.3.4"]
 expect = "exempt"
 expect_rule = "interdit"
 "#
