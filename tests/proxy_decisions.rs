@@ -172,6 +172,9 @@ expires = 2999-12-31
     let body = reply.json();
     assert_ne!(body["rule"], "expired-exemption", "{body}");
     assert_eq!(body["reason"], "location_not_allowed");
+    assert_eq!(body["notes"][0]["kind"], "exemption_expired", "{body}");
+    assert_eq!(body["notes"][0]["rule"], "expired-exemption", "{body}");
+    assert_eq!(body["notes"][0]["expired"], "2020-01-31", "{body}");
 
     let reply = client::forward(
         douane.forward,
@@ -190,8 +193,11 @@ expires = 2999-12-31
         "the use of an exemption is recorded: {records:#?}"
     );
     let blocked = record_for(&records, body["request_id"].as_str().unwrap());
-    // (The audit record has no field for the decision's notes, so `exemption_expired` is
-    // not visible there; the block itself is.)
     assert_eq!(blocked["outcome"], "block", "{blocked}");
     assert!(blocked["rule"].is_null(), "{blocked}");
+    assert_eq!(
+        blocked["notes"][0]["kind"], "exemption_expired",
+        "the auditor sees that an exemption no longer applied: {blocked}"
+    );
+    assert_eq!(blocked["notes"][0]["expired"], "2020-01-31", "{blocked}");
 }

@@ -14,7 +14,7 @@ use sha2::Sha256;
 
 use crate::country::Country;
 use crate::geo::SpecialRange;
-use crate::policy::decision::{Decision, IpVerdict};
+use crate::policy::decision::{Decision, IpVerdict, Note};
 
 use super::config::{AuditConfig, ClientMode, PathMode};
 use super::AuditError;
@@ -136,6 +136,7 @@ impl RecordEncoder {
             policy_version: clip(&d.provenance.policy_version, max),
             mode: d.mode.as_str(),
             ips: Ips { ips: &d.ips, max },
+            notes: &d.notes,
         };
         // Serialising borrowed strings and numbers into a Vec cannot fail.
         let _ = serde_json::to_writer(&mut *out, &body);
@@ -199,6 +200,9 @@ struct Body<'a> {
     policy_version: Clip<'a>,
     mode: &'static str,
     ips: Ips<'a>,
+    /// What the policy author should know (an exemption that expired, …); absent when none.
+    #[serde(skip_serializing_if = "<[Note]>::is_empty")]
+    notes: &'a [Note],
 }
 
 /// An untrusted string, cut at a char boundary past `max` bytes, the cut marked.

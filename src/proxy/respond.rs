@@ -8,7 +8,7 @@ use http::{Response, StatusCode};
 use serde::Serialize;
 
 use super::body::ProxyBody;
-use crate::policy::{Decision, Reason, Violation};
+use crate::policy::{Decision, Note, Reason, Violation};
 
 /// The response header that carries the request id, the same as in the audit record.
 pub const REQUEST_ID: &str = "douane-request-id";
@@ -75,6 +75,8 @@ struct BlockBody<'a> {
     message_fr: &'a str,
     message_en: &'a str,
     blocked_by: &'a str,
+    #[serde(skip_serializing_if = "<[Note]>::is_empty")]
+    notes: &'a [Note],
 }
 
 /// The block response for a decision that does not let the request through.
@@ -115,6 +117,7 @@ pub fn blocked(
         message_fr: fr,
         message_en: en,
         blocked_by,
+        notes: &decision.notes,
     };
     let (content_type, bytes) = if wants_json {
         let json = serde_json::to_vec(&body).unwrap_or_default();
@@ -157,6 +160,7 @@ fn html_page(b: &BlockBody<'_>) -> String {
 <tr><th>Politique / Policy</th><td>{policy} <code>{version}</code></td></tr>\n\
 <tr><th>Identifiant / Request id</th><td><code>{id}</code></td></tr>\n\
 </table>\n\
+{notes}\
 <p><a href=\"{link}\">Politique de résidence des données / Data-residency policy</a></p>\n\
 </body></html>\n",
         dest = e(b.destination),
@@ -171,6 +175,16 @@ fn html_page(b: &BlockBody<'_>) -> String {
         version = e(b.policy_version.get(..12).unwrap_or(b.policy_version)),
         id = e(b.request_id),
         link = e(b.blocked_by),
+        notes = b
+            .notes
+            .iter()
+            .map(|n| match n {
+                Note::ExemptionExpired { rule, expired } => format!(
+                    "<p>La dérogation <code>{r}</code> a expiré le {expired} / The exemption <code>{r}</code> expired on {expired}.</p>\n",
+                    r = e(rule)
+                ),
+            })
+            .collect::<String>(),
     )
 }
 
