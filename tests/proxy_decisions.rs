@@ -129,6 +129,20 @@ async fn monitor_mode_lets_through_and_records_would_block() {
         record.to_string().contains("location_not_allowed"),
         "{record}"
     );
+    // The bytes that left for the US are counted as exposure, on the location axis.
+    let received = reply.body.len() as u64;
+    let (_, metrics) = douane.admin_get("/metrics");
+    let line = metrics
+        .lines()
+        .find(|l| {
+            l.starts_with("douane_exposure_received_bytes_total{")
+                && l.contains("jurisdiction=\"US\"")
+                && l.contains("axis=\"location\"")
+                && l.contains("would-block")
+        })
+        .unwrap_or_else(|| panic!("no exposure bytes: {metrics}"));
+    let counted: u64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+    assert_eq!(counted, received, "{line}");
     // A security block stays a block in monitor mode: a port that is not allowed.
     let closed = common::proxy::free_port();
     let reply = client::forward(

@@ -3,23 +3,27 @@
 //! through costs no allocation.
 
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 
 use super::upstream::{Connector, PoolKey, Sender};
+use crate::metrics::Metrics;
+use crate::policy::{Decision, Outcome};
 
 #[derive(Debug)]
 pub enum ProxyBody {
     Empty,
     Full(Option<Bytes>),
-    Stream(Incoming),
+    /// A body passed through, its bytes counted when the request is exposed.
+    Stream(Incoming, Option<Arc<ExposureTally>>),
     /// An upstream response body: once it has been read to the end, its connection goes
     /// back to the pool.
-    Upstream(Incoming, Option<PoolReturn>),
+    Upstream(Incoming, Option<PoolReturn>, Option<Arc<ExposureTally>>),
 }
 
 /// A pooled connection waiting for its response body to end.
@@ -43,10 +47,53 @@ impl PoolReturn {
     }
 }
 
+/// The bytes of an exposed request (let through in monitor mode or by an exemption), sent
+/// and received through its bodies; recorded in the exposure metrics once both bodies are
+/// gone. Requests that were simply allowed carry none: they cost nothing to count.
+pub struct ExposureTally {
+    metrics: Arc<Metrics>,
+    decision: Decision,
+    sent: AtomicU64,
+    received: AtomicU64,
+}
+
+impl std::fmt::Debug for ExposureTally {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExposureTally")
+            .field("sent", &self.sent)
+            .field("received", &self.received)
+            .finish()
+    }
+}
+
+impl ExposureTally {
+    /// A tally for a decision that may carry exposure, `None` otherwise.
+    pub fn for_decision(metrics: &Arc<Metrics>, decision: &Decision) -> Option<Arc<Self>> {
+        matches!(decision.outcome, Outcome::WouldBlock | Outcome::Exempt).then(|| {
+            Arc::new(ExposureTally {
+                metrics: metrics.clone(),
+                decision: decision.clone(),
+                sent: AtomicU64::new(0),
+                received: AtomicU64::new(0),
+            })
+        })
+    }
+}
+
+impl Drop for ExposureTally {
+    fn drop(&mut self) {
+        self.metrics.observe_bytes(
+            &self.decision,
+            *self.sent.get_mut(),
+            *self.received.get_mut(),
+        );
+    }
+}
+
 impl Drop for ProxyBody {
     fn drop(&mut self) {
         // A body that hyper never polled to its end (e.g. empty) can still be complete.
-        if let ProxyBody::Upstream(inner, ret) = self {
+        if let ProxyBody::Upstream(inner, ret, _) = self {
             if inner.is_end_stream() {
                 if let Some(ret) = ret.take() {
                     ret.give_back();
@@ -60,11 +107,10 @@ impl ProxyBody {
     pub fn full(bytes: impl Into<Bytes>) -> Self {
         ProxyBody::Full(Some(bytes.into()))
     }
-}
 
-impl From<Incoming> for ProxyBody {
-    fn from(body: Incoming) -> Self {
-        ProxyBody::Stream(body)
+    /// A request body on its way upstream, counted as sent when `tally` is given.
+    pub fn request(body: Incoming, tally: Option<Arc<ExposureTally>>) -> Self {
+        ProxyBody::Stream(body, tally)
     }
 }
 
@@ -79,13 +125,33 @@ impl Body for ProxyBody {
         match self.get_mut() {
             ProxyBody::Empty => Poll::Ready(None),
             ProxyBody::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
-            ProxyBody::Stream(inner) => Pin::new(inner).poll_frame(cx),
-            ProxyBody::Upstream(inner, ret) => {
+            ProxyBody::Stream(inner, tally) => {
                 let polled = Pin::new(inner).poll_frame(cx);
-                if let Poll::Ready(None) = polled {
-                    if let Some(ret) = ret.take() {
-                        ret.give_back();
+                if let (Some(tally), Poll::Ready(Some(Ok(frame)))) = (tally, &polled) {
+                    if let Some(data) = frame.data_ref() {
+                        tally
+                            .sent
+                            .fetch_add(data.remaining() as u64, Ordering::Relaxed);
                     }
+                }
+                polled
+            }
+            ProxyBody::Upstream(inner, ret, tally) => {
+                let polled = Pin::new(inner).poll_frame(cx);
+                match &polled {
+                    Poll::Ready(Some(Ok(frame))) => {
+                        if let (Some(tally), Some(data)) = (tally, frame.data_ref()) {
+                            tally
+                                .received
+                                .fetch_add(data.remaining() as u64, Ordering::Relaxed);
+                        }
+                    }
+                    Poll::Ready(None) => {
+                        if let Some(ret) = ret.take() {
+                            ret.give_back();
+                        }
+                    }
+                    _ => {}
                 }
                 polled
             }
@@ -96,7 +162,7 @@ impl Body for ProxyBody {
         match self {
             ProxyBody::Empty => true,
             ProxyBody::Full(bytes) => bytes.is_none(),
-            ProxyBody::Stream(inner) | ProxyBody::Upstream(inner, _) => inner.is_end_stream(),
+            ProxyBody::Stream(inner, _) | ProxyBody::Upstream(inner, ..) => inner.is_end_stream(),
         }
     }
 
@@ -106,7 +172,7 @@ impl Body for ProxyBody {
             ProxyBody::Full(bytes) => {
                 SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
             }
-            ProxyBody::Stream(inner) | ProxyBody::Upstream(inner, _) => inner.size_hint(),
+            ProxyBody::Stream(inner, _) | ProxyBody::Upstream(inner, ..) => inner.size_hint(),
         }
     }
 }

@@ -11,7 +11,7 @@ use http::{header, Method, Request, Response, StatusCode, Uri};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 
-use super::body::{PoolReturn, ProxyBody};
+use super::body::{ExposureTally, PoolReturn, ProxyBody};
 use super::context::{Proxy, RequestFacts};
 use super::headers;
 use super::respond;
@@ -178,8 +178,7 @@ async fn absolute_form(
         Scheme::Https => Some(destination.host.to_string().trim_matches(['[', ']']).into()),
         Scheme::Http => None,
     };
-    let request = req.map(ProxyBody::from);
-    match send_to_checked(proxy, &decision, destination.port, tls_name, request).await {
+    match send_to_checked(proxy, &decision, destination.port, tls_name, req).await {
         Ok(mut response) => {
             let status = response.status().as_u16();
             let headers = response.headers_mut();
@@ -218,15 +217,18 @@ pub async fn upstream_failed(
 }
 
 /// Sends `request` to the first checked address that takes it, over a pooled connection.
+/// The bodies of an exposed request (would-block, exempt) are counted for the metrics.
 pub async fn send_to_checked(
     proxy: &Arc<Proxy>,
     decision: &Decision,
     port: u16,
     tls_name: Option<Arc<str>>,
-    request: Request<ProxyBody>,
+    request: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, super::upstream::UpstreamError> {
     let connector = &proxy.connector;
     let upgrade = headers::wants_upgrade(request.headers());
+    let tally = ExposureTally::for_decision(&proxy.metrics, decision);
+    let request = request.map(|body| ProxyBody::request(body, tally.clone()));
     let mut last = None;
     for ip in &decision.connect {
         let key = PoolKey {
@@ -248,7 +250,7 @@ pub async fn send_to_checked(
             key,
             sender,
         };
-        return Ok(response.map(|body| ProxyBody::Upstream(body, Some(ret))));
+        return Ok(response.map(|body| ProxyBody::Upstream(body, Some(ret), tally)));
     }
     Err(last.unwrap_or_else(|| {
         super::upstream::UpstreamError::Connect(std::io::Error::new(

@@ -220,13 +220,12 @@ pub async fn handle(
         host_value.as_ref(),
     );
 
-    let request = req.map(ProxyBody::from);
     let response = send_to_checked(
         &proxy,
         &decision,
         route.destination.port,
         route.tls_name.clone(),
-        request,
+        req,
     )
     .await;
     let mut response = match response {
