@@ -29,6 +29,19 @@ const ASSIGNED: &[&str] = &[
     "VN", "VU", "WF", "WS", "XK", "YE", "YT", "ZA", "ZM", "ZW",
 ];
 
+/// [`ASSIGNED`] as a bitmap, built at compile time.
+const ASSIGNED_SET: CountrySet = {
+    let mut bits = [0u64; 11];
+    let mut i = 0;
+    while i < ASSIGNED.len() {
+        let code = ASSIGNED[i].as_bytes();
+        let index = (code[0] - b'A') as usize * 26 + (code[1] - b'A') as usize;
+        bits[index / 64] |= 1 << (index % 64);
+        i += 1;
+    }
+    CountrySet(bits)
+};
+
 /// The 27 member states, plus the French outermost regions that have codes of their own and
 /// are EU territory (TFEU art. 349; Saint-Barthélemy left that list in 2012 and is not here).
 const EU: &[&str] = &[
@@ -70,7 +83,8 @@ impl Country {
         }
         let upper = [bytes[0].to_ascii_uppercase(), bytes[1].to_ascii_uppercase()];
         let country = Country(upper);
-        if ASSIGNED.binary_search(&country.as_str()).is_ok() {
+        // Every database lookup goes through here: a bit test, not a search.
+        if ASSIGNED_SET.contains(country) {
             Ok(country)
         } else {
             Err(CountryError::Unassigned(code.to_owned()))
@@ -294,6 +308,8 @@ mod tests {
     fn assigned_list_is_sorted_and_complete() {
         assert!(ASSIGNED.windows(2).all(|w| w[0] < w[1]));
         assert_eq!(ASSIGNED.len(), 250, "249 ISO codes plus XK");
+        assert_eq!(ASSIGNED_SET.len(), ASSIGNED.len());
+        assert!(ASSIGNED.iter().all(|c| Country::parse(c).is_ok()));
     }
 
     #[test]
