@@ -32,17 +32,18 @@ fi
 rm -rf "$DIR"; mkdir -p "$DIR/www" "$DIR/policies" "$DIR"/{body,proxy,fastcgi,uwsgi,scgi}
 head -c 102400 /dev/urandom > "$DIR/www/100k"
 head -c 104857600 /dev/zero > "$DIR/www/100m"
-sed "s#@DIR@#$DIR#g" "$HERE/nginx.conf" > "$DIR/nginx.conf"
+for conf in upstream proxy; do sed "s#@DIR@#$DIR#g" "$HERE/nginx-$conf.conf" > "$DIR/nginx-$conf.conf"; done
 sed "s#@REPO@#$REPO#g" "$HERE/douane.toml" > "$DIR/douane.toml"
 cp "$HERE/policy.toml" "$DIR/policies/"
 "$DOUANE_BIN" certs dev --cert "$DIR/cert.pem" --key "$DIR/key.pem" --name 127.0.0.1 --name localhost >/dev/null
 
 cleanup() {
     [ -n "${DOUANE_PID:-}" ] && kill "$DOUANE_PID" 2>/dev/null || true
-    [ -f "$DIR/nginx.pid" ] && kill "$(cat "$DIR/nginx.pid")" 2>/dev/null || true
+    for p in upstream proxy; do [ -f "$DIR/$p.pid" ] && kill "$(cat "$DIR/$p.pid")" 2>/dev/null; done; true
 }
 trap cleanup EXIT
-$SERVER nginx -p "$DIR" -c "$DIR/nginx.conf"
+$SERVER nginx -p "$DIR" -c "$DIR/nginx-upstream.conf"
+$SERVER nginx -p "$DIR" -c "$DIR/nginx-proxy.conf"
 (cd "$DIR" && exec $SERVER "$DOUANE_BIN" run --config "$DIR/douane.toml" 2>"$DIR/douane.log") &
 DOUANE_PID=$!
 for _ in $(seq 50); do curl -sf http://127.0.0.1:18480/readyz >/dev/null && break; sleep 0.2; done
@@ -79,12 +80,11 @@ for round in $(seq "$ROUNDS"); do
     done
 done
 
-echo "== 100 MB through a CONNECT tunnel vs direct"
+echo "== 100 MB bodies through a CONNECT tunnel vs direct (10 transfers a round, one connection)"
+urls=(); for _ in $(seq 10); do urls+=(-o /dev/null http://127.0.0.1:18180/100m); done
 for round in $(seq "$ROUNDS"); do
-    d=$($CLIENT curl -s -o /dev/null -w '%{speed_download}' http://127.0.0.1:18180/100m)
-    t=$($CLIENT curl -s -o /dev/null -w '%{speed_download}' -p -x http://127.0.0.1:18128 http://127.0.0.1:18180/100m)
-    echo "label=bulk-direct mode=bulk bytes_per_s=$d" | tee -a "$RAW"
-    echo "label=bulk-connect mode=bulk bytes_per_s=$t" | tee -a "$RAW"
+    $CLIENT curl -s -w 'label=bulk-direct mode=bulk bytes_per_s=%{speed_download}\n' "${urls[@]}" | tee -a "$RAW"
+    $CLIENT curl -s -p -x http://127.0.0.1:18128 -w 'label=bulk-connect mode=bulk bytes_per_s=%{speed_download}\n' "${urls[@]}" | tee -a "$RAW"
 done
 
 echo "== resident memory with 1,000 idle client connections"

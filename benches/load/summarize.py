@@ -40,7 +40,7 @@ if bulk_d and bulk_t:
     print()
     print(
         f"100 MB body: direct {bulk_d[0] / 1e6:.0f} MB/s, through CONNECT {bulk_t[0] / 1e6:.0f} MB/s "
-        f"({bulk_t[0] / bulk_d[0]:.2f} of direct; medians of {len(runs[('bulk-direct', 'bulk')])} rounds)"
+        f"({bulk_t[0] / bulk_d[0]:.2f} of direct; medians of {len(runs[('bulk-direct', 'bulk')])} transfers each)"
     )
 start = med("memory", "start", "rss_kb")
 idle = med("memory", "idle1000", "rss_kb")

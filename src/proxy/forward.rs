@@ -85,7 +85,14 @@ async fn connect(
         match hyper::upgrade::on(req).await {
             Ok(upgraded) => {
                 let mut client = TokioIo::new(upgraded);
-                match tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
+                match tokio::io::copy_bidirectional_with_sizes(
+                    &mut client,
+                    &mut upstream,
+                    super::TUNNEL_BUFFER,
+                    super::TUNNEL_BUFFER,
+                )
+                .await
+                {
                     Ok((sent, received)) => {
                         metrics.observe_bytes(&decision, sent, received);
                     }

@@ -252,7 +252,14 @@ pub async fn handle(
             };
             let mut client = TokioIo::new(client);
             let mut upstream = TokioIo::new(upstream);
-            match tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
+            match tokio::io::copy_bidirectional_with_sizes(
+                &mut client,
+                &mut upstream,
+                super::TUNNEL_BUFFER,
+                super::TUNNEL_BUFFER,
+            )
+            .await
+            {
                 Ok((sent, received)) => metrics.observe_bytes(&decision, sent, received),
                 Err(e) => tracing::debug!(error = %e, "websocket ended"),
             }
