@@ -79,37 +79,50 @@ impl Validator {
         }
     }
 
+    /// A non-empty list whose items all parse: sorted, without duplicates. Every bad item is
+    /// reported at its own place, and an empty list at the key (`what` says what to list).
+    fn each<S, T: Ord>(
+        &mut self,
+        at: &At<'_>,
+        list: &SpannedList<S>,
+        key: &str,
+        what: &str,
+        parse: impl Fn(&S) -> Result<T, String>,
+    ) -> Option<Vec<T>> {
+        if list.get_ref().is_empty() {
+            self.err(
+                at,
+                list.span(),
+                format!("`{key}` is empty, which matches nothing; list {what} or remove the key"),
+            );
+            return None;
+        }
+        let mut out = Vec::with_capacity(list.get_ref().len());
+        let mut ok = true;
+        for item in list.get_ref() {
+            match parse(item.get_ref()) {
+                Ok(value) => out.push(value),
+                Err(message) => {
+                    ok = false;
+                    self.err(at, item.span(), message);
+                }
+            }
+        }
+        out.sort();
+        out.dedup();
+        ok.then_some(out)
+    }
+
     pub(super) fn ports(
         &mut self,
         at: &At<'_>,
         list: &SpannedList<i64>,
         key: &str,
     ) -> Option<Vec<u16>> {
-        if list.get_ref().is_empty() {
-            self.err(
-                at,
-                list.span(),
-                format!("`{key}` is empty, which matches nothing; list ports or remove the key"),
-            );
-            return None;
-        }
-        let mut ports = Vec::new();
-        for p in list.get_ref() {
-            match u16::try_from(*p.get_ref()) {
-                Ok(port) if port != 0 => ports.push(port),
-                _ => {
-                    self.err(
-                        at,
-                        p.span(),
-                        format!("port {} is out of range (1 to 65535)", p.get_ref()),
-                    );
-                    return None;
-                }
-            }
-        }
-        ports.sort_unstable();
-        ports.dedup();
-        Some(ports)
+        self.each(at, list, key, "ports", |p| match u16::try_from(*p) {
+            Ok(port) if port != 0 => Ok(port),
+            _ => Err(format!("port {p} is out of range (1 to 65535)")),
+        })
     }
 
     pub(super) fn cidr(&mut self, at: &At<'_>, text: &Spanned<String>) -> Option<IpNet> {
@@ -128,19 +141,7 @@ impl Validator {
         list: &SpannedList<String>,
         key: &str,
     ) -> Option<Vec<IpNet>> {
-        if list.get_ref().is_empty() {
-            self.err(
-                at,
-                list.span(),
-                format!("`{key}` is empty, which matches nothing; list CIDRs or remove the key"),
-            );
-            return None;
-        }
-        let nets: Vec<Option<IpNet>> = list.get_ref().iter().map(|c| self.cidr(at, c)).collect();
-        let mut nets: Vec<IpNet> = nets.into_iter().collect::<Option<_>>()?;
-        nets.sort_unstable();
-        nets.dedup();
-        Some(nets)
+        self.each(at, list, key, "CIDRs", |c| parse_cidr(c.trim()))
     }
 
     pub(super) fn hosts(
@@ -148,28 +149,7 @@ impl Validator {
         at: &At<'_>,
         list: &SpannedList<String>,
     ) -> Option<Vec<HostPattern>> {
-        if list.get_ref().is_empty() {
-            self.err(
-                at,
-                list.span(),
-                "`hosts` is empty, which matches nothing; list hosts or remove the key",
-            );
-            return None;
-        }
-        let mut out = Vec::new();
-        let mut ok = true;
-        for h in list.get_ref() {
-            match parse_host_pattern(h.get_ref()) {
-                Ok(p) => out.push(p),
-                Err(message) => {
-                    ok = false;
-                    self.err(at, h.span(), message);
-                }
-            }
-        }
-        out.sort();
-        out.dedup();
-        ok.then_some(out)
+        self.each(at, list, "hosts", "hosts", |h| parse_host_pattern(h))
     }
 
     pub(super) fn methods(
@@ -177,38 +157,19 @@ impl Validator {
         at: &At<'_>,
         list: &SpannedList<String>,
     ) -> Option<Vec<Box<str>>> {
-        if list.get_ref().is_empty() {
-            self.err(
-                at,
-                list.span(),
-                "`methods` is empty, which matches nothing; list methods or remove the key",
-            );
-            return None;
-        }
-        let mut out = Vec::new();
-        let mut ok = true;
-        for m in list.get_ref() {
-            let upper = m.get_ref().trim().to_ascii_uppercase();
+        self.each(at, list, "methods", "methods", |m| {
+            let upper = m.trim().to_ascii_uppercase();
             if METHODS.contains(&upper.as_str()) {
-                out.push(upper.into_boxed_str());
-            } else {
-                ok = false;
-                let hint = if upper == "CONNECT" {
-                    "a CONNECT tunnel shows no method or path; drop `methods` to match tunnels"
-                        .to_owned()
-                } else {
-                    format!("use one of {}", METHODS.join(", "))
-                };
-                self.err(
-                    at,
-                    m.span(),
-                    format!("unknown HTTP method `{}`; {hint}", m.get_ref()),
-                );
+                return Ok(upper.into_boxed_str());
             }
-        }
-        out.sort();
-        out.dedup();
-        ok.then_some(out)
+            let hint = if upper == "CONNECT" {
+                "a CONNECT tunnel shows no method or path; drop `methods` to match tunnels"
+                    .to_owned()
+            } else {
+                format!("use one of {}", METHODS.join(", "))
+            };
+            Err(format!("unknown HTTP method `{m}`; {hint}"))
+        })
     }
 
     pub(super) fn paths(
@@ -216,31 +177,16 @@ impl Validator {
         at: &At<'_>,
         list: &SpannedList<String>,
     ) -> Option<Vec<Box<str>>> {
-        if list.get_ref().is_empty() {
-            self.err(
-                at,
-                list.span(),
-                "`paths` is empty, which matches nothing; list path prefixes or remove the key",
-            );
-            return None;
-        }
-        let mut out = Vec::new();
-        let mut ok = true;
-        for p in list.get_ref() {
-            let path = p.get_ref();
+        self.each(at, list, "paths", "path prefixes", |path| {
             if path.starts_with('/')
                 && !path.contains(['?', '#'])
                 && !path.chars().any(char::is_whitespace)
             {
-                out.push(path.as_str().into());
+                Ok(path.as_str().into())
             } else {
-                ok = false;
-                self.err(at, p.span(), format!("path `{path}` must start with `/` and hold no query, fragment or space (it is a prefix of the request path)"));
+                Err(format!("path `{path}` must start with `/` and hold no query, fragment or space (it is a prefix of the request path)"))
             }
-        }
-        out.sort();
-        out.dedup();
-        ok.then_some(out)
+        })
     }
 
     pub(super) fn date(
