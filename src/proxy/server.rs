@@ -46,12 +46,8 @@ pub async fn serve_forward(serving: Serving, listener: TcpListener, name: Arc<st
     }
     let mut shutdown = serving.shutdown.clone();
     loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => { accept_error(e).await; continue; }
-            },
-            _ = shutdown.changed() => break,
+        let Some((stream, peer)) = next_connection(&listener, &mut shutdown).await else {
+            break;
         };
         let Some(permit) = admit(&serving, &name, &stream) else {
             continue;
@@ -101,12 +97,8 @@ pub async fn serve_reverse(
     let http = Arc::new(http);
     let mut shutdown = serving.shutdown.clone();
     loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => { accept_error(e).await; continue; }
-            },
-            _ = shutdown.changed() => break,
+        let Some((stream, peer)) = next_connection(&listener, &mut shutdown).await else {
+            break;
         };
         let Some(permit) = admit(&serving, &name, &stream) else {
             continue;
@@ -120,22 +112,21 @@ pub async fn serve_reverse(
         tokio::spawn(async move {
             let gauge = serving.proxy.metrics.connection_opened(&name);
             let proxy = serving.proxy.clone();
-            match tls {
+            let connection = |sni, tls| {
+                Arc::new(ReverseConnection {
+                    listener: name,
+                    routes,
+                    peer,
+                    sni,
+                    tls,
+                })
+            };
+            let served = match tls {
                 None => {
-                    let conn = Arc::new(ReverseConnection {
-                        listener: name,
-                        routes,
-                        peer,
-                        sni: None,
-                        tls: false,
-                    });
-                    let service =
-                        service_fn(move |req| reverse::handle(proxy.clone(), conn.clone(), req));
-                    let served = watcher
-                        .watch(http.serve_connection_with_upgrades(TokioIo::new(stream), service));
-                    if let Err(e) = served.await {
-                        tracing::debug!(%peer, error = %e, "reverse connection ended with an error");
-                    }
+                    let service = reverse_service(proxy, connection(None, false));
+                    watcher
+                        .watch(http.serve_connection_with_upgrades(TokioIo::new(stream), service))
+                        .await
                 }
                 Some(acceptor) => {
                     let handshake = tokio::time::timeout(
@@ -159,21 +150,14 @@ pub async fn serve_reverse(
                         .1
                         .server_name()
                         .map(|s| Arc::<str>::from(s.to_ascii_lowercase()));
-                    let conn = Arc::new(ReverseConnection {
-                        listener: name,
-                        routes,
-                        peer,
-                        sni,
-                        tls: true,
-                    });
-                    let service =
-                        service_fn(move |req| reverse::handle(proxy.clone(), conn.clone(), req));
-                    let served = watcher
-                        .watch(http.serve_connection_with_upgrades(TokioIo::new(stream), service));
-                    if let Err(e) = served.await {
-                        tracing::debug!(%peer, error = %e, "reverse connection ended with an error");
-                    }
+                    let service = reverse_service(proxy, connection(sni, true));
+                    watcher
+                        .watch(http.serve_connection_with_upgrades(TokioIo::new(stream), service))
+                        .await
                 }
+            };
+            if let Err(e) = served {
+                tracing::debug!(%peer, error = %e, "reverse connection ended with an error");
             }
             drop(gauge);
             drop(permit);
@@ -183,6 +167,38 @@ pub async fn serve_reverse(
     // the kernel and wait in the backlog, unserved, until the process exits.
     drop(listener);
     drain(graceful, serving.limits.shutdown_grace, &name).await;
+}
+
+/// The service of one reverse connection: every request goes to `reverse::handle`.
+fn reverse_service(
+    proxy: Arc<Proxy>,
+    conn: Arc<ReverseConnection>,
+) -> impl hyper::service::Service<
+    http::Request<hyper::body::Incoming>,
+    Response = http::Response<super::body::ProxyBody>,
+    Error = hyper::Error,
+    Future = impl std::future::Future<
+        Output = Result<http::Response<super::body::ProxyBody>, hyper::Error>,
+    > + Send,
+> + Clone {
+    service_fn(move |req| reverse::handle(proxy.clone(), conn.clone(), req))
+}
+
+/// The next accepted connection, or `None` once douane must stop. Accept errors (e.g. out
+/// of file descriptors) are logged and retried after a pause, never a busy loop.
+async fn next_connection(
+    listener: &TcpListener,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Option<(TcpStream, SocketAddr)> {
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => return Some(a),
+                Err(e) => accept_error(e).await,
+            },
+            _ = shutdown.changed() => return None,
+        }
+    }
 }
 
 /// Takes a connection slot, or closes the connection when every slot is taken.
