@@ -181,6 +181,9 @@ impl Proxy {
         let Some(audit) = &self.audit else {
             return Ok(());
         };
+        if !audit.config().needs_record(decision.outcome) {
+            return Ok(()); // an allowed request, and allowed requests are not recorded
+        }
         let event = AuditEvent {
             request_id: facts.request_id,
             listener: facts.listener,
