@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use http::header::{self, HeaderValue};
+use http::header::{self, HeaderName, HeaderValue};
 use http::{Request, Response, StatusCode, Uri};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
@@ -21,6 +21,11 @@ use super::respond;
 use crate::config::{Route, UpstreamScheme};
 use crate::policy::decide::HttpFacts;
 use crate::resolve::{Destination, DestinationError, Host};
+
+// Header names as constants: a `&str` name is parsed again on every use.
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
 /// One route, ready for the hot path.
 #[derive(Debug)]
@@ -162,7 +167,7 @@ pub async fn handle(
             "no route for this host and path",
         ));
     };
-    let client = proxy.client_address(conn.peer.ip(), req.headers().get("x-forwarded-for"));
+    let client = proxy.client_address(conn.peer.ip(), req.headers().get(&X_FORWARDED_FOR));
     let method = req.method().clone();
     let decision = proxy
         .check(
@@ -282,17 +287,17 @@ fn set_forwarded(
     let peer_text = peer.to_string();
     let mut xff = String::with_capacity(64);
     if peer_trusted {
-        if let Some(prior) = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+        if let Some(prior) = headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
             xff.push_str(prior);
             xff.push_str(", ");
         }
     }
     xff.push_str(&peer_text);
     if let Ok(v) = HeaderValue::from_str(&xff) {
-        headers.insert("x-forwarded-for", v);
+        headers.insert(X_FORWARDED_FOR, v);
     }
     let proto = if tls { "https" } else { "http" };
-    headers.insert("x-forwarded-proto", HeaderValue::from_static(proto));
+    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
     let mut forwarded = String::with_capacity(96);
     forwarded.push_str("for=");
     if peer.is_ipv6() {
@@ -307,7 +312,7 @@ fn set_forwarded(
     if let Some(host) = host.and_then(|h| h.to_str().ok()) {
         if !host.is_empty() && host.bytes().all(|b| b.is_ascii_graphic() && b != b'"') {
             if let Ok(v) = HeaderValue::from_str(host) {
-                headers.insert("x-forwarded-host", v);
+                headers.insert(X_FORWARDED_HOST, v);
             }
             forwarded.push_str(";host=\"");
             forwarded.push_str(host);
