@@ -168,7 +168,9 @@ impl Connector {
         if let Some(sender) = self.take_idle(key, http1_only) {
             return Ok(sender);
         }
-        self.connect_http(key, http1_only).await
+        // Boxed: opening a connection (TCP, TLS, handshake) is a large future that the common
+        // path, a pooled connection, should not carry and move around.
+        Box::pin(self.connect_http(key, http1_only)).await
     }
 
     fn take_idle(&self, key: &PoolKey, http1_only: bool) -> Option<Sender> {
@@ -299,7 +301,7 @@ impl Connector {
         }
         // One fresh connection for a request that never left (it was on HTTP/1.1: keep it so,
         // it may be an upgrade).
-        match self.connect_http(key, true).await? {
+        match Box::pin(self.connect_http(key, true)).await? {
             Sender::H1(mut s) => {
                 shape_for_h1(&mut request);
                 let response = s.send_request(request).await.map_err(UpstreamError::Http)?;
