@@ -1,7 +1,6 @@
 //! The policy's `[[test]]` cases, run through the real `decide()` (so through the real
 //! geolocation state), for `douane test`.
 
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -11,8 +10,7 @@ use crate::policy::decide::{decide, HttpFacts, Request, Resolution};
 use crate::policy::decision::{Decision, Outcome, Reason};
 use crate::policy::model::Expect;
 use crate::policy::normal::{Origin, TestSpec, TestTarget};
-use crate::policy::values::normalise_name;
-use crate::resolve::{Destination, Host};
+use crate::resolve::{Host, Scheme, Target};
 use crate::state::State;
 
 /// The outcome, rule and reason of a decision, as a test states or gets them.
@@ -109,71 +107,23 @@ fn outcome_matches(expect: Expect, outcome: Outcome) -> bool {
 /// A small local parser, kept in this one function so that it can be swapped for the
 /// resolve module's url parsing.
 pub(crate) fn parse_url(url: &str, method: Option<&str>) -> Result<TestTarget, String> {
-    let (scheme, rest) = url
-        .split_once("://")
-        .ok_or_else(|| "needs a scheme, e.g. https://crm.example/".to_owned())?;
-    let default_port = match scheme.to_ascii_lowercase().as_str() {
-        "http" => 80,
-        "https" => 443,
-        other => return Err(format!("scheme `{other}` is not http or https")),
-    };
-    let (authority, path) = match rest.find(['/', '?', '#']) {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
-    };
-    let path = if path.starts_with('/') {
-        path.to_owned()
-    } else {
-        format!("/{path}")
-    };
-    if authority.contains('@') {
-        return Err("user information (`user@`) is not supported".into());
+    // A test names its scheme: it decides whether HTTP is visible.
+    if !url.contains("://") {
+        return Err("needs a scheme, e.g. https://crm.example/".to_owned());
     }
-    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-        let (ip, after) = v6
-            .split_once(']')
-            .ok_or_else(|| "unclosed `[` in the host".to_owned())?;
-        let ip: IpAddr = ip
-            .parse()
-            .map_err(|_| format!("`{ip}` is not an IPv6 address"))?;
-        (
-            Host::Ip(crate::policy::compile::canonical_ip(ip)),
-            after.strip_prefix(':'),
-        )
-    } else {
-        let (host, port) = match authority.rsplit_once(':') {
-            Some((h, p)) => (h, Some(p)),
-            None => (authority, None),
-        };
-        let host = host.strip_suffix('.').unwrap_or(host);
-        let host = match host.parse::<IpAddr>() {
-            Ok(ip) => Host::Ip(ip),
-            // A numeric last label (`127.1`, `0x7f.1`) is an inet_aton form, not a name.
-            Err(_) if looks_numeric(host) => {
-                return Err(format!("`{host}` is neither an IPv4 address nor a name"));
-            }
-            Err(_) => Host::Name(normalise_name(host)?.into_boxed_str()),
-        };
-        (host, port)
-    };
-    let port = match port {
-        None | Some("") => default_port,
-        Some(p) => p
-            .parse::<u16>()
-            .ok()
-            .filter(|p| *p != 0)
-            .ok_or_else(|| format!("port `{p}` is not a number from 1 to 65535"))?,
-    };
+    // The same parser as `douane explain` and the proxy: IDNA, brackets, inet_aton forms.
+    let target = Target::parse_url(url).map_err(|e| e.to_string())?;
+    let mut destination = target.destination;
+    if let Host::Ip(ip) = destination.host {
+        destination.host = Host::Ip(crate::policy::compile::canonical_ip(ip));
+    }
     let http = match method {
         Some("CONNECT") => None,
-        Some(m) => Some((m.into(), path.into_boxed_str())),
-        None if default_port == 80 => Some(("GET".into(), path.into_boxed_str())),
+        Some(m) => Some((m.into(), target.path)),
+        None if target.scheme == Scheme::Http => Some(("GET".into(), target.path)),
         None => None,
     };
-    Ok(TestTarget {
-        destination: Destination { host, port },
-        http,
-    })
+    Ok(TestTarget { destination, http })
 }
 
 /// Whether a host's last label is numeric (`127.1`, `0x7f.1`): an `inet_aton` form.
@@ -209,12 +159,14 @@ mod tests {
         );
         assert!(parse_url("ftp://x.example/", None).is_err());
         assert!(parse_url("x.example", None).is_err());
-        assert!(parse_url("https://0x7f.1/", None).is_err());
-        assert!(parse_url("https://a.0x7f/", None).is_err());
-        assert!(
-            parse_url("https://127.1/", None).is_err(),
-            "inet_aton short form is refused"
+        let t = parse_url("https://0x7f.1/", None).unwrap();
+        assert_eq!(
+            t.destination.host,
+            Host::Ip("127.0.0.1".parse().unwrap()),
+            "an inet_aton form is read as the address it means"
         );
+        assert!(parse_url("https://a.0x7f/", None).is_err());
+        assert!(parse_url("https://256.1.1.1/", None).is_err());
         assert!(parse_url("https://x.example:99999/", None).is_err());
     }
 }

@@ -331,7 +331,7 @@ expect = "allow"
     assert_has(
         &errs,
         "p.toml:17:7:",
-        "scheme `gopher` is not http or https",
+        "scheme `gopher` is not supported (use http or https)",
     );
     assert_has(
         &errs,
