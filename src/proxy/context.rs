@@ -88,7 +88,7 @@ impl Proxy {
         }
     }
 
-    pub fn next_request_id(&self) -> String {
+    pub fn next_request_id(&self) -> RequestId {
         self.ids.next()
     }
 
@@ -266,8 +266,64 @@ impl RequestIds {
         }
     }
 
-    fn next(&self) -> String {
-        let n = self.counter.fetch_add(1, Ordering::Relaxed);
-        format!("{:016x}", self.prefix | (n & 0xffff_ffff))
+    fn next(&self) -> RequestId {
+        let n = self.prefix | (self.counter.fetch_add(1, Ordering::Relaxed) & 0xffff_ffff);
+        // By hand: `format!` cost as much as the whole policy decision.
+        let mut digits = [0u8; 16];
+        for (i, digit) in digits.iter_mut().enumerate() {
+            *digit = b"0123456789abcdef"[((n >> (60 - 4 * i)) & 0xf) as usize];
+        }
+        RequestId(digits)
+    }
+}
+
+/// A request id: 16 lowercase hex digits, kept inline (no allocation); reads as a `&str`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct RequestId([u8; 16]);
+
+impl RequestId {
+    pub fn as_str(&self) -> &str {
+        // Only ASCII hex digits are ever stored.
+        std::str::from_utf8(&self.0).unwrap_or("0000000000000000")
+    }
+}
+
+impl std::ops::Deref for RequestId {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl std::fmt::Display for RequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::fmt::Debug for RequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_are_unique_hex() {
+        let ids = RequestIds::new();
+        let a = ids.next();
+        let b = ids.next();
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 16);
+        assert!(a
+            .bytes()
+            .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+        assert_eq!(
+            u64::from_str_radix(&b, 16).unwrap() - u64::from_str_radix(&a, 16).unwrap(),
+            1
+        );
     }
 }

@@ -12,7 +12,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 
 use super::body::{ExposureTally, PoolReturn, ProxyBody};
-use super::context::{Proxy, RequestFacts};
+use super::context::{Proxy, RequestFacts, RequestId};
 use super::headers;
 use super::respond;
 use super::upstream::PoolKey;
@@ -41,7 +41,7 @@ async fn connect(
     listener: &str,
     peer: SocketAddr,
     req: Request<Incoming>,
-    request_id: String,
+    request_id: RequestId,
     started: Instant,
 ) -> Response<ProxyBody> {
     let authority = req.uri().authority().map(|a| a.as_str()).unwrap_or("");
@@ -114,7 +114,7 @@ async fn absolute_form(
     listener: &str,
     peer: SocketAddr,
     mut req: Request<Incoming>,
-    request_id: String,
+    request_id: RequestId,
     started: Instant,
 ) -> Response<ProxyBody> {
     if headers::is_loop(req.headers(), &proxy.via_token) {
