@@ -27,7 +27,19 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     if !present && !keep_upgrade {
         return;
     }
-    if headers.contains_key(header::CONNECTION) {
+    // `Connection: keep-alive` (or close, upgrade) names no other header: nothing to collect.
+    let names_others = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .any(|t| {
+            !t.eq_ignore_ascii_case("keep-alive")
+                && !t.eq_ignore_ascii_case("close")
+                && !t.eq_ignore_ascii_case("upgrade")
+        });
+    if names_others {
         let named: Vec<HeaderName> = headers
             .get_all(header::CONNECTION)
             .iter()

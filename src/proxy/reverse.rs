@@ -284,7 +284,11 @@ fn set_forwarded(
 ) {
     // Built by hand: this runs for every request, and `format!` of addresses was a sixth
     // of a request's instructions.
-    let peer_text = peer.to_string();
+    let mut peer_buf = [0u8; 15];
+    let peer_text = match peer {
+        std::net::IpAddr::V4(v4) => std::borrow::Cow::Borrowed(ipv4_text(v4, &mut peer_buf)),
+        v6 => std::borrow::Cow::Owned(v6.to_string()),
+    };
     let mut xff = String::with_capacity(64);
     if peer_trusted {
         if let Some(prior) = headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
@@ -327,10 +331,48 @@ fn set_forwarded(
     }
 }
 
+/// Dotted-quad text of an IPv4 address, written into `buf`: the standard `Display` goes
+/// through the formatting machinery, a thousand instructions on every request.
+fn ipv4_text(ip: std::net::Ipv4Addr, buf: &mut [u8; 15]) -> &str {
+    let mut len = 0;
+    for (i, octet) in ip.octets().into_iter().enumerate() {
+        if i > 0 {
+            buf[len] = b'.';
+            len += 1;
+        }
+        if octet >= 100 {
+            buf[len] = b'0' + octet / 100;
+            len += 1;
+        }
+        if octet >= 10 {
+            buf[len] = b'0' + (octet / 10) % 10;
+            len += 1;
+        }
+        buf[len] = b'0' + octet % 10;
+        len += 1;
+    }
+    std::str::from_utf8(&buf[..len]).unwrap_or("0.0.0.0")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::UpstreamUrl;
+
+    #[test]
+    fn ipv4_text_matches_display() {
+        let mut buf = [0u8; 15];
+        for ip in [
+            "0.0.0.0",
+            "255.255.255.255",
+            "10.0.200.9",
+            "127.0.0.1",
+            "1.22.100.7",
+        ] {
+            let ip: std::net::Ipv4Addr = ip.parse().unwrap();
+            assert_eq!(ipv4_text(ip, &mut buf), ip.to_string());
+        }
+    }
 
     fn route(name: &str, host: &str, prefix: &str) -> Route {
         Route {
