@@ -38,18 +38,6 @@ pub(crate) fn dns_index(failure: DnsFailure) -> usize {
     }
 }
 
-/// `UpstreamError::kind()`'s values: present at 0 from the start, so that dashboards and
-/// alerts read a series before the first failure. A kind not listed here still counts.
-pub(crate) const UPSTREAM_ERROR_KINDS: [&str; 7] = [
-    "connect",
-    "connect_timeout",
-    "tls",
-    "tls_timeout",
-    "parent_proxy",
-    "http",
-    "response_timeout",
-];
-
 /// The metric families. Handles into the labelled ones are cached per thread (see `local`),
 /// so the hot path never takes the vectors' locks after the first request of a label set.
 pub(crate) struct Families {

@@ -89,24 +89,7 @@ pub(crate) fn outcome_index(o: Outcome) -> usize {
     }
 }
 
-pub(crate) const REASONS: [Reason; 16] = [
-    Reason::Compliant,
-    Reason::Exemption,
-    Reason::RuleBlock,
-    Reason::LocationNotAllowed,
-    Reason::OperatorNotAllowed,
-    Reason::UnknownLocation,
-    Reason::UnknownOperator,
-    Reason::SpecialAddress,
-    Reason::PortNotAllowed,
-    Reason::OwnListener,
-    Reason::DnsNxDomain,
-    Reason::DnsServFail,
-    Reason::DnsTimeout,
-    Reason::DnsNoAddresses,
-    Reason::DnsRefused,
-    Reason::DnsError,
-];
+pub(crate) const REASONS: [Reason; 16] = Reason::ALL;
 
 #[inline]
 pub(crate) fn reason_index(r: Reason) -> usize {

@@ -83,7 +83,7 @@ impl Metrics {
         for result in ["success", "failure"] {
             f.reloads.with_label_values(&[result]);
         }
-        for kind in families::UPSTREAM_ERROR_KINDS {
+        for kind in crate::proxy::upstream::UpstreamError::KINDS {
             f.upstream_errors.with_label_values(&[kind]);
         }
         f.last_reload_ok.set(1);

@@ -96,6 +96,26 @@ pub enum Reason {
 }
 
 impl Reason {
+    /// Every reason, in declaration order: for listing labels and parsing names.
+    pub const ALL: [Reason; 16] = [
+        Reason::Compliant,
+        Reason::Exemption,
+        Reason::RuleBlock,
+        Reason::LocationNotAllowed,
+        Reason::OperatorNotAllowed,
+        Reason::UnknownLocation,
+        Reason::UnknownOperator,
+        Reason::SpecialAddress,
+        Reason::PortNotAllowed,
+        Reason::OwnListener,
+        Reason::DnsNxDomain,
+        Reason::DnsServFail,
+        Reason::DnsTimeout,
+        Reason::DnsNoAddresses,
+        Reason::DnsRefused,
+        Reason::DnsError,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Reason::Compliant => "compliant",

@@ -19,7 +19,7 @@ use crate::diag::{Errors, Located, SourceFile};
 use crate::policy::decision::Mode;
 use crate::policy::model::{Action, RawFile, RawMode, RawNetwork, RawPolicy, RawRule, RawTest};
 use crate::policy::normal::{Criteria, Model, NetworkSpec, Origin, RuleSpec, TestSpec};
-use crate::policy::values::{opt, reason_by_name, valid_id, ALL_REASONS, METHODS};
+use crate::policy::values::{opt, reason_by_name, valid_id, METHODS};
 use crate::resolve::Host;
 
 /// The operator registry lives next to the policy files but is not one of them.
@@ -458,7 +458,10 @@ impl Validator {
             Some(r) => match reason_by_name(r.get_ref()) {
                 Some(reason) => Some(reason),
                 None => {
-                    let names: Vec<&str> = ALL_REASONS.iter().map(|r| r.as_str()).collect();
+                    let names: Vec<&str> = crate::policy::Reason::ALL
+                        .iter()
+                        .map(|r| r.as_str())
+                        .collect();
                     self.err(
                         at,
                         r.span(),

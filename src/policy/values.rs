@@ -298,25 +298,6 @@ pub(crate) fn parse_host_pattern(text: &str) -> Result<HostPattern, String> {
     Ok(HostPattern::Exact(name.into_boxed_str()))
 }
 
-pub(super) const ALL_REASONS: [Reason; 16] = [
-    Reason::Compliant,
-    Reason::Exemption,
-    Reason::RuleBlock,
-    Reason::LocationNotAllowed,
-    Reason::OperatorNotAllowed,
-    Reason::UnknownLocation,
-    Reason::UnknownOperator,
-    Reason::SpecialAddress,
-    Reason::PortNotAllowed,
-    Reason::OwnListener,
-    Reason::DnsNxDomain,
-    Reason::DnsServFail,
-    Reason::DnsTimeout,
-    Reason::DnsNoAddresses,
-    Reason::DnsRefused,
-    Reason::DnsError,
-];
-
 pub(super) fn reason_by_name(name: &str) -> Option<Reason> {
-    ALL_REASONS.into_iter().find(|r| r.as_str() == name)
+    Reason::ALL.into_iter().find(|r| r.as_str() == name)
 }

@@ -53,7 +53,18 @@ pub enum UpstreamError {
 }
 
 impl UpstreamError {
-    /// A stable metric label.
+    /// Every value of [`UpstreamError::kind`], for metrics that exist at 0 from the start.
+    pub const KINDS: [&'static str; 7] = [
+        "connect",
+        "connect_timeout",
+        "tls",
+        "tls_timeout",
+        "parent_proxy",
+        "http",
+        "response_timeout",
+    ];
+
+    /// A stable metric label, one of [`UpstreamError::KINDS`].
     pub fn kind(&self) -> &'static str {
         match self {
             UpstreamError::Connect(_) => "connect",
