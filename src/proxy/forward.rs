@@ -69,7 +69,7 @@ async fn connect(
         .connector
         .connect_tcp(&decision.connect, destination.port)
         .await;
-    let (mut upstream, addr) = match connected {
+    let (upstream, addr) = match connected {
         Ok(c) => c,
         Err(e) => return upstream_failed(proxy, &facts, &decision, &e).await,
     };
@@ -84,20 +84,8 @@ async fn connect(
     tokio::spawn(async move {
         match hyper::upgrade::on(req).await {
             Ok(upgraded) => {
-                let mut client = TokioIo::new(upgraded);
-                match tokio::io::copy_bidirectional_with_sizes(
-                    &mut client,
-                    &mut upstream,
-                    super::TUNNEL_BUFFER,
-                    super::TUNNEL_BUFFER,
-                )
-                .await
-                {
-                    Ok((sent, received)) => {
-                        metrics.observe_bytes(&decision, sent, received);
-                    }
-                    Err(e) => tracing::debug!(%addr, error = %e, "tunnel ended"),
-                }
+                super::tunnel(TokioIo::new(upgraded), upstream, &metrics, &decision).await;
+                tracing::debug!(%addr, "tunnel ended");
             }
             Err(e) => tracing::debug!(error = %e, "CONNECT upgrade failed"),
         }

@@ -255,19 +255,13 @@ pub async fn handle(
                 tracing::debug!("websocket upgrade did not complete");
                 return;
             };
-            let mut client = TokioIo::new(client);
-            let mut upstream = TokioIo::new(upstream);
-            match tokio::io::copy_bidirectional_with_sizes(
-                &mut client,
-                &mut upstream,
-                super::TUNNEL_BUFFER,
-                super::TUNNEL_BUFFER,
+            super::tunnel(
+                TokioIo::new(client),
+                TokioIo::new(upstream),
+                &metrics,
+                &decision,
             )
-            .await
-            {
-                Ok((sent, received)) => metrics.observe_bytes(&decision, sent, received),
-                Err(e) => tracing::debug!(error = %e, "websocket ended"),
-            }
+            .await;
         });
     }
     Ok(response)

@@ -36,14 +36,7 @@ pub async fn serve_forward(serving: Serving, listener: TcpListener, name: Arc<st
     // hyper-util's builder, HTTP/1.1 only: its connections support both upgrades (CONNECT)
     // and the graceful drain.
     let mut http = auto::Builder::new(TokioExecutor::new()).http1_only();
-    http.http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(serving.limits.header_read_timeout)
-        .max_buf_size(serving.limits.max_header_bytes.max(8192));
-    if serving.limits.max_headers != 100 {
-        // hyper's default; any other value moves header parsing to the heap.
-        http.http1().max_headers(serving.limits.max_headers);
-    }
+    limit_http1(&mut http, &serving.limits);
     let mut shutdown = serving.shutdown.clone();
     loop {
         let Some((stream, peer)) = next_connection(&listener, &mut shutdown).await else {
@@ -85,10 +78,7 @@ pub async fn serve_reverse(
 ) {
     let graceful = GracefulShutdown::new();
     let mut http = auto::Builder::new(TokioExecutor::new());
-    http.http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(serving.limits.header_read_timeout)
-        .max_buf_size(serving.limits.max_header_bytes.max(8192));
+    limit_http1(&mut http, &serving.limits);
     http.http2()
         .timer(TokioTimer::new())
         .max_header_list_size(serving.limits.max_header_bytes as u32)
@@ -167,6 +157,19 @@ pub async fn serve_reverse(
     // the kernel and wait in the backlog, unserved, until the process exits.
     drop(listener);
     drain(graceful, serving.limits.shutdown_grace, &name).await;
+}
+
+/// The HTTP/1.1 limits of `[limits]`, the same on every listener: header read timeout (slow
+/// clients, idle keep-alive), header size and count.
+fn limit_http1(http: &mut auto::Builder<TokioExecutor>, limits: &Limits) {
+    http.http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(limits.max_header_bytes.max(8192));
+    if limits.max_headers != 100 {
+        // hyper's default; any other value moves header parsing to the heap.
+        http.http1().max_headers(limits.max_headers);
+    }
 }
 
 /// The service of one reverse connection: every request goes to `reverse::handle`.
