@@ -18,7 +18,7 @@ use crate::config::{Config, LogFormat, ReverseListener};
 use crate::metrics::Metrics;
 use crate::proxy::context::Proxy;
 use crate::proxy::reverse::RouteTable;
-use crate::proxy::server::{serve_forward, serve_reverse, Serving};
+use crate::proxy::server::{serve_forward, serve_reverse, ReverseSite, Serving};
 use crate::proxy::upstream::{Connector, ConnectorSettings};
 use crate::reload::Reloader;
 use crate::resolve::Resolver;
@@ -101,12 +101,13 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
         let table = RouteTable::new(&routes)
             .with_context(|| format!("routes of listener `{}`", listener.name))?;
         let acceptor = reverse_tls(listener, &table)?;
-        reverse.push((
-            bind(listener.listen, &listener.name).await?,
-            Arc::<str>::from(listener.name.as_str()),
-            Arc::new(table),
-            acceptor,
-        ));
+        reverse.push(ReverseSite {
+            listener: bind(listener.listen, &listener.name).await?,
+            name: Arc::<str>::from(listener.name.as_str()),
+            routes: Arc::new(table),
+            tls: acceptor,
+            direct_http1: listener.direct_http1,
+        });
     }
     let admin_listener = match &config.admin {
         Some(a) => Some(bind(a.listen, "admin").await?),
@@ -114,7 +115,11 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
     };
     let mut own_addresses: Vec<SocketAddr> = Vec::new();
     own_addresses.extend(forward.iter().filter_map(|(l, _)| l.local_addr().ok()));
-    own_addresses.extend(reverse.iter().filter_map(|(l, ..)| l.local_addr().ok()));
+    own_addresses.extend(
+        reverse
+            .iter()
+            .filter_map(|site| site.listener.local_addr().ok()),
+    );
     own_addresses.extend(admin_listener.iter().filter_map(|l| l.local_addr().ok()));
 
     let proxy = Arc::new(Proxy::new(
@@ -140,20 +145,15 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
         tracing::info!(listener = &*name, address = %listener.local_addr()?, "forward proxy listening");
         tasks.spawn(serve_forward(serving.clone(), listener, name));
     }
-    for (listener, name, routes, acceptor) in reverse {
+    for site in reverse {
         tracing::info!(
-            listener = &*name,
-            address = %listener.local_addr()?,
-            tls = acceptor.is_some(),
+            listener = &*site.name,
+            address = %site.listener.local_addr()?,
+            tls = site.tls.is_some(),
+            direct_http1 = site.direct_http1,
             "reverse proxy listening"
         );
-        tasks.spawn(serve_reverse(
-            serving.clone(),
-            listener,
-            name,
-            routes,
-            acceptor,
-        ));
+        tasks.spawn(serve_reverse(serving.clone(), site));
     }
     if let Some(listener) = admin_listener {
         let authorization = match config.admin.as_ref().and_then(|a| a.token_file.as_ref()) {

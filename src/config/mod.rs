@@ -61,6 +61,8 @@ pub struct ReverseListener {
     pub listen: SocketAddr,
     /// Empty: plain HTTP.
     pub certificates: Vec<CertificatePaths>,
+    /// HTTP/1.1 requests on douane's direct path, hyper's for the rest.
+    pub direct_http1: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -220,6 +222,7 @@ impl Validator<'_> {
                         generate_if_missing: c.generate_if_missing,
                     })
                     .collect(),
+                direct_http1: r.direct_http1,
             });
         }
 

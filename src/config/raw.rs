@@ -111,6 +111,10 @@ pub struct FileReverse {
     /// Certificates served by SNI. None: plain HTTP.
     #[serde(default)]
     pub tls: Vec<FileCertificate>,
+    /// Serve plain HTTP/1.1 requests on the direct path (`proxy::h1`); `false` sends every
+    /// request through hyper.
+    #[serde(default = "yes")]
+    pub direct_http1: bool,
 }
 
 #[derive(Debug, Deserialize)]

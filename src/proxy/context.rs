@@ -208,11 +208,11 @@ impl Proxy {
 
     /// The client as policy rules see it: the TCP peer, or the last untrusted hop of
     /// `X-Forwarded-For` when the peer is a trusted proxy.
-    pub fn client_address(&self, peer: IpAddr, forwarded_for: Option<&HeaderValue>) -> IpAddr {
+    pub fn client_address(&self, peer: IpAddr, forwarded_for: Option<&[u8]>) -> IpAddr {
         if !self.is_trusted(peer) {
             return peer;
         }
-        let Some(list) = forwarded_for.and_then(|v| v.to_str().ok()) else {
+        let Some(list) = forwarded_for.and_then(|v| std::str::from_utf8(v).ok()) else {
             return peer;
         };
         // Walk from the nearest hop outwards, skipping hops we trust.

@@ -167,7 +167,10 @@ pub async fn handle(
             "no route for this host and path",
         ));
     };
-    let client = proxy.client_address(conn.peer.ip(), req.headers().get(&X_FORWARDED_FOR));
+    let client = proxy.client_address(
+        conn.peer.ip(),
+        req.headers().get(&X_FORWARDED_FOR).map(|v| v.as_bytes()),
+    );
     let method = req.method().clone();
     let decision = proxy
         .check(
@@ -327,7 +330,7 @@ fn set_forwarded(
 
 /// Dotted-quad text of an IPv4 address, written into `buf`: the standard `Display` goes
 /// through the formatting machinery, a thousand instructions on every request.
-fn ipv4_text(ip: std::net::Ipv4Addr, buf: &mut [u8; 15]) -> &str {
+pub(super) fn ipv4_text(ip: std::net::Ipv4Addr, buf: &mut [u8; 15]) -> &str {
     let mut len = 0;
     for (i, octet) in ip.octets().into_iter().enumerate() {
         if i > 0 {

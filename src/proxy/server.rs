@@ -15,6 +15,7 @@ use tokio::sync::{watch, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
 use super::context::Proxy;
+use super::h1::{self, DirectLimits, Rewind, Served};
 use super::reverse::{ReverseConnection, RouteTable};
 use super::{forward, reverse};
 use crate::config::Limits;
@@ -65,17 +66,35 @@ pub async fn serve_forward(serving: Serving, listener: TcpListener, name: Arc<st
     // Close the socket before draining: connections would otherwise still be completed by
     // the kernel and wait in the backlog, unserved, until the process exits.
     drop(listener);
-    drain(graceful, serving.limits.shutdown_grace, &name).await;
+    drain(
+        graceful,
+        serving.limits.shutdown_grace,
+        &name,
+        std::future::ready(()),
+    )
+    .await;
 }
 
-/// A reverse listener's accept loop, with TLS when `tls` is given.
-pub async fn serve_reverse(
-    serving: Serving,
-    listener: TcpListener,
-    name: Arc<str>,
-    routes: Arc<RouteTable>,
-    tls: Option<TlsAcceptor>,
-) {
+/// A reverse listener, ready to serve.
+pub struct ReverseSite {
+    pub listener: TcpListener,
+    pub name: Arc<str>,
+    pub routes: Arc<RouteTable>,
+    /// TLS termination; `None` for plain HTTP.
+    pub tls: Option<TlsAcceptor>,
+    /// HTTP/1.1 connections start on the direct path (`proxy::h1`).
+    pub direct_http1: bool,
+}
+
+/// A reverse listener's accept loop, with TLS when the site has it.
+pub async fn serve_reverse(serving: Serving, site: ReverseSite) {
+    let ReverseSite {
+        listener,
+        name,
+        routes,
+        tls,
+        direct_http1,
+    } = site;
     let graceful = GracefulShutdown::new();
     let mut http = auto::Builder::new(TokioExecutor::new());
     limit_http1(&mut http, &serving.limits);
@@ -85,6 +104,15 @@ pub async fn serve_reverse(
         .keep_alive_interval(serving.limits.idle_timeout / 2)
         .keep_alive_timeout(Duration::from_secs(20));
     let http = Arc::new(http);
+    let direct = direct_http1.then(|| DirectLimits {
+        header_read_timeout: serving.limits.header_read_timeout,
+        response_timeout: serving.proxy.connector.settings().response_timeout,
+        max_header_bytes: serving.limits.max_header_bytes,
+        max_headers: serving.limits.max_headers,
+    });
+    // Connections on the direct path, which hyper's graceful shutdown does not see: the
+    // drain waits until every receiver is gone.
+    let (direct_open, _) = watch::channel(());
     let mut shutdown = serving.shutdown.clone();
     loop {
         let Some((stream, peer)) = next_connection(&listener, &mut shutdown).await else {
@@ -99,6 +127,7 @@ pub async fn serve_reverse(
         let tls = tls.clone();
         let http = http.clone();
         let watcher = graceful.watcher();
+        let open = direct_open.subscribe();
         tokio::spawn(async move {
             let gauge = serving.proxy.metrics.connection_opened(&name);
             let proxy = serving.proxy.clone();
@@ -111,44 +140,78 @@ pub async fn serve_reverse(
                     tls,
                 })
             };
-            let served = match tls {
-                None => {
-                    let service = reverse_service(proxy, connection(None, false));
-                    watcher
-                        .watch(http.serve_connection_with_upgrades(TokioIo::new(stream), service))
-                        .await
-                }
-                Some(acceptor) => {
-                    let handshake = tokio::time::timeout(
-                        serving.limits.tls_handshake_timeout,
-                        acceptor.accept(stream),
-                    )
-                    .await;
-                    let stream = match handshake {
-                        Ok(Ok(s)) => s,
-                        Ok(Err(e)) => {
-                            tracing::debug!(%peer, error = %e, "tls handshake failed");
-                            return;
+            let served =
+                match tls {
+                    None => {
+                        let conn = connection(None, false);
+                        let stream = match direct {
+                            None => Served::HandOver(Rewind::new(Vec::new(), stream)),
+                            Some(limits) => {
+                                h1::serve(stream, &proxy, &conn, limits, serving.shutdown.clone())
+                                    .await
+                            }
+                        };
+                        match stream {
+                            Served::Closed => Ok(()),
+                            Served::HandOver(stream) => {
+                                let service = reverse_service(proxy, conn);
+                                watcher
+                                    .watch(http.serve_connection_with_upgrades(
+                                        TokioIo::new(stream),
+                                        service,
+                                    ))
+                                    .await
+                            }
                         }
-                        Err(_) => {
-                            tracing::debug!(%peer, "tls handshake timed out");
-                            return;
+                    }
+                    Some(acceptor) => {
+                        let handshake = tokio::time::timeout(
+                            serving.limits.tls_handshake_timeout,
+                            acceptor.accept(stream),
+                        )
+                        .await;
+                        let stream = match handshake {
+                            Ok(Ok(s)) => s,
+                            Ok(Err(e)) => {
+                                tracing::debug!(%peer, error = %e, "tls handshake failed");
+                                return;
+                            }
+                            Err(_) => {
+                                tracing::debug!(%peer, "tls handshake timed out");
+                                return;
+                            }
+                        };
+                        let session = stream.get_ref().1;
+                        let sni = session
+                            .server_name()
+                            .map(|s| Arc::<str>::from(s.to_ascii_lowercase()));
+                        let h2 = session.alpn_protocol() == Some(b"h2");
+                        let conn = connection(sni, true);
+                        let stream = match direct {
+                            Some(limits) if !h2 => {
+                                h1::serve(stream, &proxy, &conn, limits, serving.shutdown.clone())
+                                    .await
+                            }
+                            _ => Served::HandOver(Rewind::new(Vec::new(), stream)),
+                        };
+                        match stream {
+                            Served::Closed => Ok(()),
+                            Served::HandOver(stream) => {
+                                let service = reverse_service(proxy, conn);
+                                watcher
+                                    .watch(http.serve_connection_with_upgrades(
+                                        TokioIo::new(stream),
+                                        service,
+                                    ))
+                                    .await
+                            }
                         }
-                    };
-                    let sni = stream
-                        .get_ref()
-                        .1
-                        .server_name()
-                        .map(|s| Arc::<str>::from(s.to_ascii_lowercase()));
-                    let service = reverse_service(proxy, connection(sni, true));
-                    watcher
-                        .watch(http.serve_connection_with_upgrades(TokioIo::new(stream), service))
-                        .await
-                }
-            };
+                    }
+                };
             if let Err(e) = served {
                 tracing::debug!(%peer, error = %e, "reverse connection ended with an error");
             }
+            drop(open);
             drop(gauge);
             drop(permit);
         });
@@ -156,7 +219,13 @@ pub async fn serve_reverse(
     // Close the socket before draining: connections would otherwise still be completed by
     // the kernel and wait in the backlog, unserved, until the process exits.
     drop(listener);
-    drain(graceful, serving.limits.shutdown_grace, &name).await;
+    drain(
+        graceful,
+        serving.limits.shutdown_grace,
+        &name,
+        direct_open.closed(),
+    )
+    .await;
 }
 
 /// The HTTP/1.1 limits of `[limits]`, the same on every listener: header read timeout (slow
@@ -230,12 +299,17 @@ async fn accept_error(e: std::io::Error) {
     tokio::time::sleep(Duration::from_millis(50)).await;
 }
 
-async fn drain(graceful: GracefulShutdown, grace: Duration, listener: &str) {
+/// Lets the listener's connections finish: hyper's (told to stop after their request in
+/// flight) and `others` (the direct path's, which stop by themselves on the shutdown signal).
+async fn drain(
+    graceful: GracefulShutdown,
+    grace: Duration,
+    listener: &str,
+    others: impl std::future::Future<Output = ()>,
+) {
     tracing::info!(listener, connections = graceful.count(), "draining");
-    if tokio::time::timeout(grace, graceful.shutdown())
-        .await
-        .is_err()
-    {
+    let both = async { tokio::join!(graceful.shutdown(), others) };
+    if tokio::time::timeout(grace, both).await.is_err() {
         tracing::warn!(
             listener,
             "drain deadline reached: closing the remaining connections"

@@ -48,6 +48,8 @@ pub enum UpstreamError {
     Handshake(hyper::Error),
     #[error("the upstream failed: {0}")]
     Http(hyper::Error),
+    #[error("the upstream broke the exchange: {0}")]
+    Broken(String),
     #[error("the upstream did not answer in time")]
     ResponseTimeout,
 }
@@ -72,7 +74,9 @@ impl UpstreamError {
             UpstreamError::Tls(_) | UpstreamError::BadName(_) => "tls",
             UpstreamError::TlsTimeout => "tls_timeout",
             UpstreamError::Parent(_) => "parent_proxy",
-            UpstreamError::Handshake(_) | UpstreamError::Http(_) => "http",
+            UpstreamError::Handshake(_) | UpstreamError::Http(_) | UpstreamError::Broken(_) => {
+                "http"
+            }
             UpstreamError::ResponseTimeout => "response_timeout",
         }
     }
@@ -111,6 +115,9 @@ pub struct Connector {
     settings: ConnectorSettings,
     idle: Mutex<HashMap<PoolKey, Vec<http1::SendRequest<ProxyBody>>>>,
     h2: Mutex<HashMap<PoolKey, http2::SendRequest<ProxyBody>>>,
+    /// Idle plain-HTTP connections of the direct HTTP/1.1 path (`proxy::h1`), by checked
+    /// address: bare sockets, with no hyper connection task behind them.
+    tcp_idle: Mutex<HashMap<SocketAddr, Vec<TcpStream>>>,
 }
 
 /// Idle HTTP/1.1 connections kept per key; more are closed.
@@ -126,6 +133,7 @@ impl Connector {
             settings,
             idle: Mutex::new(HashMap::new()),
             h2: Mutex::new(HashMap::new()),
+            tcp_idle: Mutex::new(HashMap::new()),
         }
     }
 
@@ -220,6 +228,32 @@ impl Connector {
                     list.push(s);
                 }
             }
+        }
+    }
+
+    /// An idle plain connection to `addr` that is still open, if there is one.
+    pub fn take_tcp(&self, addr: SocketAddr) -> Option<TcpStream> {
+        let mut idle = self.tcp_idle.lock().unwrap_or_else(|p| p.into_inner());
+        let list = idle.get_mut(&addr)?;
+        while let Some(stream) = list.pop() {
+            // An idle connection has nothing to say: end of stream means the upstream closed
+            // it, bytes mean it is out of step. Costs no system call unless the socket became
+            // readable since it was put back.
+            let mut probe = [0u8; 1];
+            match stream.try_read(&mut probe) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Some(stream),
+                _ => continue,
+            }
+        }
+        None
+    }
+
+    /// Gives back a plain connection whose exchange ended cleanly.
+    pub fn put_back_tcp(&self, addr: SocketAddr, stream: TcpStream) {
+        let mut idle = self.tcp_idle.lock().unwrap_or_else(|p| p.into_inner());
+        let list = idle.entry(addr).or_default();
+        if list.len() < MAX_IDLE_PER_KEY {
+            list.push(stream);
         }
     }
 

@@ -1,0 +1,354 @@
+//! HTTP/1.1 message pieces for the direct path: where a head ends, which headers matter to
+//! a proxy, how a body is framed, and where a chunked body ends (RFC 9112 §6, §7.1). Bodies
+//! are passed through as they are; nothing here allocates.
+
+/// Headers the proxy acts on; everything else passes through untouched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Known {
+    Host,
+    ContentLength,
+    TransferEncoding,
+    Connection,
+    Upgrade,
+    Expect,
+    XForwardedFor,
+    XForwardedProto,
+    XForwardedHost,
+    Forwarded,
+    Accept,
+    /// `Keep-Alive`, `Proxy-Connection`, `Proxy-Authenticate`, `Proxy-Authorization`, `TE`,
+    /// `Trailer`: they describe one hop and never cross a proxy (RFC 9110 §7.6.1).
+    HopByHop,
+    Other,
+}
+
+impl Known {
+    /// Classifies a header name, case-insensitively; by length first, so most names cost
+    /// one comparison.
+    pub fn of(name: &str) -> Known {
+        let is = |s: &str| name.eq_ignore_ascii_case(s);
+        match name.len() {
+            2 if is("te") => Known::HopByHop,
+            4 if is("host") => Known::Host,
+            6 if is("accept") => Known::Accept,
+            6 if is("expect") => Known::Expect,
+            7 if is("upgrade") => Known::Upgrade,
+            7 if is("trailer") => Known::HopByHop,
+            9 if is("forwarded") => Known::Forwarded,
+            10 if is("connection") => Known::Connection,
+            10 if is("keep-alive") => Known::HopByHop,
+            14 if is("content-length") => Known::ContentLength,
+            15 if is("x-forwarded-for") => Known::XForwardedFor,
+            16 if is("x-forwarded-host") => Known::XForwardedHost,
+            16 if is("proxy-connection") => Known::HopByHop,
+            17 if is("transfer-encoding") => Known::TransferEncoding,
+            17 if is("x-forwarded-proto") => Known::XForwardedProto,
+            18 if is("proxy-authenticate") => Known::HopByHop,
+            19 if is("proxy-authorization") => Known::HopByHop,
+            _ => Known::Other,
+        }
+    }
+}
+
+/// The length of the head at the start of `buf` (through the empty line), once it is all
+/// there. `from` is where the previous search stopped, so a head read in several pieces is
+/// scanned once.
+pub fn head_end(buf: &[u8], from: usize) -> Option<usize> {
+    let start = from.saturating_sub(3);
+    buf.get(start..)?
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|i| start + i + 4)
+}
+
+/// A `Content-Length` value: digits only (no sign, no spaces inside), at most 19 of them.
+pub fn parse_content_length(value: &[u8]) -> Option<u64> {
+    if value.is_empty() || value.len() > 19 || !value.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(value.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0')))
+}
+
+/// The comma-separated tokens of a header value, trimmed, empty ones skipped.
+pub fn tokens(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+    value
+        .split(|b| *b == b',')
+        .map(|t| t.trim_ascii())
+        .filter(|t| !t.is_empty())
+}
+
+/// Whether the last transfer coding of a `Transfer-Encoding` value is `chunked`.
+pub fn ends_chunked(value: &[u8]) -> bool {
+    tokens(value)
+        .last()
+        .is_some_and(|t| t.eq_ignore_ascii_case(b"chunked"))
+}
+
+/// How the body of a message is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// Exactly this many bytes (0: no body).
+    Length(u64),
+    /// `Transfer-Encoding: chunked`, passed through as it is.
+    Chunked,
+    /// Until the sender closes (a response without length).
+    UntilClose,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("malformed chunked body")]
+pub struct ChunkError;
+
+/// Finds the end of a chunked body in the bytes that pass through, without changing them.
+#[derive(Debug, Clone, Default)]
+pub struct ChunkedScanner {
+    state: ChunkState,
+    /// Bytes of chunk data still to skip, or the chunk size being read.
+    size: u64,
+    /// Hex digits read in the current size line (a cap against endless zeros).
+    digits: u8,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+enum ChunkState {
+    #[default]
+    Size,
+    /// After the size: an extension, or whitespace, up to CR.
+    Extension,
+    SizeLf,
+    Data,
+    DataCr,
+    DataLf,
+    /// Trailer section after the last chunk: at the start of a line.
+    TrailerStart,
+    TrailerLine,
+    TrailerLf,
+    FinalLf,
+    Done,
+}
+
+impl ChunkedScanner {
+    pub fn is_done(&self) -> bool {
+        self.state == ChunkState::Done
+    }
+
+    /// Feeds the next bytes of the body; returns how many of them belong to it — fewer than
+    /// given only when the body ended inside them.
+    pub fn feed(&mut self, bytes: &[u8]) -> Result<usize, ChunkError> {
+        let mut i = 0;
+        while i < bytes.len() {
+            let b = bytes[i];
+            match self.state {
+                ChunkState::Size => match hex_value(b) {
+                    Some(v) => {
+                        self.digits += 1;
+                        if self.digits > 16 {
+                            return Err(ChunkError);
+                        }
+                        self.size = (self.size << 4) | u64::from(v);
+                    }
+                    None if self.digits == 0 => return Err(ChunkError),
+                    None if b == b';' || b == b' ' || b == b'\t' => {
+                        self.state = ChunkState::Extension
+                    }
+                    None if b == b'\r' => self.state = ChunkState::SizeLf,
+                    None => return Err(ChunkError),
+                },
+                ChunkState::Extension => match b {
+                    b'\r' => self.state = ChunkState::SizeLf,
+                    b'\n' => return Err(ChunkError),
+                    _ => {}
+                },
+                ChunkState::SizeLf => {
+                    if b != b'\n' {
+                        return Err(ChunkError);
+                    }
+                    self.digits = 0;
+                    self.state = if self.size == 0 {
+                        ChunkState::TrailerStart
+                    } else {
+                        ChunkState::Data
+                    };
+                }
+                ChunkState::Data => {
+                    // Skip the data in one step.
+                    let take =
+                        (bytes.len() - i).min(usize::try_from(self.size).unwrap_or(usize::MAX));
+                    self.size -= take as u64;
+                    i += take;
+                    if self.size == 0 {
+                        self.state = ChunkState::DataCr;
+                    }
+                    continue;
+                }
+                ChunkState::DataCr => {
+                    if b != b'\r' {
+                        return Err(ChunkError);
+                    }
+                    self.state = ChunkState::DataLf;
+                }
+                ChunkState::DataLf => {
+                    if b != b'\n' {
+                        return Err(ChunkError);
+                    }
+                    self.state = ChunkState::Size;
+                }
+                ChunkState::TrailerStart => match b {
+                    b'\r' => self.state = ChunkState::FinalLf,
+                    b'\n' => return Err(ChunkError),
+                    _ => self.state = ChunkState::TrailerLine,
+                },
+                ChunkState::TrailerLine => {
+                    if b == b'\r' {
+                        self.state = ChunkState::TrailerLf;
+                    }
+                }
+                ChunkState::TrailerLf => {
+                    if b != b'\n' {
+                        return Err(ChunkError);
+                    }
+                    self.state = ChunkState::TrailerStart;
+                }
+                ChunkState::FinalLf => {
+                    if b != b'\n' {
+                        return Err(ChunkError);
+                    }
+                    self.state = ChunkState::Done;
+                    return Ok(i + 1);
+                }
+                ChunkState::Done => return Ok(i),
+            }
+            i += 1;
+        }
+        Ok(i)
+    }
+}
+
+fn hex_value(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Appends the decimal text of `n`.
+pub fn push_decimal(out: &mut Vec<u8>, n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    let mut n = n;
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifies_names_whatever_their_case() {
+        assert_eq!(Known::of("Host"), Known::Host);
+        assert_eq!(Known::of("CONTENT-LENGTH"), Known::ContentLength);
+        assert_eq!(Known::of("Transfer-Encoding"), Known::TransferEncoding);
+        assert_eq!(Known::of("x-forwarded-proto"), Known::XForwardedProto);
+        assert_eq!(Known::of("Proxy-Authorization"), Known::HopByHop);
+        assert_eq!(Known::of("TE"), Known::HopByHop);
+        assert_eq!(Known::of("Hosts"), Known::Other);
+        assert_eq!(Known::of("x-forwarded-fox"), Known::Other);
+    }
+
+    #[test]
+    fn finds_the_end_of_a_head_read_in_pieces() {
+        let head = b"GET / HTTP/1.1\r\nHost: a\r\n\r\nbody";
+        assert_eq!(head_end(&head[..10], 0), None);
+        assert_eq!(head_end(&head[..26], 10), None);
+        assert_eq!(head_end(&head[..27], 26), Some(27));
+        assert_eq!(head_end(head, 0), Some(27));
+    }
+
+    #[test]
+    fn content_length_is_digits_only() {
+        assert_eq!(parse_content_length(b"0"), Some(0));
+        assert_eq!(parse_content_length(b"1234"), Some(1234));
+        for bad in [
+            &b""[..],
+            b"-1",
+            b"+1",
+            b"1 2",
+            b"0x10",
+            b"99999999999999999999",
+        ] {
+            assert_eq!(parse_content_length(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn chunked_is_recognised_only_last() {
+        assert!(ends_chunked(b"chunked"));
+        assert!(ends_chunked(b"gzip, Chunked"));
+        assert!(!ends_chunked(b"chunked, gzip"));
+        assert!(!ends_chunked(b""));
+    }
+
+    fn scan_whole(body: &[u8]) -> Result<Option<usize>, ChunkError> {
+        let mut s = ChunkedScanner::default();
+        let n = s.feed(body)?;
+        Ok(s.is_done().then_some(n))
+    }
+
+    #[test]
+    fn finds_the_end_of_a_chunked_body() {
+        let body = b"5\r\nhello\r\n1;ext=\"x\"\r\n!\r\n0\r\n\r\nNEXT";
+        assert_eq!(scan_whole(body), Ok(Some(body.len() - 4)));
+        let with_trailer = b"3\r\nabc\r\n0\r\nDigest: x\r\n\r\n";
+        assert_eq!(scan_whole(with_trailer), Ok(Some(with_trailer.len())));
+        let big = b"A\r\n0123456789\r\n0\r\n\r\n";
+        assert_eq!(scan_whole(big), Ok(Some(big.len())));
+    }
+
+    #[test]
+    fn any_split_of_the_body_gives_the_same_end() {
+        let body = b"5\r\nhello\r\n10\r\n0123456789abcdef\r\n0\r\nT: v\r\n\r\nXX";
+        let end = body.len() - 2;
+        for cut in 0..body.len() {
+            let mut s = ChunkedScanner::default();
+            let a = s.feed(&body[..cut]).unwrap();
+            assert_eq!(a, cut.min(end), "cut {cut}");
+            let b = s.feed(&body[a..]).unwrap();
+            assert!(s.is_done(), "cut {cut}");
+            assert_eq!(a + b, end, "cut {cut}");
+        }
+    }
+
+    #[test]
+    fn refuses_malformed_chunks() {
+        for bad in [
+            &b"\r\n"[..],
+            b"g\r\n",
+            b"5\r\nhelloXX",
+            b"5\nhello\r\n",
+            b"11111111111111111\r\n",
+            b"0\r\n\n",
+        ] {
+            assert_eq!(scan_whole(bad), Err(ChunkError), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn decimal_text() {
+        let mut out = Vec::new();
+        for n in [0u64, 7, 10, 451, u64::MAX] {
+            out.clear();
+            push_decimal(&mut out, n);
+            assert_eq!(out, n.to_string().as_bytes());
+        }
+    }
+}
