@@ -8,6 +8,8 @@ pub mod headers;
 pub mod respond;
 pub mod reverse;
 pub mod server;
+#[cfg(target_os = "linux")]
+pub mod splice;
 pub mod upstream;
 
 /// The copy buffer of each direction of a tunnel (CONNECT, WebSocket): large enough that a
