@@ -9,7 +9,6 @@ use std::time::Instant;
 
 use http::{header, Method, Request, Response, StatusCode, Uri};
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
 
 use super::body::{ExposureTally, PoolReturn, ProxyBody};
 use super::context::{Proxy, RequestFacts, RequestId};
@@ -84,7 +83,7 @@ async fn connect(
     tokio::spawn(async move {
         match hyper::upgrade::on(req).await {
             Ok(upgraded) => {
-                super::tunnel(TokioIo::new(upgraded), upstream, &metrics, &decision).await;
+                super::connect_tunnel(upgraded, upstream, &metrics, &decision).await;
                 tracing::debug!(%addr, "tunnel ended");
             }
             Err(e) => tracing::debug!(error = %e, "CONNECT upgrade failed"),

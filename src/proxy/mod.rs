@@ -9,11 +9,62 @@ pub mod headers;
 pub mod respond;
 pub mod reverse;
 pub mod server;
+#[cfg(target_os = "linux")]
+pub mod splice;
 pub mod upstream;
 
 /// The copy buffer of each direction of a tunnel (CONNECT, WebSocket): large enough that a
 /// bulk transfer costs few system calls (tokio's default is 8 KiB).
 pub const TUNNEL_BUFFER: usize = 64 * 1024;
+
+/// A CONNECT tunnel. On Linux, when the client is a plain TCP socket, the bytes are spliced
+/// in the kernel (`splice::splice_bidirectional`) after the ones the client sent behind its
+/// CONNECT head; otherwise they are copied by `tunnel`.
+pub async fn connect_tunnel(
+    upgraded: hyper::upgrade::Upgraded,
+    upstream: tokio::net::TcpStream,
+    metrics: &crate::metrics::Metrics,
+    decision: &crate::policy::Decision,
+) {
+    // hyper-util's auto builder wraps the IO in a private type: its own downcast unwraps it.
+    #[cfg(target_os = "linux")]
+    let upgraded = match hyper_util::server::conn::auto::upgrade::downcast::<
+        hyper_util::rt::TokioIo<tokio::net::TcpStream>,
+    >(upgraded)
+    {
+        Ok(parts) => {
+            let client = parts.io.into_inner();
+            match spliced_tunnel(client, &parts.read_buf, upstream).await {
+                Ok((sent, received)) => metrics.observe_bytes(decision, sent, received),
+                Err(e) => tracing::debug!(error = %e, "tunnel ended with an error"),
+            }
+            return;
+        }
+        Err(upgraded) => upgraded,
+    };
+    tunnel(
+        hyper_util::rt::TokioIo::new(upgraded),
+        upstream,
+        metrics,
+        decision,
+    )
+    .await
+}
+
+/// The client's early bytes (read by hyper past the CONNECT head, e.g. a TLS ClientHello)
+/// go upstream first; then everything else is spliced. Returns the bytes sent (client →
+/// upstream) and received.
+#[cfg(target_os = "linux")]
+async fn spliced_tunnel(
+    mut client: tokio::net::TcpStream,
+    early: &[u8],
+    mut upstream: tokio::net::TcpStream,
+) -> std::io::Result<(u64, u64)> {
+    use tokio::io::AsyncWriteExt;
+    upstream.write_all(early).await?;
+    let (sent, received) = splice::splice_bidirectional(&mut client, &mut upstream).await?;
+    Ok((sent + early.len() as u64, received))
+}
 
 /// Copies both ways between a client and an upstream until either side closes (a CONNECT
 /// tunnel, an upgraded WebSocket), then counts the bytes that crossed.

@@ -1,0 +1,329 @@
+//! Zero-copy tunnels between two TCP sockets (Linux): each direction moves its bytes
+//! socket → pipe → socket with splice(2), so they never enter user space. A direction the
+//! kernel will not splice (no pipe left, EINVAL/ENOSYS on its first call) is copied instead.
+
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+
+use rustix::io::Errno;
+use rustix::pipe::{self, PipeFlags, SpliceFlags};
+use tokio::io::{AsyncWriteExt, BufReader, Interest};
+use tokio::net::tcp::{ReadHalf, WriteHalf};
+use tokio::net::TcpStream;
+
+/// The pipe size each direction asks for: up to 1 MiB per system call. Linux grants it to
+/// unprivileged users up to `/proc/sys/fs/pipe-max-size` (1 MiB by default) while the
+/// user's pipes stay under `pipe-user-pages-soft`; when refused, the pipe keeps its default.
+pub const PIPE_SIZE: usize = 1 << 20;
+
+/// Copies both ways between `a` and `b` until both directions end, with the half-close of
+/// `tokio::io::copy_bidirectional`: when one side reaches end of file, the write side of
+/// the other is shut down and the other direction goes on. Returns the bytes moved a → b
+/// and b → a. The first error in either direction ends the tunnel; bytes still in that
+/// direction's pipe are then dropped with it (the peer they were for has failed).
+pub async fn splice_bidirectional(a: &mut TcpStream, b: &mut TcpStream) -> io::Result<(u64, u64)> {
+    let (a_read, a_write) = a.split();
+    let (b_read, b_write) = b.split();
+    tokio::try_join!(
+        one_way(a_read, b_write, Pipe::new()),
+        one_way(b_read, a_write, Pipe::new())
+    )
+}
+
+/// The two ends of a pipe, closed on drop.
+struct Pipe {
+    read: OwnedFd,
+    write: OwnedFd,
+}
+
+impl Pipe {
+    fn new() -> io::Result<Pipe> {
+        let (read, write) = pipe::pipe_with(PipeFlags::NONBLOCK | PipeFlags::CLOEXEC)?;
+        // Fewer, larger calls; a refusal only costs speed.
+        let _ = pipe::fcntl_setpipe_size(&write, PIPE_SIZE);
+        Ok(Pipe { read, write })
+    }
+}
+
+/// How a spliced direction ended without error.
+enum Spliced {
+    /// The source reached end of file and every byte was delivered.
+    Eof,
+    /// The kernel will not splice these sockets; `in_pipe` bytes wait in the pipe.
+    Unsupported { in_pipe: usize },
+}
+
+/// One direction to its end of file, then the half-close of the destination; copied
+/// through user space when there is no `pipe`.
+async fn one_way(
+    mut from: ReadHalf<'_>,
+    mut to: WriteHalf<'_>,
+    pipe: io::Result<Pipe>,
+) -> io::Result<u64> {
+    let mut moved = 0;
+    match pipe {
+        Ok(pipe) => match splice_to_eof(from.as_ref(), to.as_ref(), &pipe, &mut moved).await? {
+            Spliced::Eof => {
+                to.shutdown().await?;
+                return Ok(moved);
+            }
+            Spliced::Unsupported { in_pipe } => {
+                tracing::debug!("splice refused, copying this tunnel direction instead");
+                moved += drain_pipe(&pipe, in_pipe, &mut to).await?;
+            }
+        },
+        Err(e) => tracing::debug!(error = %e, "no pipe for splice, copying this tunnel direction"),
+    }
+    let mut reader = BufReader::with_capacity(super::TUNNEL_BUFFER, &mut from);
+    moved += tokio::io::copy_buf(&mut reader, &mut to).await?;
+    to.shutdown().await?;
+    Ok(moved)
+}
+
+/// Splices `from` → pipe → `to` until `from` reaches end of file. `moved` counts the bytes
+/// delivered to `to`, also when an error ends the direction.
+async fn splice_to_eof(
+    from: &TcpStream,
+    to: &TcpStream,
+    pipe: &Pipe,
+    moved: &mut u64,
+) -> io::Result<Spliced> {
+    loop {
+        // Fill only an empty pipe: EAGAIN can then only mean that the socket has nothing to
+        // read, so try_io is right to clear its readiness (a full pipe would also answer
+        // EAGAIN, and waiting for the socket would then hang).
+        let filled = loop {
+            from.readable().await?;
+            match from.try_io(Interest::READABLE, || splice(from, &pipe.write, PIPE_SIZE)) {
+                Ok(n) => break n,
+                Err(e) if retry(&e) => continue,
+                Err(e) if unsupported(&e) && *moved == 0 => {
+                    return Ok(Spliced::Unsupported { in_pipe: 0 })
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        if filled == 0 {
+            return Ok(Spliced::Eof);
+        }
+        // Drain it all: the pipe is not empty, so EAGAIN means the socket is full.
+        let mut in_pipe = filled;
+        while in_pipe > 0 {
+            to.writable().await?;
+            match to.try_io(Interest::WRITABLE, || splice(&pipe.read, to, in_pipe)) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    in_pipe -= n;
+                    *moved += n as u64;
+                }
+                Err(e) if retry(&e) => continue,
+                Err(e) if unsupported(&e) && *moved == 0 => {
+                    return Ok(Spliced::Unsupported { in_pipe })
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+/// One non-blocking splice(2) of up to `len` bytes; one of the two ends is a pipe.
+fn splice(from: impl AsFd, to: impl AsFd, len: usize) -> io::Result<usize> {
+    let flags = SpliceFlags::NONBLOCK | SpliceFlags::MOVE;
+    Ok(pipe::splice(from, None, to, None, len, flags)?)
+}
+
+/// Nothing was done and the call can be made again once ready.
+fn retry(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+    )
+}
+
+/// The kernel cannot splice between these descriptors.
+fn unsupported(e: &io::Error) -> bool {
+    let code = e.raw_os_error();
+    code == Some(Errno::INVAL.raw_os_error()) || code == Some(Errno::NOSYS.raw_os_error())
+}
+
+/// Writes the `in_pipe` bytes a refused splice left in the pipe through user space.
+async fn drain_pipe(pipe: &Pipe, mut in_pipe: usize, to: &mut WriteHalf<'_>) -> io::Result<u64> {
+    let mut buf = vec![0u8; in_pipe.min(super::TUNNEL_BUFFER)];
+    let mut moved = 0;
+    while in_pipe > 0 {
+        let want = in_pipe.min(buf.len());
+        // The bytes are in the pipe already: this read does not wait.
+        let n = rustix::io::read(&pipe.read, &mut buf[..want])?;
+        if n == 0 {
+            break;
+        }
+        to.write_all(&buf[..n]).await?;
+        in_pipe -= n;
+        moved += n as u64;
+    }
+    Ok(moved)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpListener, TcpStream};
+    use tokio::time::timeout;
+
+    use super::*;
+
+    const GUARD: Duration = Duration::from_secs(20);
+
+    /// A connected loopback pair: (the outside end, the end the tunnel holds).
+    async fn pair() -> (TcpStream, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (outside, accepted) = tokio::join!(TcpStream::connect(addr), listener.accept());
+        (outside.unwrap(), accepted.unwrap().0)
+    }
+
+    /// Bytes that do not repeat with any short period (xorshift), so a lost, doubled or
+    /// reordered chunk shows.
+    fn pattern(len: usize, seed: u64) -> Vec<u8> {
+        let mut x = seed | 1;
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect()
+    }
+
+    /// Writes `data`, shuts down the write side, reads to end of file.
+    async fn talk(mut stream: TcpStream, data: Vec<u8>) -> io::Result<Vec<u8>> {
+        let (mut r, mut w) = stream.split();
+        let write = async {
+            w.write_all(&data).await?;
+            w.shutdown().await
+        };
+        let mut got = Vec::new();
+        let read = r.read_to_end(&mut got);
+        tokio::try_join!(write, read)?;
+        Ok(got)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn megabytes_cross_both_ways_intact() {
+        let (client, mut a) = pair().await;
+        let (mut b, server) = pair().await;
+        let up = pattern(9 << 20, 7);
+        let down = pattern(6 << 20, 11);
+        let tunnel = splice_bidirectional(&mut a, &mut b);
+        let (counts, client_got, server_got) = timeout(GUARD, async {
+            tokio::join!(tunnel, talk(client, up.clone()), talk(server, down.clone()))
+        })
+        .await
+        .expect("tunnel finished in time");
+        assert_eq!(counts.unwrap(), (up.len() as u64, down.len() as u64));
+        assert!(server_got.unwrap() == up, "upstream bytes differ");
+        assert!(client_got.unwrap() == down, "downstream bytes differ");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_half_close_lets_the_other_direction_finish() {
+        let (mut client, mut a) = pair().await;
+        let (mut b, mut server) = pair().await;
+        let answer = pattern(3 << 20, 5);
+        let expected = answer.clone();
+        let tunnel = tokio::spawn(async move { splice_bidirectional(&mut a, &mut b).await });
+        // The client sends its request and closes its write side at once.
+        client.write_all(b"request").await.unwrap();
+        client.shutdown().await.unwrap();
+        // The server sees the request then end of file, and only then answers.
+        let mut request = Vec::new();
+        timeout(GUARD, server.read_to_end(&mut request))
+            .await
+            .expect("the half-close reached the server")
+            .unwrap();
+        assert_eq!(request, b"request");
+        server.write_all(&answer).await.unwrap();
+        server.shutdown().await.unwrap();
+        let mut got = Vec::new();
+        timeout(GUARD, client.read_to_end(&mut got))
+            .await
+            .expect("the answer arrived in time")
+            .unwrap();
+        assert!(got == expected, "answer differs");
+        let counts = timeout(GUARD, tunnel).await.expect("tunnel ended").unwrap();
+        assert_eq!(counts.unwrap(), (7, answer.len() as u64));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_reset_mid_transfer_ends_the_tunnel_with_an_error() {
+        let (mut client, mut a) = pair().await;
+        let (mut b, mut server) = pair().await;
+        let tunnel = tokio::spawn(async move { splice_bidirectional(&mut a, &mut b).await });
+        // The server streams until its socket fails.
+        tokio::spawn(async move {
+            let chunk = pattern(64 << 10, 3);
+            while server.write_all(&chunk).await.is_ok() {}
+        });
+        let mut first = vec![0u8; 256 << 10];
+        timeout(GUARD, client.read_exact(&mut first))
+            .await
+            .expect("bytes flow before the reset")
+            .unwrap();
+        client.set_zero_linger().unwrap();
+        drop(client); // RST, with the tunnel still writing
+        let ended = timeout(GUARD, tunnel)
+            .await
+            .expect("the tunnel did not hang after the reset")
+            .unwrap();
+        assert!(ended.is_err(), "a reset is an error: {ended:?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn without_a_pipe_a_direction_is_copied() {
+        let (mut client, mut a) = pair().await;
+        let (mut b, server) = pair().await;
+        let up = pattern(2 << 20, 13);
+        let refused = io::Error::from_raw_os_error(Errno::MFILE.raw_os_error());
+        let (a_read, _) = a.split();
+        let (_, b_write) = b.split();
+        let direction = one_way(a_read, b_write, Err(refused));
+        let send = async {
+            client.write_all(&up).await?;
+            client.shutdown().await
+        };
+        let (moved, sent, server_got) = timeout(GUARD, async {
+            tokio::join!(direction, send, talk(server, Vec::new()))
+        })
+        .await
+        .expect("copy finished in time");
+        sent.unwrap();
+        assert_eq!(moved.unwrap(), up.len() as u64);
+        assert!(server_got.unwrap() == up, "copied bytes differ");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn bytes_left_in_a_refused_pipe_go_out_first() {
+        let (mut b, mut server) = pair().await;
+        let pipe = Pipe::new().unwrap();
+        let left = pattern(100 << 10, 17);
+        let mut written = 0;
+        while written < left.len() {
+            written += rustix::io::write(&pipe.write, &left[written..]).unwrap();
+        }
+        let (_, mut b_write) = b.split();
+        let reader = async {
+            let mut got = vec![0u8; left.len()];
+            server.read_exact(&mut got).await.map(|_| got)
+        };
+        let (moved, got) = timeout(GUARD, async {
+            tokio::join!(drain_pipe(&pipe, left.len(), &mut b_write), reader)
+        })
+        .await
+        .expect("drained in time");
+        assert_eq!(moved.unwrap(), left.len() as u64);
+        assert!(got.unwrap() == left, "drained bytes differ");
+    }
+}
