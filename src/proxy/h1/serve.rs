@@ -107,8 +107,7 @@ where
                 _ = shutdown.changed(), if buf.is_empty() => return Served::Closed,
             }
         };
-        let draining = *shutdown.borrow();
-        match io.exchange(&mut client, &buf, head_len, draining).await {
+        match io.exchange(&mut client, &buf, head_len, &shutdown).await {
             Next::KeepAlive(used) => {
                 buf.drain(..used);
             }
@@ -206,7 +205,7 @@ impl Exchange<'_> {
         client: &mut S,
         buf: &[u8],
         head_len: usize,
-        draining: bool,
+        shutdown: &watch::Receiver<bool>,
     ) -> Next
     where
         S: AsyncRead + AsyncWrite + Unpin,
@@ -275,7 +274,8 @@ impl Exchange<'_> {
             started,
         };
         let used = head_len + body_len;
-        let close = shape.close || draining;
+        // Douane stopping: this is the connection's last answer (read when it is written).
+        let draining = || *shutdown.borrow();
         let after = |close: bool| {
             if close {
                 Next::Close
@@ -311,9 +311,11 @@ impl Exchange<'_> {
             Ok(sent) => sent,
             Err(e) => {
                 let response = upstream_failed(proxy, &facts, &decision, &e).await;
+                let close = shape.close || draining();
                 return self.answer(client, response, close, after).await;
             }
         };
+        let close = shape.close || draining();
         // The response head as the client gets it, written aside until the request is finished.
         self.out.clear();
         let shaped =
