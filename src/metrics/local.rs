@@ -4,8 +4,6 @@
 //! an allocation per call) runs only the first time a thread meets a label set.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 
 use prometheus::{Histogram, IntCounter, IntCounterVec, IntGauge};
 
@@ -13,60 +11,9 @@ use super::families::Families;
 use crate::country::Country;
 use crate::policy::{Outcome, Reason};
 
-/// A small, fast, non-cryptographic hash (FxHash): the keys are label values the operator
-/// bounds (rule ids, listener names, country codes), never attacker-chosen strings.
-#[derive(Default, Clone, Copy)]
-pub(crate) struct FxHasher(u64);
-
-const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
-
-impl FxHasher {
-    #[inline]
-    fn add(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(SEED);
-    }
-}
-
-impl Hasher for FxHasher {
-    #[inline]
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(c);
-            self.add(u64::from_le_bytes(w));
-        }
-        for b in chunks.remainder() {
-            self.add(u64::from(*b));
-        }
-    }
-    #[inline]
-    fn write_u8(&mut self, i: u8) {
-        self.add(u64::from(i));
-    }
-    #[inline]
-    fn write_u16(&mut self, i: u16) {
-        self.add(u64::from(i));
-    }
-    #[inline]
-    fn write_u32(&mut self, i: u32) {
-        self.add(u64::from(i));
-    }
-    #[inline]
-    fn write_u64(&mut self, i: u64) {
-        self.add(i);
-    }
-    #[inline]
-    fn write_usize(&mut self, i: usize) {
-        self.add(i as u64);
-    }
-    #[inline]
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-pub(crate) type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
+/// Maps keyed by label values the operator bounds (rule ids, listener names, country
+/// codes), never attacker-chosen strings: a fast non-cryptographic hash will do.
+pub(crate) type FxMap<K, V> = rustc_hash::FxHashMap<K, V>;
 
 #[cfg_attr(not(test), allow(dead_code))]
 pub(crate) const OUTCOMES: [Outcome; 5] = [

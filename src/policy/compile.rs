@@ -1,7 +1,7 @@
 //! The compiled policy: the validated model plus a host index, so that finding the rule of a
 //! request costs a few hash lookups whatever the number of rules.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -34,13 +34,14 @@ pub struct Policy {
     index: HostIndex,
 }
 
-/// Rule indexes by host pattern, each list ascending.
+/// Rule indexes by host pattern, each list ascending. Fx-hashed: built once from the
+/// policy, then only read, so a requested host cannot make the tables degrade.
 #[derive(Debug, Default)]
 struct HostIndex {
-    exact: HashMap<Box<str>, Vec<u32>>,
+    exact: FxHashMap<Box<str>, Vec<u32>>,
     /// Keyed by the suffix without `*.`: `a.b.example` looks up `b.example` and `example`.
-    suffix: HashMap<Box<str>, Vec<u32>>,
-    ip: HashMap<IpAddr, Vec<u32>>,
+    suffix: FxHashMap<Box<str>, Vec<u32>>,
+    ip: FxHashMap<IpAddr, Vec<u32>>,
     /// Rules without `hosts`: candidates for every destination.
     any_host: Vec<u32>,
 }

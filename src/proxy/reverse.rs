@@ -3,7 +3,6 @@
 //! destination, per request, so path and method rules apply; the connection goes to a
 //! checked address, with SNI and certificate verification against the upstream's name.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -44,12 +43,14 @@ pub struct CompiledRoute {
 /// The routes of one reverse listener, by host, longest path prefix first.
 #[derive(Debug, Default)]
 pub struct RouteTable {
-    by_host: HashMap<String, Vec<CompiledRoute>>,
+    /// Fx-hashed: a fixed table that requests only read (a client's `Host` cannot make it
+    /// degrade).
+    by_host: rustc_hash::FxHashMap<String, Vec<CompiledRoute>>,
 }
 
 impl RouteTable {
     pub fn new(routes: &[&Route]) -> Result<RouteTable, DestinationError> {
-        let mut by_host: HashMap<String, Vec<CompiledRoute>> = HashMap::new();
+        let mut by_host: rustc_hash::FxHashMap<String, Vec<CompiledRoute>> = Default::default();
         for route in routes {
             let up = &route.upstream;
             let destination = Destination {

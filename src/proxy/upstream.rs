@@ -117,7 +117,7 @@ pub struct Connector {
     h2: Mutex<HashMap<PoolKey, http2::SendRequest<ProxyBody>>>,
     /// Idle plain-HTTP connections of the direct HTTP/1.1 path (`proxy::h1`), by checked
     /// address: bare sockets, with no hyper connection task behind them.
-    tcp_idle: Mutex<HashMap<SocketAddr, Vec<TcpStream>>>,
+    tcp_idle: Mutex<rustc_hash::FxHashMap<SocketAddr, Vec<TcpStream>>>,
 }
 
 /// Idle HTTP/1.1 connections kept per key; more are closed.
@@ -133,7 +133,7 @@ impl Connector {
             settings,
             idle: Mutex::new(HashMap::new()),
             h2: Mutex::new(HashMap::new()),
-            tcp_idle: Mutex::new(HashMap::new()),
+            tcp_idle: Mutex::new(Default::default()),
         }
     }
 

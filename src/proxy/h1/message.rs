@@ -3,7 +3,7 @@
 //! are passed through as they are; nothing here allocates.
 
 /// Headers the proxy acts on; everything else passes through untouched.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Known {
     Host,
     ContentLength,
@@ -19,6 +19,7 @@ pub enum Known {
     /// `Keep-Alive`, `Proxy-Connection`, `Proxy-Authenticate`, `Proxy-Authorization`, `TE`,
     /// `Trailer`: they describe one hop and never cross a proxy (RFC 9110 §7.6.1).
     HopByHop,
+    #[default]
     Other,
 }
 
@@ -55,10 +56,11 @@ impl Known {
 /// scanned once.
 pub fn head_end(buf: &[u8], from: usize) -> Option<usize> {
     let start = from.saturating_sub(3);
-    buf.get(start..)?
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map(|i| start + i + 4)
+    // A head has a few lines: look at each line feed (SIMD search) rather than each byte.
+    memchr::memchr_iter(b'\n', buf.get(start..)?)
+        .map(|i| start + i)
+        .find(|&i| i >= 3 && &buf[i - 3..=i] == b"\r\n\r\n")
+        .map(|i| i + 1)
 }
 
 /// A `Content-Length` value: digits only (no sign, no spaces inside), at most 19 of them.

@@ -140,6 +140,8 @@ struct RequestShape<'b> {
     forwarded_for: Option<&'b [u8]>,
     named: [&'b [u8]; MAX_NAMED],
     named_len: usize,
+    /// What each header is, by position: classified once.
+    classes: [Known; MAX_HEADERS],
 }
 
 impl<'b> RequestShape<'b> {
@@ -153,10 +155,12 @@ impl<'b> RequestShape<'b> {
             forwarded_for: None,
             named: [b""; MAX_NAMED],
             named_len: 0,
+            classes: [Known::Other; MAX_HEADERS],
         };
         let (mut hosts, mut lengths) = (0, 0);
-        for h in headers {
-            match Known::of(h.name) {
+        for (h, class) in headers.iter().zip(shape.classes.iter_mut()) {
+            *class = Known::of(h.name);
+            match *class {
                 Known::Host => {
                     hosts += 1;
                     shape.host = h.value;
@@ -553,9 +557,11 @@ fn write_request_head(
     out.extend_from_slice(b" HTTP/1.1\r\nhost: ");
     out.extend_from_slice(route.host_header.as_bytes());
     out.extend_from_slice(b"\r\n");
-    for h in headers {
-        let pass = match Known::of(h.name) {
-            Known::Other | Known::Accept | Known::ContentLength => !shape.names(h.name),
+    for (h, class) in headers.iter().zip(shape.classes) {
+        let pass = match class {
+            Known::Other | Known::Accept | Known::ContentLength => {
+                shape.named_len == 0 || !shape.names(h.name)
+            }
             Known::Forwarded => fwd.trusted,
             _ => false,
         };
@@ -647,8 +653,10 @@ impl ResponseShape {
         let mut upstream_close = resp.version != Some(1);
         let mut named = false;
         let (mut length, mut chunked) = (None, None);
-        for h in resp.headers.iter() {
-            match Known::of(h.name) {
+        let mut classes = [Known::Other; MAX_HEADERS];
+        for (h, class) in resp.headers.iter().zip(classes.iter_mut()) {
+            *class = Known::of(h.name);
+            match *class {
                 Known::ContentLength => {
                     let n = parse_content_length(h.value)?;
                     if length.is_some_and(|l| l != n) {
@@ -690,8 +698,8 @@ impl ResponseShape {
         out.push(b' ');
         out.extend_from_slice(resp.reason.unwrap_or("").as_bytes());
         out.extend_from_slice(b"\r\n");
-        for h in resp.headers.iter() {
-            let pass = match Known::of(h.name) {
+        for (h, class) in resp.headers.iter().zip(classes) {
+            let pass = match class {
                 Known::TransferEncoding => framing == Framing::Chunked,
                 Known::ContentLength => chunked.is_none(),
                 Known::Connection | Known::HopByHop | Known::Upgrade => false,
