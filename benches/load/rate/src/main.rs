@@ -8,6 +8,7 @@
 
 mod args;
 mod http;
+mod pacer;
 mod tls;
 
 use http::Stream;
@@ -16,16 +17,12 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
-use tokio::sync::Notify;
 use tokio::time::timeout;
 
 const WARMUP: Duration = Duration::from_secs(1);
 /// A response slower than this is an error (wrk --timeout 5s), and the run gives up on requests
 /// still unsent this long after its end.
 const TIMEOUT: Duration = Duration::from_secs(5);
-/// tokio's timer ticks in whole milliseconds (rounding up), too coarse for sub-millisecond
-/// latencies: the pacer sleeps on it until this close to a due time, then spins.
-const SPIN: Duration = Duration::from_millis(2);
 
 fn main() -> ExitCode {
     let args = match args::parse(std::env::args().skip(1)) {
@@ -160,20 +157,22 @@ async fn run(a: args::Args) -> Result<String, String> {
         give_up: start + WARMUP + a.duration + TIMEOUT,
     };
 
-    let wakes: Vec<Arc<Notify>> = (0..a.connections)
-        .map(|_| Arc::new(Notify::new()))
-        .collect();
+    let released = pacer::Released::new(a.connections);
     let mut tasks = Vec::with_capacity(a.connections);
     for (c, stream) in streams.into_iter().enumerate() {
         tasks.push(tokio::spawn(connection(
             c as u64,
             target.clone(),
             schedule,
-            wakes[c].clone(),
+            released.clone(),
             stream,
         )));
     }
-    let pacer = tokio::spawn(pace(schedule, wakes));
+    let pacer = tokio::spawn(pacer::pace(
+        schedule.total,
+        move |i| schedule.due(i),
+        released,
+    ));
 
     let mut all = Tally::default();
     for task in tasks {
@@ -192,32 +191,12 @@ async fn run(a: args::Args) -> Result<String, String> {
     Ok(report(&schedule, a.duration, all))
 }
 
-/// Wakes each request's connection at its due time.
-async fn pace(s: Schedule, wakes: Vec<Arc<Notify>>) {
-    for i in 0..s.total {
-        wait_until(s.due(i)).await;
-        wakes[(i % s.connections) as usize].notify_one();
-    }
-}
-
-async fn wait_until(due: Instant) {
-    if let Some(far) = due.checked_duration_since(Instant::now()) {
-        if far > SPIN {
-            tokio::time::sleep_until((due - SPIN).into()).await;
-        }
-        // Yielding lets the other connections (and the I/O driver) run while we wait.
-        while Instant::now() < due {
-            tokio::task::yield_now().await;
-        }
-    }
-}
-
 /// Connection `c`: requests c, c + N, c + 2N, … each sent once due and the previous one is done.
 async fn connection(
     c: u64,
     target: Arc<Target>,
     s: Schedule,
-    wake: Arc<Notify>,
+    released: Arc<pacer::Released>,
     stream: Box<dyn Stream>,
 ) -> Tally {
     let mut tally = Tally::default();
@@ -225,10 +204,8 @@ async fn connection(
     let mut buf = Vec::with_capacity(16 * 1024);
     let mut i = c;
     while i < s.total {
+        released.wait(i, c as usize).await;
         let due = s.due(i);
-        while Instant::now() < due {
-            wake.notified().await; // a stale permit from a late request just loops once
-        }
         if Instant::now() >= s.give_up {
             // the server fell so far behind that the rest would only be timeouts
             let left = (i.max(s.first_recorded)..s.total)
