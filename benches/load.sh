@@ -12,7 +12,7 @@
 # then a 100 MB body through a CONNECT tunnel vs direct, and douane's resident memory with
 # 1,000 idle client connections.
 #
-# Pinning (2 cores): wrk on CPU 0, every server on CPU 1 (tokio then runs one worker).
+# Pinning (2 cores): wrk and rate on CPU 0, every server on CPU 1 (tokio then runs one worker).
 # Environment: ROUNDS [3] DURATION [10s] CONNS [64] LAT_DURATION [5s] DIR [/tmp/douane-load]
 #              DOUANE_BIN [target/release/douane, built if missing]
 # Needs: nginx, wrk, curl, python3, cargo (Debian: apt-get install nginx wrk curl).
