@@ -7,13 +7,15 @@
 #   douane-http   wrk → douane reverse route (policy on)   http://127.0.0.1:18190/ok
 #   douane-tls    wrk → douane TLS-terminating route       https://127.0.0.1:18443/ok
 #   douane-fwd    wrk → douane forward proxy, absolute-form GET http://127.0.0.1:18180/ok
+# then, for each target, a fixed-rate phase at half of its own peak (benches/load/rate, open
+# loop, latency from the scheduled send time) with the upstream alone at the same rate alongside,
 # then a 100 MB body through a CONNECT tunnel vs direct, and douane's resident memory with
 # 1,000 idle client connections.
 #
-# Pinning (2 cores): wrk on CPU 0, every server on CPU 1 (tokio then runs one worker).
+# Pinning (2 cores): wrk and rate on CPU 0, every server on CPU 1 (tokio then runs one worker).
 # Environment: ROUNDS [3] DURATION [10s] CONNS [64] LAT_DURATION [5s] DIR [/tmp/douane-load]
 #              DOUANE_BIN [target/release/douane, built if missing]
-# Needs: nginx, wrk, curl, python3 (Debian: apt-get install nginx wrk curl).
+# Needs: nginx, wrk, curl, python3, cargo (Debian: apt-get install nginx wrk curl).
 set -euo pipefail
 REPO="$(cd "$(dirname "$0")/.." && pwd)"
 HERE="$REPO/benches/load"
@@ -21,13 +23,16 @@ DIR="${DIR:-/tmp/douane-load}"
 ROUNDS="${ROUNDS:-3}"; DURATION="${DURATION:-10s}"; CONNS="${CONNS:-64}"; LAT_DURATION="${LAT_DURATION:-5s}"
 CLIENT="taskset -c 0"; SERVER="taskset -c 1"
 
-for tool in nginx wrk curl python3 taskset; do
+for tool in nginx wrk curl python3 taskset cargo; do
     command -v "$tool" >/dev/null || { echo "load.sh needs $tool (apt-get install nginx wrk curl)" >&2; exit 2; }
 done
 if [ -z "${DOUANE_BIN:-}" ]; then
     (cd "$REPO" && cargo build --release --quiet)
     DOUANE_BIN="$REPO/target/release/douane"
 fi
+# the fixed-rate client: a package of its own, built with its own lock file and target/
+cargo build --release --quiet --manifest-path "$HERE/rate/Cargo.toml"
+RATE_BIN="$HERE/rate/target/release/rate"
 
 rm -rf "$DIR"; mkdir -p "$DIR/www" "$DIR/policies" "$DIR"/{body,proxy,fastcgi,uwsgi,scgi}
 head -c 102400 /dev/urandom > "$DIR/www/100k"
@@ -64,6 +69,12 @@ run_wrk() { # label url abs conns duration mode
     out=$(ABS_URL="$3" $CLIENT wrk -t1 -c"$4" -d"$5" --timeout 5s -s "$HERE/report.lua" "$2" | grep '^RESULT')
     echo "label=$1 mode=$6 ${out#RESULT }" | tee -a "$RAW"
 }
+run_rate() { # label url abs rate mode: open loop at a fixed rate, CONNS connections, DURATION (+1 s warm-up)
+    local out target=(--url "$2")
+    [ -n "$3" ] && target=(--url "$3" --proxy "${2%/}")
+    out=$($CLIENT "$RATE_BIN" "${target[@]}" --rate "$4" --duration "$DURATION" --connections "$CONNS" | grep '^RESULT')
+    echo "label=$1 mode=$5 ${out#RESULT }" | tee -a "$RAW"
+}
 for t in "${TARGETS[@]}"; do  # preflight and warm-up
     IFS='|' read -r label url abs <<<"$t"
     if [ -n "$abs" ]; then code=$(curl -s -o /dev/null -w '%{http_code}' -x "${url%/}" "$abs")
@@ -77,6 +88,28 @@ for round in $(seq "$ROUNDS"); do
         IFS='|' read -r label url abs <<<"$t"
         run_wrk "$label" "$url" "$abs" "$CONNS" "$DURATION" load
         run_wrk "$label" "$url" "$abs" 1 "$LAT_DURATION" c1
+    done
+done
+
+echo "== fixed rate at half of each target's peak median, the upstream alone at the same rate alongside"
+declare -A HALF
+for t in "${TARGETS[@]}"; do
+    IFS='|' read -r label _ _ <<<"$t"
+    HALF[$label]=$(python3 - "$RAW" "$label" <<'PY'
+import statistics, sys
+rps = [float(kv["rps"]) for kv in (dict(f.split("=", 1) for f in l.split() if "=" in f) for l in open(sys.argv[1]))
+       if kv.get("label") == sys.argv[2] and kv.get("mode") == "load"]
+print(max(1, round(statistics.median(rps) / 2)))
+PY
+)
+done
+DIRECT_URL="${TARGETS[0]#*|}"; DIRECT_URL="${DIRECT_URL%%|*}"
+for round in $(seq "$ROUNDS"); do
+    echo "== fixed-rate round $round/$ROUNDS"
+    for t in "${TARGETS[@]}"; do
+        IFS='|' read -r label url abs <<<"$t"
+        run_rate "$label" "$url" "$abs" "${HALF[$label]}" half
+        [ "$label" = direct ] || run_rate "$label" "$DIRECT_URL" "" "${HALF[$label]}" half-direct
     done
 done
 
