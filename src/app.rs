@@ -88,6 +88,7 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
         Some(f) => Some((
             bind(f.listen, &f.name).await?,
             Arc::<str>::from(f.name.as_str()),
+            f.direct_http1,
         )),
         None => None,
     };
@@ -114,7 +115,7 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
         None => None,
     };
     let mut own_addresses: Vec<SocketAddr> = Vec::new();
-    own_addresses.extend(forward.iter().filter_map(|(l, _)| l.local_addr().ok()));
+    own_addresses.extend(forward.iter().filter_map(|(l, ..)| l.local_addr().ok()));
     own_addresses.extend(
         reverse
             .iter()
@@ -141,9 +142,9 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
     };
 
     let mut tasks = tokio::task::JoinSet::new();
-    if let Some((listener, name)) = forward {
-        tracing::info!(listener = &*name, address = %listener.local_addr()?, "forward proxy listening");
-        tasks.spawn(serve_forward(serving.clone(), listener, name));
+    if let Some((listener, name, direct_http1)) = forward {
+        tracing::info!(listener = &*name, address = %listener.local_addr()?, direct_http1, "forward proxy listening");
+        tasks.spawn(serve_forward(serving.clone(), listener, name, direct_http1));
     }
     for site in reverse {
         tracing::info!(

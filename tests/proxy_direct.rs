@@ -545,3 +545,48 @@ async fn sigterm_lets_a_request_in_flight_finish_closes_idle_connections_and_exi
     let status = douane.wait_exit(Duration::from_secs(10)).await;
     assert_eq!(status.and_then(|s| s.code()), Some(0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forward_absolute_form_requests_take_the_direct_path_too() {
+    let (_fx, douane, up) = start("").await;
+    let mut tcp = TcpStream::connect(douane.forward).await.unwrap();
+    let mut buf = Vec::new();
+    let port = up.port;
+    let request = format!(
+        "GET http://fr.test:{port}/echo?x=1 HTTP/1.1\r\nHost: fr.test:{port}\r\nProxy-Connection: keep-alive\r\nProxy-Authorization: Basic Zm9v\r\nx-custom: kept\r\n\r\n"
+    );
+    let mut via = String::new();
+    for _ in 0..2 {
+        tcp.write_all(request.as_bytes()).await.unwrap();
+        let r = read_response(&mut tcp, &mut buf, false).await;
+        assert_eq!(r.status(), 200, "{}", r.head);
+        via = r.header("via").unwrap_or_default();
+        assert!(via.starts_with("1.1 douane-"), "{}", r.head);
+        assert_ne!(via, "1.1 douane-00000000", "a random token");
+        let seen = String::from_utf8(r.body).unwrap().to_ascii_lowercase();
+        assert!(seen.starts_with("get /echo?x=1 http/1.1\r\n"), "{seen}");
+        assert!(
+            seen.contains(&format!("host: fr.test:{port}\r\n")),
+            "{seen}"
+        );
+        assert!(seen.contains("via: 1.1 douane-"), "{seen}");
+        assert!(seen.contains("x-custom: kept\r\n"), "{seen}");
+        assert!(!seen.contains("proxy-"), "{seen}");
+    }
+    assert_eq!(up.connections(), 1, "one pooled upstream connection");
+
+    // The next request on the same connection goes under US law: 451, from hyper's path.
+    let blocked = format!("GET http://us.test:{port}/echo HTTP/1.1\r\nHost: us.test\r\n\r\n");
+    tcp.write_all(blocked.as_bytes()).await.unwrap();
+    let r = read_response(&mut tcp, &mut buf, false).await;
+    assert_eq!(r.status(), 451, "{}", r.head);
+
+    // A request that already went through this douane is a loop: 508.
+    let looped =
+        format!("GET http://fr.test:{port}/echo HTTP/1.1\r\nHost: fr.test\r\nVia: {via}\r\n\r\n");
+    let mut tcp = TcpStream::connect(douane.forward).await.unwrap();
+    let mut buf = Vec::new();
+    tcp.write_all(looped.as_bytes()).await.unwrap();
+    let r = read_response(&mut tcp, &mut buf, false).await;
+    assert_eq!(r.status(), 508, "{}", r.head);
+}

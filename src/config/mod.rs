@@ -53,6 +53,8 @@ pub struct GeoPaths {
 pub struct ForwardListener {
     pub name: String,
     pub listen: SocketAddr,
+    /// Plain `http://` requests on douane's direct path, hyper's for the rest.
+    pub direct_http1: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -360,6 +362,7 @@ impl Validator<'_> {
             forward: raw.forward.as_ref().map(|f| ForwardListener {
                 name: f.name.clone(),
                 listen: f.listen,
+                direct_http1: f.direct_http1,
             }),
             reverse,
             routes,

@@ -97,6 +97,10 @@ pub struct FileForward {
     #[serde(default = "default_forward_name")]
     pub name: String,
     pub listen: SocketAddr,
+    /// Serve plain `http://` absolute-form requests on the direct path (`proxy::h1`);
+    /// `false` sends every request through hyper.
+    #[serde(default = "yes")]
+    pub direct_http1: bool,
 }
 
 fn default_forward_name() -> String {

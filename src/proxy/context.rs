@@ -70,7 +70,8 @@ impl Proxy {
         blocked_by: String,
     ) -> Proxy {
         let ids = RequestIds::new();
-        let via_token = format!("douane-{:08x}", ids.prefix as u32);
+        // The random half of the ids: two chained instances have different tokens.
+        let via_token = format!("douane-{:08x}", ids.prefix >> 32);
         let via = HeaderValue::from_str(&format!("1.1 {via_token}"))
             .unwrap_or_else(|_| HeaderValue::from_static("1.1 douane"));
         Proxy {

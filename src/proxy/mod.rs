@@ -26,21 +26,35 @@ pub async fn connect_tunnel(
     metrics: &crate::metrics::Metrics,
     decision: &crate::policy::Decision,
 ) {
-    // hyper-util's auto builder wraps the IO in a private type: its own downcast unwraps it.
+    // hyper-util's auto builder wraps the IO in a private type: its own downcast unwraps
+    // it. The forward listener hands hyper its socket behind a `Rewind` (the bytes the
+    // direct path read first), whose unread rest is early bytes too.
     #[cfg(target_os = "linux")]
-    let upgraded = match hyper_util::server::conn::auto::upgrade::downcast::<
-        hyper_util::rt::TokioIo<tokio::net::TcpStream>,
-    >(upgraded)
-    {
-        Ok(parts) => {
-            let client = parts.io.into_inner();
-            match spliced_tunnel(client, &parts.read_buf, upstream).await {
-                Ok((sent, received)) => metrics.observe_bytes(decision, sent, received),
-                Err(e) => tracing::debug!(error = %e, "tunnel ended with an error"),
+    let upgraded = {
+        use hyper_util::rt::TokioIo;
+        use hyper_util::server::conn::auto::upgrade::downcast;
+        use tokio::net::TcpStream;
+        let plain = match downcast::<TokioIo<h1::Rewind<TcpStream>>>(upgraded) {
+            Ok(parts) => {
+                let (mut early, client) = parts.io.into_inner().into_parts();
+                early.splice(0..0, parts.read_buf.iter().copied());
+                Ok((client, early))
             }
-            return;
+            Err(upgraded) => match downcast::<TokioIo<TcpStream>>(upgraded) {
+                Ok(parts) => Ok((parts.io.into_inner(), parts.read_buf.to_vec())),
+                Err(upgraded) => Err(upgraded),
+            },
+        };
+        match plain {
+            Ok((client, early)) => {
+                match spliced_tunnel(client, &early, upstream).await {
+                    Ok((sent, received)) => metrics.observe_bytes(decision, sent, received),
+                    Err(e) => tracing::debug!(error = %e, "tunnel ended with an error"),
+                }
+                return;
+            }
+            Err(upgraded) => upgraded,
         }
-        Err(upgraded) => upgraded,
     };
     tunnel(
         hyper_util::rt::TokioIo::new(upgraded),

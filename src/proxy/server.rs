@@ -15,7 +15,7 @@ use tokio::sync::{watch, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
 use super::context::Proxy;
-use super::h1::{self, DirectLimits, Rewind, Served};
+use super::h1::{self, DirectLimits, ForwardConnection, Rewind, Served, Site};
 use super::reverse::{ReverseConnection, RouteTable};
 use super::{forward, reverse};
 use crate::config::Limits;
@@ -31,13 +31,23 @@ pub struct Serving {
     pub shutdown: watch::Receiver<bool>,
 }
 
-/// The forward listener's accept loop; returns once drained after shutdown.
-pub async fn serve_forward(serving: Serving, listener: TcpListener, name: Arc<str>) {
+/// The forward listener's accept loop; returns once drained after shutdown. Connections
+/// start on the direct path (plain `http://` absolute-form requests); CONNECT and the rest
+/// go to hyper.
+pub async fn serve_forward(
+    serving: Serving,
+    listener: TcpListener,
+    name: Arc<str>,
+    direct_http1: bool,
+) {
     let graceful = GracefulShutdown::new();
     // hyper-util's builder, HTTP/1.1 only: its connections support both upgrades (CONNECT)
     // and the graceful drain.
     let mut http = auto::Builder::new(TokioExecutor::new()).http1_only();
     limit_http1(&mut http, &serving.limits);
+    let http = Arc::new(http);
+    let direct = direct_http1.then(|| direct_limits(&serving));
+    let (direct_open, _) = watch::channel(());
     let mut shutdown = serving.shutdown.clone();
     loop {
         let Some((stream, peer)) = next_connection(&listener, &mut shutdown).await else {
@@ -46,19 +56,34 @@ pub async fn serve_forward(serving: Serving, listener: TcpListener, name: Arc<st
         let Some(permit) = admit(&serving, &name, &stream) else {
             continue;
         };
-        let proxy = serving.proxy.clone();
-        let listener_name = name.clone();
-        let service =
-            service_fn(move |req| forward::handle(proxy.clone(), listener_name.clone(), peer, req));
-        let conn = graceful.watch(
-            http.serve_connection_with_upgrades(TokioIo::new(stream), service)
-                .into_owned(),
-        );
-        let gauge = serving.proxy.metrics.connection_opened(&name);
+        let serving = serving.clone();
+        let name = name.clone();
+        let http = http.clone();
+        let watcher = graceful.watcher();
+        let open = direct_open.subscribe();
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(%peer, error = %e, "forward connection ended with an error");
+            let gauge = serving.proxy.metrics.connection_opened(&name);
+            let proxy = serving.proxy.clone();
+            let conn = ForwardConnection {
+                listener: name.clone(),
+                peer,
+            };
+            let served = match direct {
+                Some(limits) => {
+                    let site = Site::Forward(&conn);
+                    h1::serve(stream, &proxy, site, limits, serving.shutdown.clone()).await
+                }
+                None => Served::HandOver(Rewind::new(Vec::new(), stream)),
+            };
+            if let Served::HandOver(stream) = served {
+                let service =
+                    service_fn(move |req| forward::handle(proxy.clone(), name.clone(), peer, req));
+                let conn = http.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                if let Err(e) = watcher.watch(conn).await {
+                    tracing::debug!(%peer, error = %e, "forward connection ended with an error");
+                }
             }
+            drop(open);
             drop(gauge);
             drop(permit);
         });
@@ -70,9 +95,19 @@ pub async fn serve_forward(serving: Serving, listener: TcpListener, name: Arc<st
         graceful,
         serving.limits.shutdown_grace,
         &name,
-        std::future::ready(()),
+        direct_open.closed(),
     )
     .await;
+}
+
+/// The limits of the direct HTTP/1.1 path, from `[limits]` and the upstream settings.
+fn direct_limits(serving: &Serving) -> DirectLimits {
+    DirectLimits {
+        header_read_timeout: serving.limits.header_read_timeout,
+        response_timeout: serving.proxy.connector.settings().response_timeout,
+        max_header_bytes: serving.limits.max_header_bytes,
+        max_headers: serving.limits.max_headers,
+    }
 }
 
 /// A reverse listener, ready to serve.
@@ -104,12 +139,7 @@ pub async fn serve_reverse(serving: Serving, site: ReverseSite) {
         .keep_alive_interval(serving.limits.idle_timeout / 2)
         .keep_alive_timeout(Duration::from_secs(20));
     let http = Arc::new(http);
-    let direct = direct_http1.then(|| DirectLimits {
-        header_read_timeout: serving.limits.header_read_timeout,
-        response_timeout: serving.proxy.connector.settings().response_timeout,
-        max_header_bytes: serving.limits.max_header_bytes,
-        max_headers: serving.limits.max_headers,
-    });
+    let direct = direct_http1.then(|| direct_limits(&serving));
     // Connections on the direct path, which hyper's graceful shutdown does not see: the
     // drain waits until every receiver is gone.
     let (direct_open, _) = watch::channel(());
@@ -147,8 +177,14 @@ pub async fn serve_reverse(serving: Serving, site: ReverseSite) {
                         let stream = match direct {
                             None => Served::HandOver(Rewind::new(Vec::new(), stream)),
                             Some(limits) => {
-                                h1::serve(stream, &proxy, &conn, limits, serving.shutdown.clone())
-                                    .await
+                                h1::serve(
+                                    stream,
+                                    &proxy,
+                                    Site::Reverse(&conn),
+                                    limits,
+                                    serving.shutdown.clone(),
+                                )
+                                .await
                             }
                         };
                         match stream {
@@ -189,8 +225,14 @@ pub async fn serve_reverse(serving: Serving, site: ReverseSite) {
                         let conn = connection(sni, true);
                         let stream = match direct {
                             Some(limits) if !h2 => {
-                                h1::serve(stream, &proxy, &conn, limits, serving.shutdown.clone())
-                                    .await
+                                h1::serve(
+                                    stream,
+                                    &proxy,
+                                    Site::Reverse(&conn),
+                                    limits,
+                                    serving.shutdown.clone(),
+                                )
+                                .await
                             }
                             _ => Served::HandOver(Rewind::new(Vec::new(), stream)),
                         };

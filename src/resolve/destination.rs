@@ -174,7 +174,10 @@ impl Destination {
     }
 
     /// `host[:port]` with the scheme's default port when none is given.
-    fn with_default_port(authority: &str, scheme: Scheme) -> Result<Destination, DestinationError> {
+    pub fn with_default_port(
+        authority: &str,
+        scheme: Scheme,
+    ) -> Result<Destination, DestinationError> {
         let (host, port) = split_authority(authority)?;
         let port = match port {
             None | Some("") => scheme.default_port(),

@@ -15,6 +15,7 @@ pub enum Known {
     XForwardedProto,
     XForwardedHost,
     Forwarded,
+    Via,
     Accept,
     /// `Keep-Alive`, `Proxy-Connection`, `Proxy-Authenticate`, `Proxy-Authorization`, `TE`,
     /// `Trailer`: they describe one hop and never cross a proxy (RFC 9110 §7.6.1).
@@ -30,6 +31,7 @@ impl Known {
         let is = |s: &str| name.eq_ignore_ascii_case(s);
         match name.len() {
             2 if is("te") => Known::HopByHop,
+            3 if is("via") => Known::Via,
             4 if is("host") => Known::Host,
             6 if is("accept") => Known::Accept,
             6 if is("expect") => Known::Expect,

@@ -11,4 +11,4 @@ mod rewind;
 mod serve;
 
 pub use rewind::Rewind;
-pub use serve::{serve, DirectLimits, Served};
+pub use serve::{serve, DirectLimits, ForwardConnection, Served, Site};

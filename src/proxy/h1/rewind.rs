@@ -26,6 +26,12 @@ impl<S> Rewind<S> {
     pub fn get_ref(&self) -> &S {
         &self.inner
     }
+
+    /// The bytes put back that were not read again yet, and the stream.
+    pub fn into_parts(mut self) -> (Vec<u8>, S) {
+        self.prefix.drain(..self.consumed);
+        (self.prefix, self.inner)
+    }
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for Rewind<S> {

@@ -3,9 +3,11 @@
 //! with three reused buffers and one reused timer. A request the path does not take is
 //! handed to hyper, with the connection, before anything of it went upstream.
 
+use std::borrow::Cow;
 use std::mem::MaybeUninit;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http::Response;
@@ -28,6 +30,7 @@ use crate::proxy::forward::upstream_failed;
 use crate::proxy::respond;
 use crate::proxy::reverse::{ipv4_text, CompiledRoute, ReverseConnection};
 use crate::proxy::upstream::UpstreamError;
+use crate::resolve::{Destination, Scheme};
 
 /// Header slots parsed per message; a message with more goes to hyper (which answers 431).
 const MAX_HEADERS: usize = 128;
@@ -43,6 +46,112 @@ pub enum Served<S> {
     /// A request the direct path does not take: hyper serves the connection from here, the
     /// bytes already read put back in front.
     HandOver(Rewind<S>),
+}
+
+/// The listener a connection came to.
+#[derive(Clone, Copy)]
+pub enum Site<'a> {
+    Reverse(&'a ReverseConnection),
+    Forward(&'a ForwardConnection),
+}
+
+/// What a forward-proxy connection knows about itself.
+pub struct ForwardConnection {
+    pub listener: Arc<str>,
+    pub peer: SocketAddr,
+}
+
+/// Where a request goes, who asks, and how its head is rewritten.
+struct Plan<'a> {
+    destination: Cow<'a, Destination>,
+    listener: &'a str,
+    route: Option<&'a str>,
+    client: IpAddr,
+    /// The path that rules match (no query).
+    path: &'a str,
+    rewrite: Rewrite<'a>,
+}
+
+enum Rewrite<'a> {
+    /// A reverse route: the upstream's `Host`, forwarding headers.
+    Reverse {
+        route: &'a CompiledRoute,
+        fwd: Forwarding,
+    },
+    /// A forward proxy request: origin-form target, `Host` from the absolute target, `Via`.
+    Forward { authority: &'a str, origin: &'a str },
+}
+
+/// A reverse request's plan: its route (by `Host` and path), when that route goes to a
+/// plain-HTTP upstream and the TLS name (if any) agrees with `Host`.
+fn plan_reverse<'a>(
+    proxy: &Proxy,
+    conn: &'a ReverseConnection,
+    target: &'a str,
+    shape: &RequestShape<'a>,
+    host_buf: &mut [u8; 256],
+) -> Option<Plan<'a>> {
+    if !target.starts_with('/') || shape.hosts != 1 {
+        return None; // absolute-form, or no single Host: hyper's
+    }
+    let host = normalized_host(shape.host, host_buf)?;
+    if conn.sni.as_deref().is_some_and(|sni| sni != host) {
+        return None; // 421 from hyper
+    }
+    let path = target.split_once('?').map_or(target, |(p, _)| p);
+    let route = conn.routes.find(host, path)?; // else 404 from hyper
+    if route.scheme != UpstreamScheme::Http {
+        return None;
+    }
+    let peer = conn.peer.ip();
+    Some(Plan {
+        destination: Cow::Borrowed(&route.destination),
+        listener: &conn.listener,
+        route: Some(&route.name),
+        client: proxy.client_address(peer, shape.forwarded_for),
+        path,
+        rewrite: Rewrite::Reverse {
+            route,
+            fwd: Forwarding {
+                peer,
+                trusted: proxy.is_trusted(peer),
+                tls: conn.tls,
+            },
+        },
+    })
+}
+
+/// A forward request's plan: an `http://` absolute-form target without userinfo, and no
+/// `Via` yet (loop detection is hyper's path's, as are CONNECT and `https://`).
+fn plan_forward<'a>(
+    _proxy: &Proxy,
+    conn: &'a ForwardConnection,
+    target: &'a str,
+    shape: &RequestShape<'a>,
+) -> Option<Plan<'a>> {
+    if shape.via || shape.hosts > 1 {
+        return None;
+    }
+    let scheme = target.get(..7)?;
+    if !scheme.eq_ignore_ascii_case("http://") {
+        return None;
+    }
+    let rest = &target[7..];
+    let split = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, origin) = rest.split_at(split);
+    if authority.is_empty() || authority.contains('@') || !origin.starts_with('/') {
+        return None;
+    }
+    let destination = Destination::with_default_port(authority, Scheme::Http).ok()?;
+    let path = origin.split_once('?').map_or(origin, |(p, _)| p);
+    Some(Plan {
+        destination: Cow::Owned(destination),
+        listener: &conn.listener,
+        route: None,
+        client: conn.peer.ip(),
+        path,
+        rewrite: Rewrite::Forward { authority, origin },
+    })
 }
 
 /// The limits the direct path applies.
@@ -66,7 +175,7 @@ enum Next {
 pub async fn serve<S>(
     mut client: S,
     proxy: &Proxy,
-    conn: &ReverseConnection,
+    site: Site<'_>,
     limits: DirectLimits,
     mut shutdown: watch::Receiver<bool>,
 ) -> Served<S>
@@ -76,7 +185,7 @@ where
     let mut buf: Vec<u8> = Vec::with_capacity(READ_BUFFER);
     let mut io = Exchange {
         proxy,
-        conn,
+        site,
         limits,
         up_buf: Vec::with_capacity(READ_BUFFER),
         out: Vec::with_capacity(1024),
@@ -123,7 +232,7 @@ where
 /// What one connection's exchanges share.
 struct Exchange<'a> {
     proxy: &'a Proxy,
-    conn: &'a ReverseConnection,
+    site: Site<'a>,
     limits: DirectLimits,
     /// Upstream bytes: a response head and what came with it.
     up_buf: Vec<u8>,
@@ -135,6 +244,10 @@ struct Exchange<'a> {
 /// The request facts the direct path needs, read in one pass over the headers.
 struct RequestShape<'b> {
     host: &'b [u8],
+    /// How many `Host` headers.
+    hosts: u8,
+    /// Whether the request carries `Via` (it went through a proxy already).
+    via: bool,
     content_length: u64,
     close: bool,
     forwarded_for: Option<&'b [u8]>,
@@ -146,10 +259,12 @@ struct RequestShape<'b> {
 
 impl<'b> RequestShape<'b> {
     /// `None` when the request needs hyper: an upgrade, `Expect`, a transfer coding, an odd
-    /// `Host` or `Content-Length`, a `Connection` list too long.
+    /// `Content-Length`, a `Connection` list too long.
     fn read(headers: &[httparse::Header<'b>]) -> Option<RequestShape<'b>> {
         let mut shape = RequestShape {
             host: b"",
+            hosts: 0,
+            via: false,
             content_length: 0,
             close: false,
             forwarded_for: None,
@@ -157,14 +272,15 @@ impl<'b> RequestShape<'b> {
             named_len: 0,
             classes: [Known::Other; MAX_HEADERS],
         };
-        let (mut hosts, mut lengths) = (0, 0);
+        let mut lengths = 0;
         for (h, class) in headers.iter().zip(shape.classes.iter_mut()) {
             *class = Known::of(h.name);
             match *class {
                 Known::Host => {
-                    hosts += 1;
+                    shape.hosts = shape.hosts.saturating_add(1);
                     shape.host = h.value;
                 }
+                Known::Via => shape.via = true,
                 Known::ContentLength => {
                     lengths += 1;
                     shape.content_length = parse_content_length(h.value)?;
@@ -186,7 +302,7 @@ impl<'b> RequestShape<'b> {
                 _ => {}
             }
         }
-        (hosts == 1 && lengths <= 1).then_some(shape)
+        (lengths <= 1).then_some(shape)
     }
 
     fn names(&self, name: &str) -> bool {
@@ -224,7 +340,7 @@ impl Exchange<'_> {
         let (Some(method), Some(target), Some(1)) = (req.method, req.path, req.version) else {
             return Next::HandOver; // HTTP/1.0 keep-alive rules are hyper's
         };
-        if !target.starts_with('/') || req.headers.len() > self.limits.max_headers {
+        if req.headers.len() > self.limits.max_headers {
             return Next::HandOver;
         }
         let Some(shape) = RequestShape::read(req.headers) else {
@@ -238,27 +354,22 @@ impl Exchange<'_> {
             return Next::HandOver;
         }
         let mut host_buf = [0u8; 256];
-        let Some(host) = normalized_host(shape.host, &mut host_buf) else {
-            return Next::HandOver;
-        };
-        if self.conn.sni.as_deref().is_some_and(|sni| sni != host) {
-            return Next::HandOver; // 421 from hyper
-        }
-        let path = target.split_once('?').map_or(target, |(p, _)| p);
-        let conn = self.conn;
-        let Some(route) = conn.routes.find(host, path) else {
-            return Next::HandOver; // 404 from hyper
-        };
-        if route.scheme != UpstreamScheme::Http {
-            return Next::HandOver;
-        }
         let proxy = self.proxy;
-        let client_ip = proxy.client_address(conn.peer.ip(), shape.forwarded_for);
+        let plan = match self.site {
+            Site::Reverse(conn) => plan_reverse(proxy, conn, target, &shape, &mut host_buf),
+            Site::Forward(conn) => plan_forward(proxy, conn, target, &shape),
+        };
+        let Some(plan) = plan else {
+            return Next::HandOver;
+        };
         let decision = proxy
             .check(
-                client_ip,
-                &route.destination,
-                Some(HttpFacts { method, path }),
+                plan.client,
+                &plan.destination,
+                Some(HttpFacts {
+                    method,
+                    path: plan.path,
+                }),
             )
             .await;
         // Blocks, exposed requests (counted byte by byte) and failures take hyper's path.
@@ -268,13 +379,13 @@ impl Exchange<'_> {
         let request_id = proxy.next_request_id();
         let facts = RequestFacts {
             request_id: &request_id,
-            listener: &conn.listener,
-            route: Some(&route.name),
-            client: client_ip,
+            listener: plan.listener,
+            route: plan.route,
+            client: plan.client,
             method: Some(method),
-            scheme: route.scheme.as_str(),
-            destination: &route.destination,
-            path: Some(path),
+            scheme: "http",
+            destination: &plan.destination,
+            path: Some(plan.path),
             started,
         };
         let used = head_len + body_len;
@@ -289,27 +400,38 @@ impl Exchange<'_> {
         };
 
         self.out.clear();
-        write_request_head(
-            &mut self.out,
-            RequestLine {
+        match &plan.rewrite {
+            Rewrite::Reverse { route, fwd } => write_request_head(
+                &mut self.out,
+                RequestLine {
+                    method,
+                    base_path: &route.base_path,
+                    target,
+                },
+                req.headers,
+                &shape,
+                route,
+                fwd,
+            ),
+            Rewrite::Forward { authority, origin } => write_forward_head(
+                &mut self.out,
                 method,
-                base_path: &route.base_path,
-                target,
-            },
-            req.headers,
-            &shape,
-            route,
-            Forwarding {
-                peer: conn.peer.ip(),
-                trusted: proxy.is_trusted(conn.peer.ip()),
-                tls: conn.tls,
-            },
-        );
+                origin,
+                authority,
+                req.headers,
+                &shape,
+                proxy.via.as_bytes(),
+            ),
+        }
         self.out
             .extend_from_slice(&buf[head_len..head_len + body_len]);
+        let via = match plan.rewrite {
+            Rewrite::Forward { .. } => Some(proxy.via.as_bytes()),
+            Rewrite::Reverse { .. } => None,
+        };
 
         let (mut upstream, addr, head) = match self
-            .send(&decision, route.destination.port, idempotent(method))
+            .send(&decision, plan.destination.port, idempotent(method))
             .await
         {
             Ok(sent) => sent,
@@ -322,8 +444,13 @@ impl Exchange<'_> {
         let close = shape.close || draining();
         // The response head as the client gets it, written aside until the request is finished.
         self.out.clear();
-        let shaped =
-            ResponseShape::rewrite(&self.up_buf[..head], method == "HEAD", close, &mut self.out);
+        let shaped = ResponseShape::rewrite(
+            &self.up_buf[..head],
+            method == "HEAD",
+            close,
+            via,
+            &mut self.out,
+        );
         let response = match shaped {
             Some(r) => r,
             None => {
@@ -533,6 +660,7 @@ struct RequestLine<'a> {
 }
 
 /// Who the client is, for the forwarding headers.
+#[derive(Clone, Copy)]
 struct Forwarding {
     peer: IpAddr,
     trusted: bool,
@@ -548,7 +676,7 @@ fn write_request_head(
     headers: &[httparse::Header<'_>],
     shape: &RequestShape<'_>,
     route: &CompiledRoute,
-    fwd: Forwarding,
+    fwd: &Forwarding,
 ) {
     out.extend_from_slice(line.method.as_bytes());
     out.push(b' ');
@@ -611,6 +739,42 @@ fn write_request_head(
     out.extend_from_slice(b"\r\n\r\n");
 }
 
+/// A forward request's head as the destination gets it — as on hyper's path: origin-form,
+/// `Host` from the absolute target, hop-by-hop headers out, this hop's `Via`.
+fn write_forward_head(
+    out: &mut Vec<u8>,
+    method: &str,
+    origin: &str,
+    authority: &str,
+    headers: &[httparse::Header<'_>],
+    shape: &RequestShape<'_>,
+    via: &[u8],
+) {
+    out.extend_from_slice(method.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(origin.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\nhost: ");
+    out.extend_from_slice(authority.as_bytes());
+    out.extend_from_slice(b"\r\n");
+    for (h, class) in headers.iter().zip(shape.classes) {
+        let pass = match class {
+            Known::Other
+            | Known::Accept
+            | Known::ContentLength
+            | Known::XForwardedFor
+            | Known::XForwardedProto
+            | Known::XForwardedHost
+            | Known::Forwarded => shape.named_len == 0 || !shape.names(h.name),
+            _ => false,
+        };
+        if pass {
+            push_header(out, h.name.as_bytes(), h.value);
+        }
+    }
+    push_header(out, b"via", via);
+    out.extend_from_slice(b"\r\n");
+}
+
 fn push_header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(name);
     out.extend_from_slice(b": ");
@@ -636,6 +800,7 @@ impl ResponseShape {
         head: &[u8],
         to_head_request: bool,
         close: bool,
+        via: Option<&[u8]>,
         out: &mut Vec<u8>,
     ) -> Option<ResponseShape> {
         let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
@@ -708,6 +873,9 @@ impl ResponseShape {
             if pass {
                 push_header(out, h.name.as_bytes(), h.value);
             }
+        }
+        if let Some(via) = via {
+            push_header(out, b"via", via);
         }
         if close || framing == Framing::UntilClose {
             out.extend_from_slice(b"connection: close\r\n");
@@ -797,7 +965,7 @@ mod tests {
     }
 
     fn shape(head: &[u8], to_head: bool) -> Option<(u16, Framing, bool)> {
-        ResponseShape::rewrite(head, to_head, false, &mut Vec::new())
+        ResponseShape::rewrite(head, to_head, false, None, &mut Vec::new())
             .map(|r| (r.status, r.framing, r.close))
     }
 
@@ -827,7 +995,7 @@ mod tests {
     fn response_head_loses_hop_by_hop_headers() {
         let head = b"HTTP/1.1 200 Fine\r\nConnection: keep-alive, x-hop\r\nx-hop: 1\r\nKeep-Alive: timeout=5\r\nContent-Length: 2\r\nX-Kept: yes\r\n\r\n";
         let mut out = Vec::new();
-        ResponseShape::rewrite(head, false, true, &mut out).unwrap();
+        ResponseShape::rewrite(head, false, true, None, &mut out).unwrap();
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "HTTP/1.1 200 Fine\r\nContent-Length: 2\r\nX-Kept: yes\r\nconnection: close\r\n\r\n"
