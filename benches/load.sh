@@ -5,6 +5,7 @@
 #   direct        wrk → upstream nginx                     http://127.0.0.1:18180/ok
 #   nginx         wrk → nginx reverse proxy → upstream     http://127.0.0.1:18181/ok
 #   douane-http   wrk → douane reverse route (policy on)   http://127.0.0.1:18190/ok
+#   douane-hyper  the same route with direct_http1 = false  http://127.0.0.1:18191/ok
 #   douane-tls    wrk → douane TLS-terminating route       https://127.0.0.1:18443/ok
 #   douane-fwd    wrk → douane forward proxy, absolute-form GET http://127.0.0.1:18180/ok
 # then, for each target, a fixed-rate phase at half of its own peak (benches/load/rate, open
@@ -60,6 +61,7 @@ TARGETS=(
   "direct|http://127.0.0.1:18180/ok|"
   "nginx|http://127.0.0.1:18181/ok|"
   "douane-http|http://127.0.0.1:18190/ok|"
+  "douane-hyper|http://127.0.0.1:18191/ok|"
   "douane-tls|https://127.0.0.1:18443/ok|"
   "douane-fwd|http://127.0.0.1:18128/|http://127.0.0.1:18180/ok"
 )

@@ -17,6 +17,17 @@ pub struct Cli {
 }
 
 #[derive(Debug, Args, Clone)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Threads that serve connections; default: one per CPU douane may run on. With 1,
+    /// everything runs on a single-threaded runtime (no work stealing: the lowest latency
+    /// on one core).
+    #[arg(long, env = "DOUANE_WORKERS", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub workers: Option<u16>,
+}
+
+#[derive(Debug, Args, Clone)]
 pub struct ConfigArg {
     /// The daemon configuration file.
     #[arg(
@@ -31,7 +42,7 @@ pub struct ConfigArg {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the proxy (forward, reverse and admin listeners of the config).
-    Run(ConfigArg),
+    Run(RunArgs),
     /// Validate the config, the policies, the operator registry and the databases; list
     /// every error at once and warn of what expires or ages soon.
     Check(ConfigArg),

@@ -28,10 +28,18 @@ fn main() -> ExitCode {
 fn dispatch(command: Command) -> anyhow::Result<Exit> {
     match command {
         Command::Run(args) => {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()?;
-            runtime.block_on(douane::app::run(&args.config))?;
+            let workers = args.workers.map(usize::from).unwrap_or_else(|| {
+                std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+            });
+            let mut runtime = if workers == 1 {
+                tokio::runtime::Builder::new_current_thread()
+            } else {
+                let mut builder = tokio::runtime::Builder::new_multi_thread();
+                builder.worker_threads(workers);
+                builder
+            };
+            let runtime = runtime.enable_all().build()?;
+            runtime.block_on(douane::app::run(&args.config.config))?;
             Ok(Exit::Success)
         }
         Command::Check(args) => Ok(commands::check::run(&args.config)),

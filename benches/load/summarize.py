@@ -16,7 +16,7 @@ def med(label, mode, key):
     return (statistics.median(values), min(values), max(values)) if values else None
 
 
-labels = [l for l in ["direct", "nginx", "douane-http", "douane-tls", "douane-fwd"] if (l, "load") in runs]
+labels = [l for l in ["direct", "nginx", "douane-http", "douane-hyper", "douane-tls", "douane-fwd"] if (l, "load") in runs]
 print(
     "| target | req/s median (min-max) | vs nginx | vs direct | p50 ms | p99 ms | c1 p50 ms | c1 p99 ms | c1 p99 added over direct ms "
     "| half-peak req/s (achieved) | half p50 ms | half p99 ms | half p99 added over direct ms | errors |"
