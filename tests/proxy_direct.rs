@@ -405,6 +405,10 @@ async fn kept_alive_requests_pass_byte_for_byte_over_one_pooled_connection() {
     assert_eq!(c.response(false).await.body, b"ok");
     assert!(c.response(false).await.body.starts_with(b"5\r\nhello"));
 
+    // Bare LF line ends (which hyper accepts too) end a head as well.
+    c.send(b"GET /hop HTTP/1.1\nhost: app.localhost\n\n").await;
+    assert_eq!(c.response(false).await.body, b"ok");
+
     // A large body arrives whole.
     let big = c.get("app.localhost", "/big").await;
     assert_eq!(big.body.len(), BIG);
@@ -418,7 +422,7 @@ async fn kept_alive_requests_pass_byte_for_byte_over_one_pooled_connection() {
     assert_eq!(up.connections(), 1);
     assert!(
         douane
-            .wait_log_count("request decided", 9, Duration::from_secs(5))
+            .wait_log_count("request decided", 10, Duration::from_secs(5))
             .await,
         "every request logged"
     );

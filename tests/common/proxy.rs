@@ -125,6 +125,8 @@ pub struct ConfigSpec {
     pub parent_proxy: Option<String>,
     /// Appended TOML (e.g. a `[limits]` table).
     pub extra: String,
+    /// The admin bearer token (written to `admin-token`, named by `token_file`).
+    pub admin_token: Option<&'static str>,
 }
 
 /// A temp dir holding everything douane reads.
@@ -162,6 +164,9 @@ impl Fixture {
     }
 
     pub fn write_config(&self, spec: &ConfigSpec) {
+        if let Some(token) = spec.admin_token {
+            std::fs::write(self.path("admin-token"), format!("{token}\n")).expect("token");
+        }
         let mut routes = String::new();
         for r in &spec.routes {
             routes.push_str(&format!(
@@ -199,6 +204,7 @@ tls = [{{ cert = "certs/reverse.pem", key = "certs/reverse-key.pem" }}]
 {routes}
 [admin]
 listen = "127.0.0.1:{admin}"
+{token_file}
 
 [audit]
 path = "audit/douane-audit.jsonl"
@@ -230,6 +236,10 @@ ipv6 = false
 {overrides}
 "#,
             admin = spec.admin_port,
+            token_file = spec
+                .admin_token
+                .map(|_| "token_file = \"admin-token\"")
+                .unwrap_or_default(),
             extra = spec.extra,
             parent = spec
                 .parent_proxy
@@ -283,6 +293,8 @@ pub struct Douane {
     pub forward: SocketAddr,
     pub reverse: SocketAddr,
     pub admin: SocketAddr,
+    /// The bearer token the admin listener wants, from the fixture's `admin-token`.
+    pub admin_token: Option<String>,
     logs: Arc<Mutex<Vec<String>>>,
 }
 
@@ -344,6 +356,9 @@ impl Douane {
             forward: forward.expect("forward"),
             reverse: reverse.expect("reverse"),
             admin: admin.expect("admin"),
+            admin_token: std::fs::read_to_string(dir.join("admin-token"))
+                .ok()
+                .map(|t| t.trim().to_owned()),
             logs,
         };
         while douane.admin_get("/readyz").0 != 200 {
@@ -400,15 +415,24 @@ impl Douane {
         false
     }
 
-    /// A GET on the admin listener: status and body (blocking, short).
+    /// A GET on the admin listener, with the fixture's token if it has one: status and
+    /// body (blocking, short).
     pub fn admin_get(&self, path: &str) -> (u16, String) {
+        self.admin_get_as(path, self.admin_token.as_deref())
+    }
+
+    /// A GET on the admin listener with the given bearer token (or none).
+    pub fn admin_get_as(&self, path: &str, token: Option<&str>) -> (u16, String) {
         let Ok(mut s) = TcpStream::connect_timeout(&self.admin, Duration::from_secs(2)) else {
             return (0, String::new());
         };
         let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+        let authorization = token
+            .map(|t| format!("Authorization: Bearer {t}\r\n"))
+            .unwrap_or_default();
         let _ = write!(
             s,
-            "GET {path} HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n"
+            "GET {path} HTTP/1.1\r\nHost: admin\r\n{authorization}Connection: close\r\n\r\n"
         );
         let mut text = String::new();
         let _ = s.read_to_string(&mut text);

@@ -55,13 +55,17 @@ impl Known {
 
 /// The length of the head at the start of `buf` (through the empty line), once it is all
 /// there. `from` is where the previous search stopped, so a head read in several pieces is
-/// scanned once.
+/// scanned once. Lines may end in a bare LF (RFC 9112 §2.2 lets a recipient accept it, and
+/// hyper does): an empty line is a line feed after `\n` or `\n\r`.
 pub fn head_end(buf: &[u8], from: usize) -> Option<usize> {
-    let start = from.saturating_sub(3);
+    let start = from.saturating_sub(2);
     // A head has a few lines: look at each line feed (SIMD search) rather than each byte.
     memchr::memchr_iter(b'\n', buf.get(start..)?)
         .map(|i| start + i)
-        .find(|&i| i >= 3 && &buf[i - 3..=i] == b"\r\n\r\n")
+        .find(|&i| {
+            (i >= 1 && buf[i - 1] == b'\n')
+                || (i >= 2 && buf[i - 1] == b'\r' && buf[i - 2] == b'\n')
+        })
         .map(|i| i + 1)
 }
 
@@ -276,6 +280,9 @@ mod tests {
         assert_eq!(head_end(&head[..26], 10), None);
         assert_eq!(head_end(&head[..27], 26), Some(27));
         assert_eq!(head_end(head, 0), Some(27));
+        let bare = b"GET / HTTP/1.1\nHost: a\n\nbody";
+        assert_eq!(head_end(bare, 0), Some(24));
+        assert_eq!(head_end(b"GET / HTTP/1.1\r\nHost: a\r\n", 0), None);
     }
 
     #[test]
