@@ -170,86 +170,41 @@ pub async fn serve_reverse(serving: Serving, site: ReverseSite) {
                     tls,
                 })
             };
-            let served =
-                match tls {
-                    None => {
-                        let conn = connection(None, false);
-                        let stream = match direct {
-                            None => Served::HandOver(Rewind::new(Vec::new(), stream)),
-                            Some(limits) => {
-                                h1::serve(
-                                    stream,
-                                    &proxy,
-                                    Site::Reverse(&conn),
-                                    limits,
-                                    serving.shutdown.clone(),
-                                )
-                                .await
-                            }
-                        };
-                        match stream {
-                            Served::Closed => Ok(()),
-                            Served::HandOver(stream) => {
-                                let service = reverse_service(proxy, conn);
-                                watcher
-                                    .watch(http.serve_connection_with_upgrades(
-                                        TokioIo::new(stream),
-                                        service,
-                                    ))
-                                    .await
-                            }
+            let one = OneConnection {
+                proxy: &proxy,
+                http: &http,
+                watcher,
+                shutdown: serving.shutdown.clone(),
+            };
+            let served = match tls {
+                None => one.serve(stream, connection(None, false), direct).await,
+                Some(acceptor) => {
+                    let handshake = tokio::time::timeout(
+                        serving.limits.tls_handshake_timeout,
+                        acceptor.accept(stream),
+                    )
+                    .await;
+                    let stream = match handshake {
+                        Ok(Ok(s)) => s,
+                        Ok(Err(e)) => {
+                            tracing::debug!(%peer, error = %e, "tls handshake failed");
+                            return;
                         }
-                    }
-                    Some(acceptor) => {
-                        let handshake = tokio::time::timeout(
-                            serving.limits.tls_handshake_timeout,
-                            acceptor.accept(stream),
-                        )
-                        .await;
-                        let stream = match handshake {
-                            Ok(Ok(s)) => s,
-                            Ok(Err(e)) => {
-                                tracing::debug!(%peer, error = %e, "tls handshake failed");
-                                return;
-                            }
-                            Err(_) => {
-                                tracing::debug!(%peer, "tls handshake timed out");
-                                return;
-                            }
-                        };
-                        let session = stream.get_ref().1;
-                        let sni = session
-                            .server_name()
-                            .map(|s| Arc::<str>::from(s.to_ascii_lowercase()));
-                        let h2 = session.alpn_protocol() == Some(b"h2");
-                        let conn = connection(sni, true);
-                        let stream = match direct {
-                            Some(limits) if !h2 => {
-                                h1::serve(
-                                    stream,
-                                    &proxy,
-                                    Site::Reverse(&conn),
-                                    limits,
-                                    serving.shutdown.clone(),
-                                )
-                                .await
-                            }
-                            _ => Served::HandOver(Rewind::new(Vec::new(), stream)),
-                        };
-                        match stream {
-                            Served::Closed => Ok(()),
-                            Served::HandOver(stream) => {
-                                let service = reverse_service(proxy, conn);
-                                watcher
-                                    .watch(http.serve_connection_with_upgrades(
-                                        TokioIo::new(stream),
-                                        service,
-                                    ))
-                                    .await
-                            }
+                        Err(_) => {
+                            tracing::debug!(%peer, "tls handshake timed out");
+                            return;
                         }
-                    }
-                };
+                    };
+                    let session = stream.get_ref().1;
+                    let sni = session
+                        .server_name()
+                        .map(|s| Arc::<str>::from(s.to_ascii_lowercase()));
+                    // HTTP/2 is hyper's from the first byte.
+                    let h2 = session.alpn_protocol() == Some(b"h2");
+                    let direct = direct.filter(|_| !h2);
+                    one.serve(stream, connection(sni, true), direct).await
+                }
+            };
             if let Err(e) = served {
                 tracing::debug!(%peer, error = %e, "reverse connection ended with an error");
             }
@@ -268,6 +223,45 @@ pub async fn serve_reverse(serving: Serving, site: ReverseSite) {
         direct_open.closed(),
     )
     .await;
+}
+
+/// What serving one reverse connection needs besides the connection itself.
+struct OneConnection<'a> {
+    proxy: &'a Arc<Proxy>,
+    http: &'a auto::Builder<TokioExecutor>,
+    watcher: hyper_util::server::graceful::Watcher,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl OneConnection<'_> {
+    /// The direct path first (when `direct`), then hyper from wherever it handed over.
+    async fn serve<S>(
+        self,
+        stream: S,
+        conn: Arc<ReverseConnection>,
+        direct: Option<DirectLimits>,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let stream = match direct {
+            Some(limits) => {
+                let site = Site::Reverse(&conn);
+                match h1::serve(stream, self.proxy, site, limits, self.shutdown).await {
+                    Served::Closed => return Ok(()),
+                    Served::HandOver(stream) => stream,
+                }
+            }
+            None => Rewind::new(Vec::new(), stream),
+        };
+        let service = reverse_service(self.proxy.clone(), conn);
+        self.watcher
+            .watch(
+                self.http
+                    .serve_connection_with_upgrades(TokioIo::new(stream), service),
+            )
+            .await
+    }
 }
 
 /// The HTTP/1.1 limits of `[limits]`, the same on every listener: header read timeout (slow
