@@ -2,6 +2,10 @@
 //! a proxy, how a body is framed, and where a chunked body ends (RFC 9112 §6, §7.1). Bodies
 //! are passed through as they are; nothing here allocates.
 
+/// Header slots parsed per message; a message with more goes to hyper (which answers 431)
+/// or, from an upstream, is refused (502).
+pub const MAX_HEADERS: usize = 128;
+
 /// Headers the proxy acts on; everything else passes through untouched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Known {
@@ -239,6 +243,14 @@ fn hex_value(b: u8) -> Option<u8> {
         b'A'..=b'F' => Some(b - b'A' + 10),
         _ => None,
     }
+}
+
+/// Appends one header line.
+pub fn push_header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
 }
 
 /// Appends the decimal text of `n`.

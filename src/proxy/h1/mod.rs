@@ -7,8 +7,12 @@
 //! the direct path are decided, rewritten, logged, measured and recorded as on hyper's.
 
 mod message;
+mod plan;
+mod request;
+mod response;
 mod rewind;
 mod serve;
 
+pub use plan::{ForwardConnection, Site};
 pub use rewind::Rewind;
-pub use serve::{serve, DirectLimits, ForwardConnection, Served, Site};
+pub use serve::{serve, DirectLimits, Served};

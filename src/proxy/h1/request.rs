@@ -1,0 +1,213 @@
+//! The request side of the direct path: the facts a proxy needs from a request head, read
+//! in one pass, and the head the upstream gets — rewritten as on hyper's path.
+
+use std::net::IpAddr;
+
+use super::message::{parse_content_length, push_header, tokens, Known, MAX_HEADERS};
+use crate::proxy::reverse::{ipv4_text, CompiledRoute};
+
+/// Names a `Connection` header may list for removal; a longer list goes to hyper.
+const MAX_NAMED: usize = 8;
+
+/// The request facts the direct path needs, read in one pass over the headers.
+pub(super) struct RequestShape<'b> {
+    pub(super) host: &'b [u8],
+    /// How many `Host` headers.
+    pub(super) hosts: u8,
+    /// Whether the request carries `Via` (it went through a proxy already).
+    pub(super) via: bool,
+    pub(super) content_length: u64,
+    pub(super) close: bool,
+    pub(super) forwarded_for: Option<&'b [u8]>,
+    pub(super) named: [&'b [u8]; MAX_NAMED],
+    pub(super) named_len: usize,
+    /// What each header is, by position: classified once.
+    pub(super) classes: [Known; MAX_HEADERS],
+}
+
+impl<'b> RequestShape<'b> {
+    /// `None` when the request needs hyper: an upgrade, `Expect`, a transfer coding, an odd
+    /// `Content-Length`, a `Connection` list too long.
+    pub(super) fn read(headers: &[httparse::Header<'b>]) -> Option<RequestShape<'b>> {
+        let mut shape = RequestShape {
+            host: b"",
+            hosts: 0,
+            via: false,
+            content_length: 0,
+            close: false,
+            forwarded_for: None,
+            named: [b""; MAX_NAMED],
+            named_len: 0,
+            classes: [Known::Other; MAX_HEADERS],
+        };
+        let mut lengths = 0;
+        for (h, class) in headers.iter().zip(shape.classes.iter_mut()) {
+            *class = Known::of(h.name);
+            match *class {
+                Known::Host => {
+                    shape.hosts = shape.hosts.saturating_add(1);
+                    shape.host = h.value;
+                }
+                Known::Via => shape.via = true,
+                Known::ContentLength => {
+                    lengths += 1;
+                    shape.content_length = parse_content_length(h.value)?;
+                }
+                Known::TransferEncoding | Known::Upgrade | Known::Expect => return None,
+                Known::Connection => {
+                    for token in tokens(h.value) {
+                        if token.eq_ignore_ascii_case(b"close") {
+                            shape.close = true;
+                        } else if !token.eq_ignore_ascii_case(b"keep-alive") {
+                            *shape.named.get_mut(shape.named_len)? = token;
+                            shape.named_len += 1;
+                        }
+                    }
+                }
+                Known::XForwardedFor if shape.forwarded_for.is_none() => {
+                    shape.forwarded_for = Some(h.value);
+                }
+                _ => {}
+            }
+        }
+        (lengths <= 1).then_some(shape)
+    }
+
+    pub(super) fn names(&self, name: &str) -> bool {
+        self.named[..self.named_len]
+            .iter()
+            .any(|n| n.eq_ignore_ascii_case(name.as_bytes()))
+    }
+}
+
+/// The request line of the upstream request.
+pub(super) struct RequestLine<'a> {
+    pub(super) method: &'a str,
+    pub(super) base_path: &'a str,
+    pub(super) target: &'a str,
+}
+
+/// Who the client is, for the forwarding headers.
+#[derive(Clone, Copy)]
+pub(super) struct Forwarding {
+    pub(super) peer: IpAddr,
+    pub(super) trusted: bool,
+    pub(super) tls: bool,
+}
+
+/// The request head as the upstream gets it — the same rewrite as hyper's path: hop-by-hop
+/// headers out, `Host` the upstream's, `X-Forwarded-*` and `Forwarded` (RFC 7239) set, the
+/// client's own forwarding headers kept only from a trusted peer.
+pub(super) fn write_request_head(
+    out: &mut Vec<u8>,
+    line: RequestLine<'_>,
+    headers: &[httparse::Header<'_>],
+    shape: &RequestShape<'_>,
+    route: &CompiledRoute,
+    fwd: &Forwarding,
+) {
+    out.extend_from_slice(line.method.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(line.base_path.as_bytes());
+    out.extend_from_slice(line.target.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\nhost: ");
+    out.extend_from_slice(route.host_header.as_bytes());
+    out.extend_from_slice(b"\r\n");
+    for (h, class) in headers.iter().zip(shape.classes) {
+        let pass = match class {
+            Known::Other | Known::Accept | Known::ContentLength => {
+                shape.named_len == 0 || !shape.names(h.name)
+            }
+            Known::Forwarded => fwd.trusted,
+            _ => false,
+        };
+        if pass {
+            push_header(out, h.name.as_bytes(), h.value);
+        }
+    }
+    let mut ip_buf = [0u8; 15];
+    let v6_text;
+    let peer: &str = match fwd.peer {
+        IpAddr::V4(v4) => ipv4_text(v4, &mut ip_buf),
+        v6 => {
+            v6_text = v6.to_string();
+            &v6_text
+        }
+    };
+    out.extend_from_slice(b"x-forwarded-for: ");
+    if let (true, Some(prior)) = (fwd.trusted, shape.forwarded_for) {
+        out.extend_from_slice(prior);
+        out.extend_from_slice(b", ");
+    }
+    out.extend_from_slice(peer.as_bytes());
+    let proto: &[u8] = if fwd.tls { b"https" } else { b"http" };
+    out.extend_from_slice(b"\r\nx-forwarded-proto: ");
+    out.extend_from_slice(proto);
+    let host = shape.host;
+    let host_ok = !host.is_empty() && host.iter().all(|b| b.is_ascii_graphic() && *b != b'"');
+    if host_ok {
+        out.extend_from_slice(b"\r\nx-forwarded-host: ");
+        out.extend_from_slice(host);
+    }
+    out.extend_from_slice(b"\r\nforwarded: for=");
+    if fwd.peer.is_ipv6() {
+        out.extend_from_slice(b"\"[");
+        out.extend_from_slice(peer.as_bytes());
+        out.extend_from_slice(b"]\"");
+    } else {
+        out.extend_from_slice(peer.as_bytes());
+    }
+    out.extend_from_slice(b";proto=");
+    out.extend_from_slice(proto);
+    if host_ok {
+        out.extend_from_slice(b";host=\"");
+        out.extend_from_slice(host);
+        out.push(b'"');
+    }
+    out.extend_from_slice(b"\r\n\r\n");
+}
+
+/// A forward request's head as the destination gets it — as on hyper's path: origin-form,
+/// `Host` from the absolute target, hop-by-hop headers out, this hop's `Via`.
+pub(super) fn write_forward_head(
+    out: &mut Vec<u8>,
+    method: &str,
+    origin: &str,
+    authority: &str,
+    headers: &[httparse::Header<'_>],
+    shape: &RequestShape<'_>,
+    via: &[u8],
+) {
+    out.extend_from_slice(method.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(origin.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\nhost: ");
+    out.extend_from_slice(authority.as_bytes());
+    out.extend_from_slice(b"\r\n");
+    for (h, class) in headers.iter().zip(shape.classes) {
+        let pass = match class {
+            Known::Other
+            | Known::Accept
+            | Known::ContentLength
+            | Known::XForwardedFor
+            | Known::XForwardedProto
+            | Known::XForwardedHost
+            | Known::Forwarded => shape.named_len == 0 || !shape.names(h.name),
+            _ => false,
+        };
+        if pass {
+            push_header(out, h.name.as_bytes(), h.value);
+        }
+    }
+    push_header(out, b"via", via);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Methods a proxy may send again when a reused connection turned out closed (RFC 9110
+/// §9.2.2).
+pub(super) fn idempotent(method: &str) -> bool {
+    matches!(
+        method,
+        "GET" | "HEAD" | "OPTIONS" | "PUT" | "DELETE" | "TRACE"
+    )
+}
