@@ -594,3 +594,122 @@ async fn forward_absolute_form_requests_take_the_direct_path_too() {
     let r = read_response(&mut tcp, &mut buf, false).await;
     assert_eq!(r.status(), 508, "{}", r.head);
 }
+
+/// A small deterministic generator (xorshift): the same "random" inputs on every run.
+struct Noise(u64);
+
+impl Noise {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+        items[(self.next() % items.len() as u64) as usize]
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_and_malformed_requests_never_panic_and_never_reach_the_upstream_unchecked() {
+    let (fx, douane, up) = start("[limits]\nheader_read_timeout_ms = 500\n").await;
+    let mut inputs: Vec<Vec<u8>> = [
+        "GET /echo HTTP/1.1\r\nHost: app.localhost\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        "GET /echo HTTP/1.1\r\nHost: app.localhost\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!",
+        "GET /echo HTTP/1.1\r\nHost: app.localhost\r\nContent-Length: -1\r\n\r\n",
+        "GET /echo HTTP/1.1\r\nHost: app.localhost\r\nContent-Length: 99999999999999999999999\r\n\r\n",
+        "GET /echo HTTP/1.1\r\nHost: app.localhost\r\nHost: other.localhost\r\n\r\n",
+        "GET /echo HTTP/1.1\r\n\r\n",
+        "GET /echo HTTP/1.1\r\nHost: \u{ff}\u{fe}\r\n\r\n",
+        "GET /echo HTTP/1.1\r\nHost app.localhost\r\n\r\n",
+        "GET /echo HTTP/1.1\r\nHost: app.localhost\r\n folded: value\r\n\r\n",
+        "GET /echo HTTP/9.9\r\nHost: app.localhost\r\n\r\n",
+        "GET\r\n\r\n",
+        "\r\n\r\n",
+        "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+        "GET http://evil.example/ HTTP/1.1\r\nHost: app.localhost\r\n\r\n",
+        "GET /echo HTTP/1.1\r\nHost: app.localhost\r\nConnection: a, b, c, d, e, f, g, h, i, j\r\n\r\n",
+        "GET /echo HTTP/1.1\r\nHost: app.localhost\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nok",
+    ]
+    .iter()
+    .map(|s| s.as_bytes().to_vec())
+    .collect();
+    inputs.push(
+        format!(
+            "GET /echo HTTP/1.1\r\nHost: app.localhost\r\n{}\r\n",
+            "x-many: 1\r\n".repeat(300)
+        )
+        .into_bytes(),
+    );
+    inputs.push(
+        format!(
+            "GET /{} HTTP/1.1\r\nHost: app.localhost\r\n\r\n",
+            "a".repeat(70_000)
+        )
+        .into_bytes(),
+    );
+    // Heads put together from plausible and implausible pieces.
+    let mut noise = Noise(0x9e37_79b9_7f4a_7c15);
+    for _ in 0..150 {
+        let mut head = String::new();
+        head.push_str(noise.pick(&["GET", "POST", "HEAD", "G\0T", "", "DELETE", "CONNECT"]));
+        head.push(' ');
+        head.push_str(noise.pick(&[
+            "/echo",
+            "*",
+            "http://fr.test/",
+            "/echo?x=\u{7f}",
+            "",
+            "/%00",
+        ]));
+        head.push_str(noise.pick(&[" HTTP/1.1", " HTTP/1.0", "", " HTTP/1.1 x"]));
+        head.push_str(noise.pick(&["\r\n", "\n", "\r"]));
+        for _ in 0..(noise.next() % 6) {
+            head.push_str(noise.pick(&[
+                "Host: app.localhost",
+                "host: APP.LOCALHOST.:443",
+                "Content-Length: 3",
+                "Content-Length: 0",
+                "Transfer-Encoding: chunked",
+                "Transfer-Encoding: gzip, chunked",
+                "Connection: close",
+                "Connection: x-a",
+                "x-a: 1",
+                "Upgrade: websocket",
+                ": empty",
+                "Via: 1.1 someone",
+                "X-Forwarded-For: 1.2.3.4, garbage",
+            ]));
+            head.push_str(noise.pick(&["\r\n", "\n"]));
+        }
+        head.push_str(noise.pick(&["\r\n", "\n", "", "abc"]));
+        inputs.push(head.into_bytes());
+    }
+    // All at once: some are answered, some closed, some wait out a timeout.
+    let mut sends = tokio::task::JoinSet::new();
+    for input in inputs {
+        let mut c = Client::connect(&fx, &douane, "app.localhost").await;
+        sends.spawn(async move {
+            let _ = c.stream.write_all(&input).await;
+            let _ = c.stream.flush().await;
+            let mut sink = Vec::new();
+            let read = c.stream.read_to_end(&mut sink);
+            let _ = tokio::time::timeout(Duration::from_secs(2), read).await;
+        });
+    }
+    while sends.join_next().await.is_some() {}
+    // Still serving, and nothing panicked.
+    let mut c = Client::connect(&fx, &douane, "app.localhost").await;
+    assert_eq!(c.get("app.localhost", "/hop").await.body, b"ok");
+    assert_eq!(douane.log_count("panicked"), 0, "{:?}", douane.logs());
+    // Whatever reached the upstream went through a decision: nothing for the US name, no
+    // request without a Host the upstream knows.
+    for seen in up.requests.lock().unwrap().iter() {
+        let lower = seen.to_ascii_lowercase();
+        assert!(
+            lower.contains(&format!("host: fr.test:{}\r\n", up.port)),
+            "{seen}"
+        );
+    }
+}

@@ -374,4 +374,30 @@ mod tests {
             assert_eq!(out, n.to_string().as_bytes());
         }
     }
+
+    #[test]
+    fn the_chunk_scanner_never_panics_nor_overreads() {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let alphabet = b"0123456789abcdefABCDEFgxyz;= \t\r\n";
+        for _ in 0..5000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let mut s = ChunkedScanner::default();
+            let mut bytes = Vec::new();
+            for _ in 0..(x % 64) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                bytes.push(alphabet[(x % alphabet.len() as u64) as usize]);
+            }
+            let cut = (x as usize) % (bytes.len() + 1);
+            for part in [&bytes[..cut], &bytes[cut..]] {
+                match s.feed(part) {
+                    Ok(n) => assert!(n <= part.len()),
+                    Err(ChunkError) => break,
+                }
+            }
+        }
+    }
 }

@@ -198,4 +198,37 @@ mod tests {
         assert!(!is_informational(b"HTTP/1.1 101 Switching\r\n\r\n"));
         assert!(!is_informational(b"HTTP/1.1 200 OK\r\n\r\n"));
     }
+
+    #[test]
+    fn arbitrary_bytes_never_panic() {
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let pieces: [&[u8]; 10] = [
+            b"HTTP/1.1 ",
+            b"200 OK",
+            b"\r\n",
+            b"content-length: ",
+            b"transfer-encoding: chunked",
+            b"connection: close, x",
+            b"\xff\x00",
+            b"1",
+            b":",
+            b"\n",
+        ];
+        for _ in 0..5000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let mut head = Vec::new();
+            for _ in 0..(x % 12) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                head.extend_from_slice(pieces[(x % pieces.len() as u64) as usize]);
+            }
+            head.extend_from_slice(b"\r\n\r\n");
+            let mut out = Vec::new();
+            let _ = ResponseShape::rewrite(&head, x % 2 == 0, x % 3 == 0, None, &mut out);
+            let _ = is_informational(&head);
+        }
+    }
 }
