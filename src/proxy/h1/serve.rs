@@ -58,7 +58,8 @@ enum Next {
     HandOver,
 }
 
-/// Serves a reverse connection on the direct path until it closes or a request needs hyper.
+/// Serves a connection (a reverse route's or the forward proxy's) on the direct path until it
+/// closes or a request needs hyper.
 pub async fn serve<S>(
     mut client: S,
     proxy: &Proxy,
