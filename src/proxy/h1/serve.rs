@@ -352,6 +352,11 @@ impl Exchange<'_> {
             }
         };
         upstream.write_all(&self.out).await.map_err(stale)?;
+        // Let the other connections' requests go out before reading this answer: the
+        // upstream then finds several in one wake-up, as behind an event loop that writes a
+        // whole batch (nginx). Measured: 0.96 → 0.99 of nginx's throughput, better in 7 of 8
+        // interleaved rounds; no change at one connection.
+        tokio::task::yield_now().await;
         self.timer
             .as_mut()
             .reset(tokio::time::Instant::now() + self.limits.response_timeout);
