@@ -9,9 +9,9 @@ use std::time::Duration;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
 use super::context::Proxy;
@@ -19,6 +19,7 @@ use super::h1::{self, DirectLimits, ForwardConnection, Rewind, Served, Site};
 use super::reverse::{ReverseConnection, RouteTable};
 use super::{forward, reverse};
 use crate::config::Limits;
+use crate::metrics::ConnectionGauge;
 
 /// What every accept loop shares.
 #[derive(Clone)]
@@ -40,29 +41,24 @@ pub async fn serve_forward(
     name: Arc<str>,
     direct_http1: bool,
 ) {
-    let graceful = GracefulShutdown::new();
     // hyper-util's builder, HTTP/1.1 only: its connections support both upgrades (CONNECT)
     // and the graceful drain.
     let mut http = auto::Builder::new(TokioExecutor::new()).http1_only();
     limit_http1(&mut http, &serving.limits);
     let http = Arc::new(http);
     let direct = direct_http1.then(|| direct_limits(&serving));
-    let (direct_open, _) = watch::channel(());
-    let mut shutdown = serving.shutdown.clone();
-    loop {
-        let Some((stream, peer)) = next_connection(&listener, &mut shutdown).await else {
-            break;
-        };
-        let Some(permit) = admit(&serving, &name, &stream) else {
-            continue;
-        };
+    let mut open = OpenConnections::new(&serving, name.clone());
+    while let Some(accepted) = open.next(&listener).await {
+        let Accepted {
+            stream,
+            peer,
+            watcher,
+            hold,
+        } = accepted;
         let serving = serving.clone();
         let name = name.clone();
         let http = http.clone();
-        let watcher = graceful.watcher();
-        let open = direct_open.subscribe();
         tokio::spawn(async move {
-            let gauge = serving.proxy.metrics.connection_opened(&name);
             let proxy = serving.proxy.clone();
             let conn = ForwardConnection {
                 listener: name.clone(),
@@ -83,21 +79,10 @@ pub async fn serve_forward(
                     tracing::debug!(%peer, error = %e, "forward connection ended with an error");
                 }
             }
-            drop(open);
-            drop(gauge);
-            drop(permit);
+            drop(hold);
         });
     }
-    // Close the socket before draining: connections would otherwise still be completed by
-    // the kernel and wait in the backlog, unserved, until the process exits.
-    drop(listener);
-    drain(
-        graceful,
-        serving.limits.shutdown_grace,
-        &name,
-        direct_open.closed(),
-    )
-    .await;
+    open.drain(listener).await;
 }
 
 /// The limits of the direct HTTP/1.1 path, from `[limits]` and the upstream settings.
@@ -130,7 +115,6 @@ pub async fn serve_reverse(serving: Serving, site: ReverseSite) {
         tls,
         direct_http1,
     } = site;
-    let graceful = GracefulShutdown::new();
     let mut http = auto::Builder::new(TokioExecutor::new());
     limit_http1(&mut http, &serving.limits);
     http.http2()
@@ -140,26 +124,20 @@ pub async fn serve_reverse(serving: Serving, site: ReverseSite) {
         .keep_alive_timeout(Duration::from_secs(20));
     let http = Arc::new(http);
     let direct = direct_http1.then(|| direct_limits(&serving));
-    // Connections on the direct path, which hyper's graceful shutdown does not see: the
-    // drain waits until every receiver is gone.
-    let (direct_open, _) = watch::channel(());
-    let mut shutdown = serving.shutdown.clone();
-    loop {
-        let Some((stream, peer)) = next_connection(&listener, &mut shutdown).await else {
-            break;
-        };
-        let Some(permit) = admit(&serving, &name, &stream) else {
-            continue;
-        };
+    let mut open = OpenConnections::new(&serving, name.clone());
+    while let Some(accepted) = open.next(&listener).await {
+        let Accepted {
+            stream,
+            peer,
+            watcher,
+            hold,
+        } = accepted;
         let serving = serving.clone();
         let name = name.clone();
         let routes = routes.clone();
         let tls = tls.clone();
         let http = http.clone();
-        let watcher = graceful.watcher();
-        let open = direct_open.subscribe();
         tokio::spawn(async move {
-            let gauge = serving.proxy.metrics.connection_opened(&name);
             let proxy = serving.proxy.clone();
             let connection = |sni, tls| {
                 Arc::new(ReverseConnection {
@@ -208,21 +186,10 @@ pub async fn serve_reverse(serving: Serving, site: ReverseSite) {
             if let Err(e) = served {
                 tracing::debug!(%peer, error = %e, "reverse connection ended with an error");
             }
-            drop(open);
-            drop(gauge);
-            drop(permit);
+            drop(hold);
         });
     }
-    // Close the socket before draining: connections would otherwise still be completed by
-    // the kernel and wait in the backlog, unserved, until the process exits.
-    drop(listener);
-    drain(
-        graceful,
-        serving.limits.shutdown_grace,
-        &name,
-        direct_open.closed(),
-    )
-    .await;
+    open.drain(listener).await;
 }
 
 /// What serving one reverse connection needs besides the connection itself.
@@ -292,64 +259,102 @@ fn reverse_service(
     service_fn(move |req| reverse::handle(proxy.clone(), conn.clone(), req))
 }
 
-/// The next accepted connection, or `None` once douane must stop. Accept errors (e.g. out
-/// of file descriptors) are logged and retried after a pause, never a busy loop.
-async fn next_connection(
-    listener: &TcpListener,
-    shutdown: &mut watch::Receiver<bool>,
-) -> Option<(TcpStream, SocketAddr)> {
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(a) => return Some(a),
-                Err(e) => accept_error(e).await,
-            },
-            _ = shutdown.changed() => return None,
-        }
-    }
+/// A listener's connections, from accept to drain: each takes a connection slot and a
+/// place in the open-connections gauge, and is watched for the drain — by hyper's graceful
+/// shutdown once hyper serves it, and by `direct_open` while the direct path does (hyper
+/// does not see those).
+struct OpenConnections {
+    serving: Serving,
+    name: Arc<str>,
+    shutdown: watch::Receiver<bool>,
+    graceful: GracefulShutdown,
+    /// Each connection holds a receiver: the drain waits until every one is gone.
+    direct_open: watch::Sender<()>,
 }
 
-/// Takes a connection slot, or closes the connection when every slot is taken.
-fn admit(
-    serving: &Serving,
-    listener: &str,
-    stream: &TcpStream,
-) -> Option<tokio::sync::OwnedSemaphorePermit> {
-    let _ = stream.set_nodelay(true);
-    match serving.connections.clone().try_acquire_owned() {
-        Ok(permit) => Some(permit),
-        Err(_) => {
-            serving.proxy.metrics.connection_refused(listener);
+/// An admitted connection and what it holds until it ends.
+struct Accepted {
+    stream: TcpStream,
+    peer: SocketAddr,
+    /// For the hyper connection, if the connection ever gets one.
+    watcher: Watcher,
+    hold: Hold,
+}
+
+/// Released when the connection ends: its slot, its gauge, its place in the drain.
+struct Hold {
+    _permit: OwnedSemaphorePermit,
+    _gauge: ConnectionGauge,
+    _direct_open: watch::Receiver<()>,
+}
+
+impl OpenConnections {
+    fn new(serving: &Serving, name: Arc<str>) -> Self {
+        OpenConnections {
+            serving: serving.clone(),
+            name,
+            shutdown: serving.shutdown.clone(),
+            graceful: GracefulShutdown::new(),
+            direct_open: watch::channel(()).0,
+        }
+    }
+
+    /// The next admitted connection, or `None` once douane must stop. Accept errors (e.g.
+    /// out of file descriptors) are logged and retried after a pause, never a busy loop; a
+    /// connection beyond the limit is closed at once.
+    async fn next(&mut self, listener: &TcpListener) -> Option<Accepted> {
+        loop {
+            let (stream, peer) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                _ = self.shutdown.changed() => return None,
+            };
+            let _ = stream.set_nodelay(true);
+            let Ok(permit) = self.serving.connections.clone().try_acquire_owned() else {
+                self.serving.proxy.metrics.connection_refused(&self.name);
+                tracing::warn!(
+                    listener = &*self.name,
+                    "connection limit reached: closing a new connection"
+                );
+                continue;
+            };
+            return Some(Accepted {
+                stream,
+                peer,
+                watcher: self.graceful.watcher(),
+                hold: Hold {
+                    _permit: permit,
+                    _gauge: self.serving.proxy.metrics.connection_opened(&self.name),
+                    _direct_open: self.direct_open.subscribe(),
+                },
+            });
+        }
+    }
+
+    /// Closes the listening socket, then lets the connections finish within the grace:
+    /// hyper's are told to stop after their request in flight, the direct path's stop by
+    /// themselves on the shutdown signal.
+    async fn drain(self, listener: TcpListener) {
+        // Close the socket first: connections would otherwise still be completed by the
+        // kernel and wait in the backlog, unserved, until the process exits.
+        drop(listener);
+        let listener = &*self.name;
+        tracing::info!(listener, connections = self.graceful.count(), "draining");
+        let direct_open = self.direct_open;
+        let both = async { tokio::join!(self.graceful.shutdown(), direct_open.closed()) };
+        let grace = self.serving.limits.shutdown_grace;
+        if tokio::time::timeout(grace, both).await.is_err() {
             tracing::warn!(
                 listener,
-                "connection limit reached: closing a new connection"
+                "drain deadline reached: closing the remaining connections"
             );
-            None
         }
-    }
-}
-
-/// Accept errors (e.g. out of file descriptors) must not spin the loop.
-async fn accept_error(e: std::io::Error) {
-    tracing::warn!(error = %e, "accept failed");
-    tokio::time::sleep(Duration::from_millis(50)).await;
-}
-
-/// Lets the listener's connections finish: hyper's (told to stop after their request in
-/// flight) and `others` (the direct path's, which stop by themselves on the shutdown signal).
-async fn drain(
-    graceful: GracefulShutdown,
-    grace: Duration,
-    listener: &str,
-    others: impl std::future::Future<Output = ()>,
-) {
-    tracing::info!(listener, connections = graceful.count(), "draining");
-    let both = async { tokio::join!(graceful.shutdown(), others) };
-    if tokio::time::timeout(grace, both).await.is_err() {
-        tracing::warn!(
-            listener,
-            "drain deadline reached: closing the remaining connections"
-        );
     }
 }
 
