@@ -63,6 +63,26 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     }
 }
 
+/// The host of a `Host` (or `:authority`) value: without its port (`[::1]:8443` keeps its
+/// brackets; a bare IPv6 address has no port to strip) and without trailing dots. Case is
+/// left to the caller.
+pub fn host_of(value: &[u8]) -> &[u8] {
+    let host = match value.iter().rposition(|b| *b == b':') {
+        Some(i) if value[i + 1..].iter().all(u8::is_ascii_digit) => {
+            let h = &value[..i];
+            let bracketed = h.first() == Some(&b'[');
+            if (bracketed && h.last() != Some(&b']')) || (!bracketed && h.contains(&b':')) {
+                value
+            } else {
+                h
+            }
+        }
+        _ => value,
+    };
+    let dots = host.iter().rev().take_while(|b| **b == b'.').count();
+    &host[..host.len() - dots]
+}
+
 /// Whether a request asks for a protocol upgrade (WebSocket).
 pub fn wants_upgrade(headers: &HeaderMap) -> bool {
     headers.contains_key(header::UPGRADE)
@@ -119,6 +139,21 @@ mod tests {
         strip_hop_by_hop(&mut h, true);
         assert_eq!(h.get(header::UPGRADE).unwrap(), "websocket");
         assert_eq!(h.get(header::CONNECTION).unwrap(), "upgrade");
+    }
+
+    #[test]
+    fn hosts_lose_port_and_trailing_dots() {
+        for (value, host) in [
+            ("App.Example.:8443", "App.Example"),
+            ("a.example..", "a.example"),
+            ("127.0.0.1:80", "127.0.0.1"),
+            ("[::1]:8443", "[::1]"),
+            ("[::1]", "[::1]"),
+            ("::1", "::1"),
+            ("a:", "a"),
+        ] {
+            assert_eq!(host_of(value.as_bytes()), host.as_bytes(), "{value}");
+        }
     }
 
     #[test]

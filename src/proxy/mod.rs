@@ -4,6 +4,7 @@
 pub mod body;
 pub mod context;
 pub mod forward;
+pub mod forwarding;
 pub mod h1;
 pub mod headers;
 pub mod respond;

@@ -15,6 +15,7 @@ use hyper_util::rt::TokioIo;
 use super::body::ProxyBody;
 use super::context::{Proxy, RequestFacts};
 use super::forward::{refuse, send_to_checked, upstream_failed};
+use super::forwarding::{forwardable_host, Forwarding};
 use super::headers;
 use super::respond;
 use crate::config::{Route, UpstreamScheme};
@@ -114,26 +115,15 @@ pub struct ReverseConnection {
     pub tls: bool,
 }
 
-/// The host a request is for: `:authority` (HTTP/2, absolute-form) or `Host`, without port.
+/// The host a request is for: `:authority` (HTTP/2, absolute-form) or `Host`, without
+/// port or trailing dots, lowercase.
 fn request_host<B>(req: &Request<B>) -> Option<String> {
     let raw = match req.uri().authority() {
-        Some(a) => a.host().to_owned(),
-        None => {
-            let host = req.headers().get(header::HOST)?.to_str().ok()?;
-            match host.rsplit_once(':') {
-                Some((h, port))
-                    if !h.ends_with(']') && port.bytes().all(|b| b.is_ascii_digit()) =>
-                {
-                    h.to_owned()
-                }
-                Some((h, port)) if h.ends_with(']') && port.bytes().all(|b| b.is_ascii_digit()) => {
-                    h.to_owned()
-                }
-                _ => host.to_owned(),
-            }
-        }
+        Some(a) => a.host(),
+        None => req.headers().get(header::HOST)?.to_str().ok()?,
     };
-    Some(raw.trim_end_matches('.').to_ascii_lowercase())
+    let host = std::str::from_utf8(headers::host_of(raw.as_bytes())).ok()?;
+    Some(host.to_ascii_lowercase())
 }
 
 /// Handles one request of a reverse connection.
@@ -219,15 +209,13 @@ pub async fn handle(
     let headers = req.headers_mut();
     headers::strip_hop_by_hop(headers, upgrade);
     headers.insert(header::HOST, route.host_header.clone());
-    let peer_trusted = proxy.is_trusted(conn.peer.ip());
+    let forwarding = Forwarding {
+        peer: conn.peer.ip(),
+        trusted: proxy.is_trusted(conn.peer.ip()),
+        tls: conn.tls,
+    };
     let host_value = original_host.or_else(|| HeaderValue::from_str(&host).ok());
-    set_forwarded(
-        headers,
-        conn.peer.ip(),
-        peer_trusted,
-        conn.tls,
-        host_value.as_ref(),
-    );
+    set_forwarded(headers, &forwarding, host_value.as_ref());
 
     let response = send_to_checked(
         &proxy,
@@ -271,106 +259,37 @@ pub async fn handle(
     Ok(response)
 }
 
-/// `X-Forwarded-For` (appended when the peer is a trusted proxy, replaced otherwise),
-/// `X-Forwarded-Proto`, `X-Forwarded-Host` and `Forwarded` (RFC 7239).
-fn set_forwarded(
-    headers: &mut http::HeaderMap,
-    peer: std::net::IpAddr,
-    peer_trusted: bool,
-    tls: bool,
-    host: Option<&HeaderValue>,
-) {
-    // Built by hand: this runs for every request, and `format!` of addresses was a sixth
-    // of a request's instructions.
-    let mut peer_buf = [0u8; 15];
-    let peer_text = match peer {
-        std::net::IpAddr::V4(v4) => std::borrow::Cow::Borrowed(ipv4_text(v4, &mut peer_buf)),
-        v6 => std::borrow::Cow::Owned(v6.to_string()),
-    };
-    let mut xff = String::with_capacity(64);
-    if peer_trusted {
-        if let Some(prior) = headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-            xff.push_str(prior);
-            xff.push_str(", ");
-        }
-    }
-    xff.push_str(&peer_text);
-    if let Ok(v) = HeaderValue::from_str(&xff) {
+/// The forwarding headers ([`Forwarding`]): `X-Forwarded-For`, `-Proto` and `-Host` set,
+/// this hop's `Forwarded` appended to a trusted peer's (an untrusted peer's are dropped).
+fn set_forwarded(headers: &mut http::HeaderMap, fwd: &Forwarding, host: Option<&HeaderValue>) {
+    let mut value = Vec::with_capacity(96);
+    let prior = headers.get(&X_FORWARDED_FOR).map(HeaderValue::as_bytes);
+    fwd.write_for(prior, &mut value);
+    if let Ok(v) = HeaderValue::from_bytes(&value) {
         headers.insert(X_FORWARDED_FOR, v);
     }
-    let proto = if tls { "https" } else { "http" };
-    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
-    let mut forwarded = String::with_capacity(96);
-    forwarded.push_str("for=");
-    if peer.is_ipv6() {
-        forwarded.push_str("\"[");
-        forwarded.push_str(&peer_text);
-        forwarded.push_str("]\"");
-    } else {
-        forwarded.push_str(&peer_text);
+    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(fwd.proto()));
+    let host = host.map(HeaderValue::as_bytes);
+    if let Some(v) = host
+        .filter(|h| forwardable_host(h))
+        .and_then(|h| HeaderValue::from_bytes(h).ok())
+    {
+        headers.insert(X_FORWARDED_HOST, v);
     }
-    forwarded.push_str(";proto=");
-    forwarded.push_str(proto);
-    if let Some(host) = host.and_then(|h| h.to_str().ok()) {
-        if !host.is_empty() && host.bytes().all(|b| b.is_ascii_graphic() && b != b'"') {
-            if let Ok(v) = HeaderValue::from_str(host) {
-                headers.insert(X_FORWARDED_HOST, v);
-            }
-            forwarded.push_str(";host=\"");
-            forwarded.push_str(host);
-            forwarded.push('"');
-        }
-    }
-    if !peer_trusted {
+    if !fwd.trusted {
         headers.remove(header::FORWARDED);
     }
-    if let Ok(v) = HeaderValue::from_str(&forwarded) {
+    value.clear();
+    fwd.write_forwarded(host, &mut value);
+    if let Ok(v) = HeaderValue::from_bytes(&value) {
         headers.append(header::FORWARDED, v);
     }
-}
-
-/// Dotted-quad text of an IPv4 address, written into `buf`: the standard `Display` goes
-/// through the formatting machinery, a thousand instructions on every request.
-pub(super) fn ipv4_text(ip: std::net::Ipv4Addr, buf: &mut [u8; 15]) -> &str {
-    let mut len = 0;
-    for (i, octet) in ip.octets().into_iter().enumerate() {
-        if i > 0 {
-            buf[len] = b'.';
-            len += 1;
-        }
-        if octet >= 100 {
-            buf[len] = b'0' + octet / 100;
-            len += 1;
-        }
-        if octet >= 10 {
-            buf[len] = b'0' + (octet / 10) % 10;
-            len += 1;
-        }
-        buf[len] = b'0' + octet % 10;
-        len += 1;
-    }
-    std::str::from_utf8(&buf[..len]).unwrap_or("0.0.0.0")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::UpstreamUrl;
-
-    #[test]
-    fn ipv4_text_matches_display() {
-        let mut buf = [0u8; 15];
-        for ip in [
-            "0.0.0.0",
-            "255.255.255.255",
-            "10.0.200.9",
-            "127.0.0.1",
-            "1.22.100.7",
-        ] {
-            let ip: std::net::Ipv4Addr = ip.parse().unwrap();
-            assert_eq!(ipv4_text(ip, &mut buf), ip.to_string());
-        }
-    }
 
     fn route(name: &str, host: &str, prefix: &str) -> Route {
         Route {

@@ -6,9 +6,11 @@ use std::borrow::Cow;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use super::request::{Forwarding, RequestShape};
+use super::request::RequestShape;
 use crate::config::UpstreamScheme;
 use crate::proxy::context::Proxy;
+use crate::proxy::forwarding::Forwarding;
+use crate::proxy::headers;
 use crate::proxy::reverse::{CompiledRoute, ReverseConnection};
 use crate::resolve::{Destination, Scheme};
 
@@ -88,7 +90,6 @@ pub(super) fn plan_reverse<'a>(
 /// A forward request's plan: an `http://` absolute-form target without userinfo, and no
 /// `Via` yet (loop detection is hyper's path's, as are CONNECT and `https://`).
 pub(super) fn plan_forward<'a>(
-    _proxy: &Proxy,
     conn: &'a ForwardConnection,
     target: &'a str,
     shape: &RequestShape<'a>,
@@ -118,23 +119,10 @@ pub(super) fn plan_forward<'a>(
     })
 }
 
-/// The host of a `Host` value, without port or trailing dot, lowercase, in `buf`; `None`
+/// The host of a `Host` value ([`headers::host_of`]), lowercase, in `buf`; `None`
 /// when it is not plain ASCII or too long (hyper's path then decides what it is).
 pub(super) fn normalized_host<'b>(value: &[u8], buf: &'b mut [u8; 256]) -> Option<&'b str> {
-    let host = match value.iter().rposition(|b| *b == b':') {
-        Some(i) if value[i + 1..].iter().all(u8::is_ascii_digit) => {
-            let h = &value[..i];
-            // `[::1]:8443` keeps its brackets; a bare IPv6 address has no port to strip.
-            let bracketed = h.first() == Some(&b'[');
-            if (bracketed && h.last() != Some(&b']')) || (!bracketed && h.contains(&b':')) {
-                value
-            } else {
-                h
-            }
-        }
-        _ => value,
-    };
-    let host = host.strip_suffix(b".").unwrap_or(host);
+    let host = headers::host_of(value);
     if host.is_empty() || host.len() > buf.len() || !host.iter().all(u8::is_ascii_graphic) {
         return None;
     }

@@ -1,10 +1,9 @@
 //! The request side of the direct path: the facts a proxy needs from a request head, read
 //! in one pass, and the head the upstream gets — rewritten as on hyper's path.
 
-use std::net::IpAddr;
-
 use super::message::{parse_content_length, push_header, tokens, Known, MAX_HEADERS};
-use crate::proxy::reverse::{ipv4_text, CompiledRoute};
+use crate::proxy::forwarding::{forwardable_host, Forwarding};
+use crate::proxy::reverse::CompiledRoute;
 
 /// Names a `Connection` header may list for removal; a longer list goes to hyper.
 const MAX_NAMED: usize = 8;
@@ -87,14 +86,6 @@ pub(super) struct RequestLine<'a> {
     pub(super) target: &'a str,
 }
 
-/// Who the client is, for the forwarding headers.
-#[derive(Clone, Copy)]
-pub(super) struct Forwarding {
-    pub(super) peer: IpAddr,
-    pub(super) trusted: bool,
-    pub(super) tls: bool,
-}
-
 /// The request head as the upstream gets it — the same rewrite as hyper's path: hop-by-hop
 /// headers out, `Host` the upstream's, `X-Forwarded-*` and `Forwarded` (RFC 7239) set, the
 /// client's own forwarding headers kept only from a trusted peer.
@@ -115,9 +106,7 @@ pub(super) fn write_request_head(
     out.extend_from_slice(b"\r\n");
     for (h, class) in headers.iter().zip(shape.classes) {
         let pass = match class {
-            Known::Other | Known::Accept | Known::ContentLength => {
-                shape.named_len == 0 || !shape.names(h.name)
-            }
+            Known::Other | Known::Accept | Known::ContentLength => !shape.names(h.name),
             Known::Forwarded => fwd.trusted,
             _ => false,
         };
@@ -125,45 +114,16 @@ pub(super) fn write_request_head(
             push_header(out, h.name.as_bytes(), h.value);
         }
     }
-    let mut ip_buf = [0u8; 15];
-    let v6_text;
-    let peer: &str = match fwd.peer {
-        IpAddr::V4(v4) => ipv4_text(v4, &mut ip_buf),
-        v6 => {
-            v6_text = v6.to_string();
-            &v6_text
-        }
-    };
     out.extend_from_slice(b"x-forwarded-for: ");
-    if let (true, Some(prior)) = (fwd.trusted, shape.forwarded_for) {
-        out.extend_from_slice(prior);
-        out.extend_from_slice(b", ");
-    }
-    out.extend_from_slice(peer.as_bytes());
-    let proto: &[u8] = if fwd.tls { b"https" } else { b"http" };
+    fwd.write_for(shape.forwarded_for, out);
     out.extend_from_slice(b"\r\nx-forwarded-proto: ");
-    out.extend_from_slice(proto);
-    let host = shape.host;
-    let host_ok = !host.is_empty() && host.iter().all(|b| b.is_ascii_graphic() && *b != b'"');
-    if host_ok {
+    out.extend_from_slice(fwd.proto().as_bytes());
+    if forwardable_host(shape.host) {
         out.extend_from_slice(b"\r\nx-forwarded-host: ");
-        out.extend_from_slice(host);
+        out.extend_from_slice(shape.host);
     }
-    out.extend_from_slice(b"\r\nforwarded: for=");
-    if fwd.peer.is_ipv6() {
-        out.extend_from_slice(b"\"[");
-        out.extend_from_slice(peer.as_bytes());
-        out.extend_from_slice(b"]\"");
-    } else {
-        out.extend_from_slice(peer.as_bytes());
-    }
-    out.extend_from_slice(b";proto=");
-    out.extend_from_slice(proto);
-    if host_ok {
-        out.extend_from_slice(b";host=\"");
-        out.extend_from_slice(host);
-        out.push(b'"');
-    }
+    out.extend_from_slice(b"\r\nforwarded: ");
+    fwd.write_forwarded(Some(shape.host), out);
     out.extend_from_slice(b"\r\n\r\n");
 }
 
@@ -192,7 +152,7 @@ pub(super) fn write_forward_head(
             | Known::XForwardedFor
             | Known::XForwardedProto
             | Known::XForwardedHost
-            | Known::Forwarded => shape.named_len == 0 || !shape.names(h.name),
+            | Known::Forwarded => !shape.names(h.name),
             _ => false,
         };
         if pass {

@@ -23,10 +23,6 @@ impl<S> Rewind<S> {
         }
     }
 
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
     /// The bytes put back that were not read again yet, and the stream.
     pub fn into_parts(mut self) -> (Vec<u8>, S) {
         self.prefix.drain(..self.consumed);

@@ -174,7 +174,7 @@ impl Exchange<'_> {
         let proxy = self.proxy;
         let plan = match self.site {
             Site::Reverse(conn) => plan_reverse(proxy, conn, target, &shape, &mut host_buf),
-            Site::Forward(conn) => plan_forward(proxy, conn, target, &shape),
+            Site::Forward(conn) => plan_forward(conn, target, &shape),
         };
         let Some(plan) = plan else {
             return Next::HandOver;
