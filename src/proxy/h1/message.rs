@@ -20,7 +20,6 @@ pub enum Known {
     XForwardedHost,
     Forwarded,
     Via,
-    Accept,
     /// `Keep-Alive`, `Proxy-Connection`, `Proxy-Authenticate`, `Proxy-Authorization`, `TE`,
     /// `Trailer`: they describe one hop and never cross a proxy (RFC 9110 §7.6.1).
     HopByHop,
@@ -37,7 +36,6 @@ impl Known {
             2 if is("te") => Known::HopByHop,
             3 if is("via") => Known::Via,
             4 if is("host") => Known::Host,
-            6 if is("accept") => Known::Accept,
             6 if is("expect") => Known::Expect,
             7 if is("upgrade") => Known::Upgrade,
             7 if is("trailer") => Known::HopByHop,

@@ -106,7 +106,7 @@ pub(super) fn write_request_head(
     out.extend_from_slice(b"\r\n");
     for (h, class) in headers.iter().zip(shape.classes) {
         let pass = match class {
-            Known::Other | Known::Accept | Known::ContentLength => !shape.names(h.name),
+            Known::Other | Known::ContentLength => !shape.names(h.name),
             Known::Forwarded => fwd.trusted,
             _ => false,
         };
@@ -147,7 +147,6 @@ pub(super) fn write_forward_head(
     for (h, class) in headers.iter().zip(shape.classes) {
         let pass = match class {
             Known::Other
-            | Known::Accept
             | Known::ContentLength
             | Known::XForwardedFor
             | Known::XForwardedProto
