@@ -184,8 +184,10 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
         poll_interval: config.reload.watch.then_some(config.reload.poll_interval),
     };
     tasks.spawn(reloader.run(reload_rx, shutdown_rx.clone()));
+    crate::notify::ready();
 
     wait_for_stop(reload_tx).await;
+    crate::notify::stopping();
     tracing::info!(
         grace_ms = config.limits.shutdown_grace.as_millis() as u64,
         "stopping: no new connections, draining the ones in flight"

@@ -27,6 +27,7 @@ pub mod country;
 pub mod diag;
 pub mod geo;
 pub mod metrics;
+pub mod notify;
 pub mod policy;
 pub mod proxy;
 pub mod reload;
