@@ -59,6 +59,24 @@ pub enum Command {
     /// Certificates for development.
     #[command(subcommand)]
     Certs(CertsCommand),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) or, with
+    /// `man`, the manual page (roff) to standard output.
+    Completions {
+        #[arg(value_enum)]
+        shell: CompletionTarget,
+    },
+}
+
+/// What `douane completions` writes.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum CompletionTarget {
+    Bash,
+    Zsh,
+    Fish,
+    Elvish,
+    Powershell,
+    /// The manual page douane(1), roff.
+    Man,
 }
 
 #[derive(Debug, Args)]

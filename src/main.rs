@@ -70,5 +70,6 @@ fn dispatch(command: Command) -> anyhow::Result<Exit> {
             );
             Ok(Exit::Success)
         }
+        Command::Completions { shell } => commands::completions::run(shell),
     }
 }

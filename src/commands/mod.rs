@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod check;
+pub mod completions;
 pub mod explain;
 pub mod geodb;
 pub mod test;
