@@ -3,7 +3,9 @@
 //! blocked on operator, an exempted CONNECT tunnel, an upstream that refuses), then every
 //! PromQL expression of `deploy/grafana/douane.json` runs against it and must return data.
 //!
-//! Skipped, with a note, when `prometheus` is not on PATH (`.ci/run` installs it).
+//! Skipped, with a note, when `prometheus` is not on PATH (`.ci/run` installs it); when `CI`
+//! is set, a missing `prometheus` fails the test instead: a CI machine whose install step
+//! failed must not stay green.
 
 #[path = "common/mmdb.rs"]
 mod mmdb;
@@ -28,6 +30,11 @@ impl Drop for Children {
             let _ = child.wait();
         }
     }
+}
+
+/// `CI` is set to anything but empty, `0` or `false` (CI services set `CI=true`).
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !matches!(v.trim(), "" | "0" | "false"))
 }
 
 fn on_path(name: &str) -> Option<PathBuf> {
@@ -222,6 +229,11 @@ fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) 
 #[test]
 fn prometheus_scrapes_douane_and_every_dashboard_query_returns_data() {
     let Some(prometheus_bin) = on_path("prometheus") else {
+        assert!(
+            !in_ci(),
+            "CI is set and the `prometheus` binary is not on PATH: the end-to-end test cannot \
+             run (.ci/run installs Debian's prometheus)"
+        );
         eprintln!(
             "note: skipped: the `prometheus` binary is not on PATH \
              (Debian: apt-get install prometheus)"
