@@ -184,7 +184,6 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
         poll_interval: config.reload.watch.then_some(config.reload.poll_interval),
     };
     tasks.spawn(reloader.run(reload_rx, shutdown_rx.clone()));
-    crate::notify::ready();
 
     wait_for_stop(reload_tx).await;
     crate::notify::stopping();
@@ -232,16 +231,20 @@ fn reverse_tls(
     Ok(Some(TlsAcceptor::from(config)))
 }
 
-/// Waits for SIGTERM or SIGINT; forwards SIGHUP to the reloader meanwhile.
+/// Waits for SIGTERM or SIGINT; forwards SIGHUP to the reloader meanwhile. Tells the
+/// service manager it is ready only once the handlers are in place: a SIGTERM sent right
+/// after `READY=1` drains instead of killing the process.
 async fn wait_for_stop(reload: mpsc::Sender<()>) {
     use tokio::signal::unix::{signal, SignalKind};
     let (Ok(mut term), Ok(mut hup)) = (
         signal(SignalKind::terminate()),
         signal(SignalKind::hangup()),
     ) else {
+        crate::notify::ready();
         let _ = tokio::signal::ctrl_c().await;
         return;
     };
+    crate::notify::ready();
     loop {
         tokio::select! {
             _ = term.recv() => return,

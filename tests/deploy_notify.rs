@@ -1,6 +1,7 @@
 //! systemd readiness as `Type=notify` sees it: the test binds the `$NOTIFY_SOCKET` datagram
 //! socket itself, starts the real `douane run` on it, and checks that `READY=1` comes only
-//! once every listener accepts, and `STOPPING=1` on SIGTERM before a clean exit.
+//! once every listener accepts, and `STOPPING=1` on SIGTERM before a clean exit — also for a
+//! SIGTERM sent the moment `READY=1` arrives (the signal handlers are in place by then).
 
 mod common;
 
@@ -16,7 +17,9 @@ use common::proxy::{policy, ConfigSpec, Fixture};
 /// The next datagram, or what the socket said instead.
 fn receive(socket: &UnixDatagram) -> Result<String, String> {
     let mut buf = [0u8; 512];
-    let n = socket.recv(&mut buf).map_err(|e| e.to_string())?;
+    let n = socket
+        .recv(&mut buf)
+        .map_err(|e| format!("no notification within the timeout ({e})"))?;
     Ok(String::from_utf8_lossy(&buf[..n]).into_owned())
 }
 
@@ -36,7 +39,7 @@ fn ready_after_the_listeners_accept_and_stopping_on_sigterm() {
     let socket_path = fx.path("notify.sock");
     let socket = UnixDatagram::bind(&socket_path).expect("bind the notify socket");
     socket
-        .set_read_timeout(Some(Duration::from_secs(30)))
+        .set_read_timeout(Some(Duration::from_secs(20)))
         .unwrap();
 
     let mut child = Command::new(env!("CARGO_BIN_EXE_douane"))
