@@ -34,3 +34,4 @@ pub mod resolve;
 pub mod startup;
 pub mod state;
 pub mod tls;
+pub mod update;

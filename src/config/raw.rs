@@ -85,8 +85,8 @@ pub struct FileGeo {
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct FileUpdate {
-    /// Refuse a new database with fewer search-tree nodes than this share of the old one's
-    /// (a truncated download, a wrong edition): 0.0 turns the check off.
+    /// Refuse a new database with fewer networks than this share of the old one's (a
+    /// truncated download, a wrong edition): 0.0 turns the check off. Default 0.8.
     pub min_size_ratio: Option<Spanned<f64>>,
     /// The sources; none: the shipped recipe (`--from DIR` holding `asn-ipv4.csv`,
     /// `asn-ipv6.csv` and `geo-whois-asn-country.mmdb`).

@@ -57,7 +57,7 @@ pub struct DataSource {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct UpdateSettings {
-    /// A new database with fewer nodes than this share of the running one's is refused.
+    /// A new database with fewer networks than this share of the one in place is refused.
     pub min_size_ratio: f64,
     pub sources: Vec<DataSource>,
 }
