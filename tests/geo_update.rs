@@ -358,3 +358,79 @@ fn an_offline_bundle_rebuilds_the_shipped_recipe() {
         Some(64502)
     );
 }
+
+/// A CONNECT-only parent proxy that remembers each head and tunnels to the target.
+async fn start_parent() -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((mut client, _)) = listener.accept().await {
+            let log = log.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    if client.read(&mut byte).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                    head.push(byte[0]);
+                }
+                let head = String::from_utf8_lossy(&head).into_owned();
+                log.lock().unwrap().push(head.clone());
+                let target = head.split_whitespace().nth(1).unwrap_or("").to_owned();
+                let Ok(mut upstream) = tokio::net::TcpStream::connect(&target).await else {
+                    let _ = client.write_all(b"HTTP/1.1 502 Bad Gateway\r\n\r\n").await;
+                    return;
+                };
+                let _ = client.write_all(b"HTTP/1.1 200 OK\r\n\r\n").await;
+                let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+            });
+        }
+    });
+    (addr, seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn downloads_go_through_the_parent_proxy_with_its_credentials() {
+    let files = Files::default();
+    let server = start_server(files.clone()).await;
+    let (parent, seen) = start_parent().await;
+    let fx = Fixture::new();
+    files.serve("/dbip-country-lite.mmdb.gz", {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&country_db_bytes(
+            &countries_with_2_in("ES"),
+            Schema::GeoIp2,
+        ))
+        .unwrap();
+        gz.finish().unwrap()
+    });
+    fx.write_policy(&policy("all", "enforce", &[443], ""));
+    fx.write_config(&ConfigSpec {
+        overrides: standard_overrides(),
+        parent_proxy: Some(format!("http://alice:s%40cret@{parent}")),
+        extra: format!(
+            "[[geo.update.source]]\ndatabase = \"country\"\nformat = \"mmdb-gz\"\nurl = \"http://{server}/dbip-country-lite.mmdb.gz\"\n"
+        ),
+        ..ConfigSpec::default()
+    });
+    let out = douane(fx.dir.path(), &["geodb", "update"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let heads = seen.lock().unwrap().clone();
+    assert_eq!(heads.len(), 1, "{heads:?}");
+    assert!(
+        heads[0].starts_with(&format!("CONNECT {server} HTTP/1.1\r\n")),
+        "{heads:?}"
+    );
+    assert!(
+        heads[0].contains("Proxy-Authorization: Basic YWxpY2U6c0BjcmV0\r\n"),
+        "{heads:?}"
+    );
+    let db = GeoDb::open(&fx.path("country.mmdb")).unwrap();
+    assert_eq!(
+        db.country("127.0.0.2".parse().unwrap()).unwrap().as_str(),
+        "ES"
+    );
+}

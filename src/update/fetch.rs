@@ -27,6 +27,9 @@ pub struct FetchError {
 pub struct Fetcher {
     pub tls: Arc<ClientConfig>,
     pub timeout: Duration,
+    /// `[upstream] parent_proxy` (`host:port`) and its `Proxy-Authorization`: downloads
+    /// go out through it with CONNECT, like every allowed connection.
+    pub parent: Option<(String, Option<String>)>,
 }
 
 impl Fetcher {
@@ -80,9 +83,12 @@ impl Fetcher {
         let host = uri.host().ok_or("the URL has no host")?;
         let bare = host.trim_start_matches('[').trim_end_matches(']');
         let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
-        let tcp = TcpStream::connect((bare, port))
-            .await
-            .map_err(|e| format!("cannot connect to {host}:{port}: {e}"))?;
+        let tcp = match &self.parent {
+            None => TcpStream::connect((bare, port))
+                .await
+                .map_err(|e| format!("cannot connect to {host}:{port}: {e}"))?,
+            Some((parent, auth)) => connect_via(parent, auth.as_deref(), host, port).await?,
+        };
         let target = uri.path_and_query().map_or("/", |p| p.as_str());
         let request = http::Request::get(target)
             .header(
@@ -124,6 +130,49 @@ where
         .send_request(request)
         .await
         .map_err(|e| format!("HTTP: {e}"))
+}
+
+/// A tunnel to `host:port` through the parent proxy.
+async fn connect_via(
+    parent: &str,
+    authorization: Option<&str>,
+    host: &str,
+    port: u16,
+) -> Result<TcpStream, String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = TcpStream::connect(parent)
+        .await
+        .map_err(|e| format!("cannot reach the parent proxy {parent}: {e}"))?;
+    let auth = authorization
+        .map(|a| format!("Proxy-Authorization: {a}\r\n"))
+        .unwrap_or_default();
+    let head = format!("CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n{auth}\r\n");
+    stream
+        .write_all(head.as_bytes())
+        .await
+        .map_err(|e| format!("parent proxy {parent}: {e}"))?;
+    // Byte by byte: what follows the head belongs to the tunnel.
+    let mut answer = Vec::new();
+    let mut byte = [0u8; 1];
+    while !answer.ends_with(b"\r\n\r\n") {
+        let n = stream
+            .read(&mut byte)
+            .await
+            .map_err(|e| format!("parent proxy {parent}: {e}"))?;
+        if n == 0 || answer.len() > 8192 {
+            return Err(format!("parent proxy {parent} gave no CONNECT answer"));
+        }
+        answer.push(byte[0]);
+    }
+    let status = String::from_utf8_lossy(&answer);
+    let status = status.lines().next().unwrap_or_default();
+    if status.split_whitespace().nth(1) == Some("200") {
+        Ok(stream)
+    } else {
+        Err(format!(
+            "parent proxy {parent} refused CONNECT {host}:{port}: {status}"
+        ))
+    }
 }
 
 /// Where a `Location` points, relative to the URL that answered it.

@@ -276,6 +276,11 @@ fn obtain(
     let fetcher = Fetcher {
         tls,
         timeout: Duration::from_secs(600),
+        parent: config
+            .upstream
+            .parent_proxy
+            .clone()
+            .map(|p| (p, config.upstream.parent_proxy_authorization.clone())),
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
