@@ -242,8 +242,10 @@ impl Reloader {
                 _ = shutdown.changed() => return,
                 Some(()) = requests.recv() => {
                     tracing::info!("SIGHUP: reloading");
-                    self.reload().await;
+                    // Taken before reading: a file written during the reload (the key
+                    // after its certificate) is a change the next poll sees.
                     seen = self.fingerprint();
+                    self.reload().await;
                 }
                 _ = ticker.tick(), if self.poll_interval.is_some() => {
                     let now = self.fingerprint();
@@ -251,8 +253,8 @@ impl Reloader {
                         // Let a writer finish its file before reading it.
                         tokio::time::sleep(Duration::from_millis(200)).await;
                         tracing::info!("a watched file changed: reloading");
-                        self.reload().await;
                         seen = self.fingerprint();
+                        self.reload().await;
                     }
                 }
             }

@@ -149,6 +149,22 @@ async fn a_broken_renewal_keeps_the_old_certificate() {
     );
     let (_, cert) = handshake(&fx, &douane).await;
     assert_eq!(cert, old);
+
+    // The fixed files, written in place one after the other, are the next reload.
+    let renewed = fx.ca.leaf(common::proxy::REVERSE_NAMES);
+    renewed.write(
+        &fx.path("certs/reverse.pem"),
+        &fx.path("certs/reverse-key.pem"),
+    );
+    assert!(
+        douane
+            .wait_log("certificates in force", Duration::from_secs(10))
+            .await,
+        "{:#?}",
+        douane.logs()
+    );
+    let (_, cert) = handshake(&fx, &douane).await;
+    assert_eq!(cert, der(&renewed.cert_pem));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
