@@ -5,7 +5,6 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
-use anyhow::Context;
 use arc_swap::ArcSwap;
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio_rustls::TlsAcceptor;
@@ -61,12 +60,14 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::new());
     metrics.set_state(&state.load());
 
-    let resolver = Arc::new(Resolver::new(&config.resolver).context("resolver")?);
+    let resolver = Arc::new(
+        Resolver::new(&config.resolver).map_err(|e| startup::invalid(&config, "[resolver]", e))?,
+    );
     let client_tls = tls::client_config(
         config.upstream.ca_file.as_deref(),
         config.upstream.system_roots,
     )
-    .context("upstream TLS")?;
+    .map_err(|e| startup::invalid(&config, "[upstream] (TLS roots for upstreams)", e))?;
     let connector = Arc::new(Connector::new(
         client_tls,
         ConnectorSettings {
@@ -79,7 +80,8 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
     ));
     let audit = match &config.audit {
         Some(audit_config) => {
-            let (log, _writer) = AuditLog::start(audit_config).context("audit log")?;
+            let (log, _writer) = AuditLog::start(audit_config)
+                .map_err(|e| startup::invalid(&config, "[audit]", e))?;
             Some(log)
         }
         None => None,
@@ -102,8 +104,13 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
             .iter()
             .filter(|r| r.listener == listener.name)
             .collect();
-        let table = RouteTable::new(&routes)
-            .with_context(|| format!("routes of listener `{}`", listener.name))?;
+        let table = RouteTable::new(&routes).map_err(|e| {
+            startup::invalid(
+                &config,
+                &format!("the routes of listener `{}`", listener.name),
+                e,
+            )
+        })?;
         let acceptor = match reverse_tls(listener, &table)? {
             Some((acceptor, certs)) => {
                 certificates.push((listener.name.clone(), certs));
@@ -170,7 +177,13 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
             Some(path) => Some(format!(
                 "Bearer {}",
                 std::fs::read_to_string(path)
-                    .with_context(|| format!("admin token file {}", path.display()))?
+                    .map_err(|e| {
+                        startup::invalid(
+                            &config,
+                            "[admin] token_file",
+                            format!("{}: {}", path.display(), startup::io_reason(&e)),
+                        )
+                    })?
                     .trim()
             )),
             None => None,

@@ -10,10 +10,21 @@ use tokio::net::TcpListener;
 use crate::commands::InvalidSetup;
 use crate::config::{CertificatePaths, Config, Place, ReverseListener};
 use crate::diag::{Errors, Located};
+pub use crate::tls::io_reason;
 use crate::tls::TlsError;
 
-fn invalid(error: Located) -> InvalidSetup {
+fn invalid_at(error: Located) -> InvalidSetup {
     InvalidSetup(Errors(vec![error]))
+}
+
+/// An invalid setup found while starting, in `section` of the config file.
+pub fn invalid(config: &Config, section: &str, e: impl std::fmt::Display) -> InvalidSetup {
+    invalid_at(Located {
+        path: config.path.clone(),
+        line: 0,
+        column: 0,
+        message: format!("{section}: {e}"),
+    })
 }
 
 /// A config that serves no traffic is a mistake, not a quiet success.
@@ -25,7 +36,7 @@ pub fn require_a_listener(config: &Config) -> Result<(), InvalidSetup> {
         path: config.path.clone(),
         ..Place::default()
     };
-    Err(invalid(place.error(
+    Err(invalid_at(place.error(
         "no listener: `douane run` would serve nothing; add a [forward] table \
          (listen = \"127.0.0.1:3128\") or a [[reverse]] listener ([admin] alone serves no traffic)",
     )))
@@ -39,7 +50,7 @@ pub async fn bind(
 ) -> Result<TcpListener, InvalidSetup> {
     TcpListener::bind(address)
         .await
-        .map_err(|e| invalid(at.error(bind_message(address, name, &e))))
+        .map_err(|e| invalid_at(at.error(bind_message(address, name, &e))))
 }
 
 fn bind_message(address: SocketAddr, name: &str, e: &io::Error) -> String {

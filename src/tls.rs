@@ -45,8 +45,8 @@ pub enum TlsError {
     Generate(String),
 }
 
-/// An I/O error in words, without the OS error number.
-fn io_reason(e: &std::io::Error) -> String {
+/// An I/O error in words, without the OS error number where its kind says it all.
+pub fn io_reason(e: &std::io::Error) -> String {
     match e.kind() {
         std::io::ErrorKind::NotFound => "the file does not exist".into(),
         std::io::ErrorKind::PermissionDenied => {

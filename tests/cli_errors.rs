@@ -128,6 +128,27 @@ fn a_garbage_certificate_or_key_is_named() {
 }
 
 #[test]
+fn a_missing_upstream_ca_file_or_admin_token_is_an_invalid_setup() {
+    let fx = setup(&format!(
+        "{HEAD}\n[forward]\nlisten = \"127.0.0.1:0\"\n\n[upstream]\nca_file = \"certs/nope-ca.pem\"\n"
+    ));
+    run_refuses(
+        &fx,
+        &[
+            "douane.toml: [upstream]",
+            "nope-ca.pem: the file does not exist",
+        ],
+    );
+    let fx = setup(&format!(
+        "{HEAD}\n[forward]\nlisten = \"127.0.0.1:0\"\n\n[admin]\nlisten = \"127.0.0.1:0\"\ntoken_file = \"admin-tokn\"\n"
+    ));
+    run_refuses(
+        &fx,
+        &["[admin] token_file", "admin-tokn: the file does not exist"],
+    );
+}
+
+#[test]
 fn a_config_with_no_listener_refuses_to_run() {
     let fx = setup(HEAD);
     run_refuses(&fx, &["no listener", "[forward]"]);
