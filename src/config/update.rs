@@ -146,7 +146,7 @@ pub fn validate(
             error(
                 s.format.span(),
                 format!(
-                    "a `{}` source cannot build the {database} database",
+                    "format `{}` cannot build the {database} database",
                     s.format.get_ref()
                 ),
             );
@@ -221,6 +221,56 @@ fn last_segment(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn errors(text: &str) -> crate::diag::Errors {
+        crate::config::Config::parse(&crate::diag::SourceFile::new(
+            "/etc/douane/douane.toml",
+            text,
+        ))
+        .unwrap_err()
+    }
+
+    #[test]
+    fn sources_are_validated_all_at_once() {
+        let err = errors(
+            r#"[geo.update]
+min_size_ratio = 1.5
+[[geo.update.source]]
+database = "city"
+format = "mmdb"
+file = "x.mmdb"
+[[geo.update.source]]
+database = "asn"
+format = "zip"
+file = "x.zip"
+[[geo.update.source]]
+database = "country"
+format = "asn-csv"
+file = "x.csv"
+[[geo.update.source]]
+database = "country"
+format = "maxmind-tar-gz"
+url = "https://download.example/x?license_key={license_key}"
+"#,
+        );
+        let lines: Vec<usize> = err.0.iter().map(|e| e.line).collect();
+        assert_eq!(lines, vec![2, 4, 9, 13, 18], "{err}");
+        assert!(err.0[4].message.contains("license_key_file"), "{err}");
+        assert!(err.0[2].message.contains("mmdb, mmdb-gz"), "{err}");
+    }
+
+    #[test]
+    fn no_source_is_the_shipped_recipe() {
+        let c = crate::config::Config::parse(&crate::diag::SourceFile::new(
+            "/etc/douane/douane.toml",
+            "[geo.update]
+min_size_ratio = 0.5
+",
+        ))
+        .unwrap();
+        assert_eq!(c.geo.update.min_size_ratio, 0.5);
+        assert_eq!(c.geo.update.sources, UpdateSettings::default().sources);
+    }
 
     #[test]
     fn file_names_from_urls() {

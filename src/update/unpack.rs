@@ -51,3 +51,42 @@ pub fn mmdb_bytes(format: SourceFormat, bytes: Vec<u8>) -> Result<Vec<u8>, Strin
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn gz(bytes: &[u8]) -> Vec<u8> {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(bytes).unwrap();
+        e.finish().unwrap()
+    }
+
+    #[test]
+    fn gzip_and_tar_errors_say_what_the_file_is_not() {
+        assert_eq!(
+            mmdb_bytes(SourceFormat::MmdbGz, gz(b"inner")).unwrap(),
+            b"inner"
+        );
+        let cut = gz(b"some longer content that compresses");
+        let err = mmdb_bytes(SourceFormat::MmdbGz, cut[..cut.len() / 2].to_vec()).unwrap_err();
+        assert!(err.contains("not a complete gzip file"), "{err}");
+
+        let mut tar = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_gnu();
+        header.set_size(4);
+        header.set_cksum();
+        tar.append_data(
+            &mut header,
+            "GeoLite2-ASN-CSV_20261201/x.csv",
+            &b"a,b\n"[..],
+        )
+        .unwrap();
+        let archive = gz(&tar.into_inner().unwrap());
+        let err = mmdb_bytes(SourceFormat::MaxmindTarGz, archive).unwrap_err();
+        assert!(err.contains("no .mmdb file inside the archive"), "{err}");
+        let err = mmdb_bytes(SourceFormat::MaxmindTarGz, b"garbage".to_vec()).unwrap_err();
+        assert!(err.contains("tar.gz"), "{err}");
+    }
+}
