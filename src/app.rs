@@ -5,9 +5,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
-use anyhow::Context;
 use arc_swap::ArcSwap;
-use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
@@ -15,15 +13,16 @@ use crate::admin::Admin;
 use crate::audit::AuditLog;
 use crate::commands::InvalidSetup;
 use crate::config::{Config, LogFormat, ReverseListener};
+use crate::diag::Errors;
 use crate::metrics::Metrics;
 use crate::proxy::context::Proxy;
 use crate::proxy::reverse::RouteTable;
 use crate::proxy::server::{serve_forward, serve_reverse, ReverseSite, Serving};
 use crate::proxy::upstream::{Connector, ConnectorSettings};
-use crate::reload::Reloader;
+use crate::reload::{OpsMetrics, Reloader};
 use crate::resolve::Resolver;
 use crate::state::State;
-use crate::tls;
+use crate::{startup, tls};
 
 /// Starts tracing as the config says (`RUST_LOG` wins when set).
 pub fn init_tracing(config: &Config) {
@@ -46,6 +45,7 @@ pub fn init_tracing(config: &Config) {
 /// SIGINT, then drains.
 pub async fn run(config_path: &Path) -> anyhow::Result<()> {
     let config = Config::load(config_path).map_err(InvalidSetup)?;
+    crate::startup::require_a_listener(&config)?;
     init_tracing(&config);
     let state = State::load(&config).map_err(InvalidSetup)?;
     tracing::info!(
@@ -60,12 +60,14 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::new());
     metrics.set_state(&state.load());
 
-    let resolver = Arc::new(Resolver::new(&config.resolver).context("resolver")?);
+    let resolver = Arc::new(
+        Resolver::new(&config.resolver).map_err(|e| startup::invalid(&config, "[resolver]", e))?,
+    );
     let client_tls = tls::client_config(
         config.upstream.ca_file.as_deref(),
         config.upstream.system_roots,
     )
-    .context("upstream TLS")?;
+    .map_err(|e| startup::invalid(&config, "[upstream] (TLS roots for upstreams)", e))?;
     let connector = Arc::new(Connector::new(
         client_tls,
         ConnectorSettings {
@@ -73,11 +75,13 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
             tls_timeout: config.limits.tls_handshake_timeout,
             response_timeout: config.limits.upstream_response_timeout,
             parent_proxy: config.upstream.parent_proxy.clone(),
+            parent_proxy_authorization: config.upstream.parent_proxy_authorization.clone(),
         },
     ));
     let audit = match &config.audit {
         Some(audit_config) => {
-            let (log, _writer) = AuditLog::start(audit_config).context("audit log")?;
+            let (log, _writer) = AuditLog::start(audit_config)
+                .map_err(|e| startup::invalid(&config, "[audit]", e))?;
             Some(log)
         }
         None => None,
@@ -86,24 +90,36 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
     // Bind everything before serving anything: a taken port fails the start, cleanly.
     let forward = match &config.forward {
         Some(f) => Some((
-            bind(f.listen, &f.name).await?,
+            startup::bind(f.listen, &f.name, &f.listen_at).await?,
             Arc::<str>::from(f.name.as_str()),
             f.direct_http1,
         )),
         None => None,
     };
     let mut reverse = Vec::new();
+    let mut certificates = Vec::new();
     for listener in &config.reverse {
         let routes: Vec<_> = config
             .routes
             .iter()
             .filter(|r| r.listener == listener.name)
             .collect();
-        let table = RouteTable::new(&routes)
-            .with_context(|| format!("routes of listener `{}`", listener.name))?;
-        let acceptor = reverse_tls(listener, &table)?;
+        let table = RouteTable::new(&routes).map_err(|e| {
+            startup::invalid(
+                &config,
+                &format!("the routes of listener `{}`", listener.name),
+                e,
+            )
+        })?;
+        let acceptor = match reverse_tls(listener, &table)? {
+            Some((acceptor, certs)) => {
+                certificates.push((listener.name.clone(), certs));
+                Some(acceptor)
+            }
+            None => None,
+        };
         reverse.push(ReverseSite {
-            listener: bind(listener.listen, &listener.name).await?,
+            listener: startup::bind(listener.listen, &listener.name, &listener.listen_at).await?,
             name: Arc::<str>::from(listener.name.as_str()),
             routes: Arc::new(table),
             tls: acceptor,
@@ -111,7 +127,7 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
         });
     }
     let admin_listener = match &config.admin {
-        Some(a) => Some(bind(a.listen, "admin").await?),
+        Some(a) => Some(startup::bind(a.listen, "admin", &a.listen_at).await?),
         None => None,
     };
     let mut own_addresses: Vec<SocketAddr> = Vec::new();
@@ -161,7 +177,13 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
             Some(path) => Some(format!(
                 "Bearer {}",
                 std::fs::read_to_string(path)
-                    .with_context(|| format!("admin token file {}", path.display()))?
+                    .map_err(|e| {
+                        startup::invalid(
+                            &config,
+                            "[admin] token_file",
+                            format!("{}: {}", path.display(), startup::io_reason(&e)),
+                        )
+                    })?
                     .trim()
             )),
             None => None,
@@ -180,8 +202,11 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
     let reloader = Reloader {
         config_path: config_path.to_path_buf(),
         state,
+        ops: OpsMetrics::register(&metrics, &config),
         metrics,
         poll_interval: config.reload.watch.then_some(config.reload.poll_interval),
+        certificates,
+        running: config.clone(),
     };
     tasks.spawn(reloader.run(reload_rx, shutdown_rx.clone()));
 
@@ -197,18 +222,12 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn bind(address: SocketAddr, name: &str) -> anyhow::Result<TcpListener> {
-    TcpListener::bind(address)
-        .await
-        .with_context(|| format!("listener `{name}` cannot bind {address}"))
-}
-
 /// The TLS acceptor of a reverse listener; a missing development certificate is generated
 /// when the config asks for it.
 fn reverse_tls(
     listener: &ReverseListener,
     routes: &RouteTable,
-) -> anyhow::Result<Option<TlsAcceptor>> {
+) -> Result<Option<(TlsAcceptor, Arc<tls::Certificates>)>, InvalidSetup> {
     if listener.certificates.is_empty() {
         return Ok(None);
     }
@@ -217,7 +236,12 @@ fn reverse_tls(
         if cert.generate_if_missing && !cert.cert.exists() && !cert.key.exists() {
             let mut san = vec!["localhost"];
             san.extend(names.iter().copied());
-            tls::write_self_signed(&cert.cert, &cert.key, &san)?;
+            tls::write_self_signed(&cert.cert, &cert.key, &san).map_err(|e| {
+                InvalidSetup(Errors::from(cert.at.error(format!(
+                    "listener `{}`: cannot write a development certificate: {e}",
+                    listener.name
+                ))))
+            })?;
             tracing::warn!(
                 cert = %cert.cert.display(),
                 names = ?san,
@@ -226,9 +250,13 @@ fn reverse_tls(
         }
     }
     names.sort_unstable();
-    let config = tls::server_config(&listener.certificates, &names)
-        .with_context(|| format!("TLS of listener `{}`", listener.name))?;
-    Ok(Some(TlsAcceptor::from(config)))
+    match tls::server_config(&listener.certificates, &names) {
+        Ok((config, certs)) => Ok(Some((TlsAcceptor::from(config), certs))),
+        Err(e) => {
+            let located = startup::listener_tls_error(listener, &e);
+            Err(InvalidSetup(Errors::from(located)))
+        }
+    }
 }
 
 /// Waits for SIGTERM or SIGINT; forwards SIGHUP to the reloader meanwhile. Tells the

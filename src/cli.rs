@@ -152,6 +152,26 @@ pub enum GeodbCommand {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Rebuild the configured country and ASN databases from their sources ([geo.update]
+    /// of the config, or the shipped recipe), check them and swap them in atomically.
+    Update(GeodbUpdateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct GeodbUpdateArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Read every source file from this directory (an offline bundle) instead of
+    /// downloading them.
+    #[arg(long, value_name = "DIR")]
+    pub from: Option<PathBuf>,
+    /// Build and check the new databases, swap nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Send SIGHUP to this process (a running douane) once the files are swapped; without
+    /// it, a douane with `[reload] watch = true` picks them up by itself.
+    #[arg(long, value_name = "PID")]
+    pub reload_pid: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

@@ -70,8 +70,21 @@ pub struct Country([u8; 2]);
 pub enum CountryError {
     #[error("`{0}` is not an ISO 3166-1 alpha-2 country code (two letters, e.g. \"FR\")")]
     Malformed(String),
-    #[error("`{0}` is not an assigned ISO 3166-1 alpha-2 country code")]
+    #[error("`{0}` is not an assigned ISO 3166-1 alpha-2 country code{hint}", hint = unassigned_hint(.0))]
     Unassigned(String),
+}
+
+/// What to write instead of a code people often use but ISO 3166-1 does not assign: the
+/// EU's own abbreviations (`UK`, `EL`), the reserved `FX`, and the group names.
+fn unassigned_hint(code: &str) -> String {
+    let upper = code.to_ascii_uppercase();
+    match upper.as_str() {
+        "UK" => "; the United Kingdom is `GB`".into(),
+        "EL" => "; Greece is `GR` (`EL` is the EU's own abbreviation)".into(),
+        "FX" => "; metropolitan France is `FR`".into(),
+        "EU" => "; `EU` is a group, allowed in `allowed_locations` and `allowed_operators`, not where a single country is expected".into(),
+        _ => String::new(),
+    }
 }
 
 impl Country {
@@ -170,7 +183,10 @@ impl Group {
     }
 
     pub fn by_name(name: &str) -> Option<Group> {
-        Group::ALL.into_iter().find(|g| g.name() == name)
+        // Case-insensitive, like country codes: `eu` means `EU` as `fr` means `FR`.
+        Group::ALL
+            .into_iter()
+            .find(|g| g.name().eq_ignore_ascii_case(name))
     }
 
     pub fn members(self) -> CountrySet {
@@ -194,8 +210,8 @@ pub enum CountryOrGroup {
 }
 
 impl CountryOrGroup {
-    /// Parses `"EU"`, `"EEA"`, `"EU_ADEQUACY"` or a country code (case-insensitive for codes,
-    /// exact for group names, since `eu` is more likely a typo than a choice).
+    /// Parses `"EU"`, `"EEA"`, `"EU_ADEQUACY"` or a country code, all case-insensitively
+    /// (`eu` is `EU` as `fr` is `FR`).
     pub fn parse(s: &str) -> Result<Self, CountryError> {
         if let Some(group) = Group::by_name(s) {
             return Ok(CountryOrGroup::Group(group));
@@ -323,6 +339,12 @@ mod tests {
             Country::parse("EL"),
             Err(CountryError::Unassigned("EL".into()))
         );
+        let uk = Country::parse("uk").unwrap_err().to_string();
+        assert!(uk.contains("`GB`"), "{uk}");
+        let el = Country::parse("EL").unwrap_err().to_string();
+        assert!(el.contains("`GR`"), "{el}");
+        let eu = Country::parse("EU").unwrap_err().to_string();
+        assert!(eu.contains("is a group"), "{eu}");
         assert!(matches!(
             Country::parse("FRA"),
             Err(CountryError::Malformed(_))
@@ -377,6 +399,15 @@ mod tests {
         assert_eq!(
             CountryOrGroup::parse("us"),
             Ok(CountryOrGroup::Country(c("US")))
+        );
+        assert_eq!(
+            CountryOrGroup::parse("eu"),
+            Ok(CountryOrGroup::Group(Group::Eu)),
+            "groups are case-insensitive like codes"
+        );
+        assert_eq!(
+            CountryOrGroup::parse("eu_adequacy"),
+            Ok(CountryOrGroup::Group(Group::EuAdequacy))
         );
         let set: CountrySet = [
             CountryOrGroup::Group(Group::Eea),

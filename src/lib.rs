@@ -32,5 +32,7 @@ pub mod policy;
 pub mod proxy;
 pub mod reload;
 pub mod resolve;
+pub mod startup;
 pub mod state;
 pub mod tls;
+pub mod update;

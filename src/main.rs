@@ -59,6 +59,7 @@ fn dispatch(command: Command) -> anyhow::Result<Exit> {
             csv,
         }) => commands::geodb::import(kind, &output, build_date.as_deref(), &csv),
         Command::Geodb(GeodbCommand::Info { files }) => commands::geodb::info(&files),
+        Command::Geodb(GeodbCommand::Update(args)) => commands::geodb::update(&args),
         Command::Certs(CertsCommand::Dev { cert, key, names }) => {
             let names: Vec<&str> = names.iter().map(String::as_str).collect();
             douane::tls::write_self_signed(&cert, &key, &names)?;

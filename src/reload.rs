@@ -1,22 +1,44 @@
 //! Reloads without downtime: on SIGHUP, or when a watched file changes (config, policy
-//! files, operator registry, databases), build the whole new state aside, validate it, and
-//! swap it in atomically; keep the old one, and say why, when the new one is invalid.
-//! Requests in flight finish on the snapshot they started with.
+//! files, operator registry, databases, TLS certificates and keys), build the whole new
+//! state aside, validate it, and swap it in atomically; keep the old one, and say why, when
+//! the new one is invalid. Requests in flight finish on the snapshot they started with.
 //!
-//! What a reload takes: policies, the registry, the databases (also when the config now
-//! points at other files). What needs a restart: listener addresses, routes, TLS
-//! certificates, resolver, audit and admin settings.
+//! What a reload applies: policies, the registry, the databases (also when the config now
+//! points at other files), the certificates of each TLS listener (new handshakes get the
+//! new ones; open connections keep theirs), `[geo] max_age_days`. What needs a restart:
+//! listeners, routes, upstream, limits, resolver, audit, admin and log settings. A reload
+//! that sees one of those applies the rest, names each change in a warning and in
+//! `douane_restart_required{change}`: never a silent "reloaded".
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
+use prometheus::{IntCounterVec, IntGauge, IntGaugeVec, Opts};
 use tokio::sync::{mpsc, watch};
 
+use crate::config::diff::{self, Change};
 use crate::config::Config;
+use crate::diag::Errors;
 use crate::metrics::Metrics;
 use crate::state::State;
+use crate::tls::{self, Certificates, SniResolver};
+
+/// The change kinds of [`diff::needs_restart`], so that every series exists from the start.
+const CHANGE_KINDS: [&str; 11] = [
+    "listener",
+    "admin",
+    "route",
+    "upstream",
+    "limits",
+    "audit",
+    "resolver",
+    "log",
+    "trust",
+    "block_page",
+    "reload",
+];
 
 /// A cheap picture of the watched files: a reload happens when it changes.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -27,6 +49,13 @@ impl Fingerprint {
         let mut paths = vec![config_path.to_path_buf(), config.operators.clone()];
         paths.extend(config.geo.country.iter().cloned());
         paths.extend(config.geo.asn.iter().cloned());
+        // Certificate renewals (certbot, cert-manager) rewrite or relink these.
+        for listener in &config.reverse {
+            for c in &listener.certificates {
+                paths.push(c.cert.clone());
+                paths.push(c.key.clone());
+            }
+        }
         if let Ok(entries) = std::fs::read_dir(&config.policy_dir) {
             let mut files: Vec<PathBuf> = entries
                 .filter_map(Result::ok)
@@ -51,32 +80,136 @@ impl Fingerprint {
     }
 }
 
+/// The reload metrics that the config, not the state, drives: what waits for a restart,
+/// and the data-age threshold that `check` and the shipped alert share.
+#[derive(Debug, Clone)]
+pub struct OpsMetrics {
+    restart_required: IntGaugeVec,
+    restart_changes: IntCounterVec,
+    max_age: IntGauge,
+}
+
+impl OpsMetrics {
+    /// Registers the families in the metrics' registry and sets them from `config`.
+    pub fn register(metrics: &Metrics, config: &Config) -> OpsMetrics {
+        let r = metrics.registry();
+        let restart_required = IntGaugeVec::new(
+            Opts::new(
+                "douane_restart_required",
+                "1 when the config on disk differs from the running one in a way only a restart applies, by change (listener, route, upstream, …).",
+            ),
+            &["change"],
+        )
+        .expect("valid metric");
+        let restart_changes = IntCounterVec::new(
+            Opts::new(
+                "douane_reload_restart_required_total",
+                "Reloads that applied policies, databases and certificates but saw a change that needs a restart, by change.",
+            ),
+            &["change"],
+        )
+        .expect("valid metric");
+        let max_age = IntGauge::new(
+            "douane_geo_max_age_seconds",
+            "[geo] max_age_days in seconds: a database older than this is stale (douane check warns, the shipped alert fires).",
+        )
+        .expect("valid metric");
+        for kind in CHANGE_KINDS {
+            restart_required.with_label_values(&[kind]).set(0);
+            restart_changes.with_label_values(&[kind]);
+        }
+        // A second registration (two instances in one process, tests) keeps the first.
+        let _ = r.register(Box::new(restart_required.clone()));
+        let _ = r.register(Box::new(restart_changes.clone()));
+        let _ = r.register(Box::new(max_age.clone()));
+        let ops = OpsMetrics {
+            restart_required,
+            restart_changes,
+            max_age,
+        };
+        ops.set_max_age(config);
+        ops
+    }
+
+    fn set_max_age(&self, config: &Config) {
+        self.max_age
+            .set(i64::from(config.geo.max_age_days).saturating_mul(86_400));
+    }
+
+    fn set_changes(&self, changes: &[Change]) {
+        for kind in CHANGE_KINDS {
+            let pending = changes.iter().any(|c| c.kind == kind);
+            self.restart_required
+                .with_label_values(&[kind])
+                .set(i64::from(pending));
+            if pending {
+                self.restart_changes.with_label_values(&[kind]).inc();
+            }
+        }
+    }
+}
+
+/// Everything one reload read from disk, validated, before anything is swapped.
+struct Loaded {
+    config: Config,
+    state: State,
+    /// New certificates for each running TLS listener that still has TLS.
+    certificates: Vec<(usize, SniResolver)>,
+}
+
 pub struct Reloader {
     pub config_path: PathBuf,
     pub state: Arc<ArcSwap<State>>,
     pub metrics: Arc<Metrics>,
+    pub ops: OpsMetrics,
     pub poll_interval: Option<Duration>,
+    /// The certificates of each TLS reverse listener, by listener name.
+    pub certificates: Vec<(String, Arc<Certificates>)>,
+    /// The config the listeners and routes were built from (what a restart would change).
+    pub running: Config,
 }
 
 impl Reloader {
-    /// Loads the new state from disk and swaps it in; the old state stays on any error.
+    /// Loads the new state and certificates from disk and swaps them in; the old ones stay
+    /// on any error. Changes that need a restart are named, not silently dropped.
     pub async fn reload(&self) -> bool {
         let path = self.config_path.clone();
-        let built = tokio::task::spawn_blocking(move || {
-            let config = Config::load(&path)?;
-            State::load(&config)
-        })
-        .await;
+        let names: Vec<String> = self.certificates.iter().map(|(n, _)| n.clone()).collect();
+        let built = tokio::task::spawn_blocking(move || load(&path, &names)).await;
         match built {
-            Ok(Ok(state)) => {
-                let state = Arc::new(state);
+            Ok(Ok(loaded)) => {
+                let state = Arc::new(loaded.state);
                 self.metrics.set_state(&state);
-                tracing::info!(
-                    policy = &*state.provenance.policy_name,
-                    version = &*state.provenance.policy_version,
-                    "reloaded: new policy and databases in force"
-                );
-                self.state.store(state);
+                self.state.store(state.clone());
+                for (i, resolver) in loaded.certificates {
+                    self.certificates[i].1.replace(resolver);
+                }
+                self.ops.set_max_age(&loaded.config);
+                let changes = diff::needs_restart(&self.running, &loaded.config);
+                for c in &changes {
+                    tracing::warn!(
+                        change = c.kind,
+                        "reload: not applied, needs a restart (the running setting keeps serving): {c}"
+                    );
+                }
+                self.ops.set_changes(&changes);
+                if changes.is_empty() {
+                    tracing::info!(
+                        policy = &*state.provenance.policy_name,
+                        version = &*state.provenance.policy_version,
+                        certificates = self.certificates.len(),
+                        "reloaded: new policy, databases and certificates in force"
+                    );
+                } else {
+                    tracing::warn!(
+                        policy = &*state.provenance.policy_name,
+                        version = &*state.provenance.policy_version,
+                        pending = changes.len(),
+                        "reloaded policy, databases and certificates; {} change(s) wait for a restart: {}",
+                        changes.len(),
+                        changes.iter().map(|c| c.kind).collect::<Vec<_>>().join(", ")
+                    );
+                }
                 self.metrics.reload(true);
                 true
             }
@@ -109,8 +242,10 @@ impl Reloader {
                 _ = shutdown.changed() => return,
                 Some(()) = requests.recv() => {
                     tracing::info!("SIGHUP: reloading");
-                    self.reload().await;
+                    // Taken before reading: a file written during the reload (the key
+                    // after its certificate) is a change the next poll sees.
                     seen = self.fingerprint();
+                    self.reload().await;
                 }
                 _ = ticker.tick(), if self.poll_interval.is_some() => {
                     let now = self.fingerprint();
@@ -118,8 +253,8 @@ impl Reloader {
                         // Let a writer finish its file before reading it.
                         tokio::time::sleep(Duration::from_millis(200)).await;
                         tracing::info!("a watched file changed: reloading");
-                        self.reload().await;
                         seen = self.fingerprint();
+                        self.reload().await;
                     }
                 }
             }
@@ -132,5 +267,46 @@ impl Reloader {
             // An unreadable config is a change too (and the reload will say what is wrong).
             Err(_) => Fingerprint(vec![(self.config_path.clone(), None)]),
         }
+    }
+}
+
+/// Reads the config, the state and the certificates of the TLS listeners named `tls_names`
+/// (in that order), every error at once.
+fn load(path: &Path, tls_names: &[String]) -> Result<Loaded, Errors> {
+    let config = Config::load(path)?;
+    let mut errors = Vec::new();
+    let state = State::load(&config).map_err(|e| errors.extend(e.0)).ok();
+    let mut certificates = Vec::new();
+    for (i, name) in tls_names.iter().enumerate() {
+        // A listener gone or turned plain is a restart change: its running certificates stay.
+        let Some(listener) = config.reverse.iter().find(|l| &l.name == name) else {
+            continue;
+        };
+        if listener.certificates.is_empty() {
+            continue;
+        }
+        let mut hosts: Vec<&str> = config
+            .routes
+            .iter()
+            .filter(|r| &r.listener == name)
+            .map(|r| r.host.as_str())
+            .collect();
+        hosts.sort_unstable();
+        hosts.dedup();
+        match tls::load_resolver(&listener.certificates, &hosts) {
+            Ok(resolver) => certificates.push((i, resolver)),
+            Err(e) => {
+                let located = crate::startup::listener_tls_error(listener, &e);
+                errors.push(located);
+            }
+        }
+    }
+    match state {
+        Some(state) if errors.is_empty() => Ok(Loaded {
+            config,
+            state,
+            certificates,
+        }),
+        _ => Err(Errors(errors)),
     }
 }

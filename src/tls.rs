@@ -1,12 +1,14 @@
 //! TLS: the server side of reverse listeners (certificates from PEM files, chosen by SNI,
-//! ALPN h2 + http/1.1) and the client side towards upstreams (system roots and/or a CA
-//! bundle). Also the self-signed development certificate for the shipped config.
+//! ALPN h2 + http/1.1; replaceable while serving, for renewals) and the client side towards
+//! upstreams (system roots and/or a CA bundle). Also the self-signed development
+//! certificate for the shipped config.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use rustls::crypto::CryptoProvider;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
@@ -18,22 +20,22 @@ use crate::config::CertificatePaths;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
-    #[error("{path}: cannot read: {source}")]
+    #[error("{}: {}", path.display(), io_reason(source))]
     Read {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{path}: no PEM certificate in the file")]
+    #[error("{}: no PEM certificate in the file", path.display())]
     NoCertificate { path: PathBuf },
-    #[error("{path}: no usable PEM private key in the file ({detail})")]
+    #[error("{}: no usable PEM private key in the file ({detail})", path.display())]
     NoKey { path: PathBuf, detail: String },
-    #[error("{cert}: the key {key} does not match or is not supported: {source}")]
+    #[error("{}: the key {} does not match or is not supported: {source}", cert.display(), key.display())]
     BadKey {
         cert: PathBuf,
         key: PathBuf,
         source: rustls::Error,
     },
-    #[error("{path}: {detail}")]
+    #[error("{}: {detail}", path.display())]
     Roots { path: PathBuf, detail: String },
     #[error("no trusted root for upstream TLS: enable system_roots or give a ca_file")]
     NoRoots,
@@ -41,6 +43,17 @@ pub enum TlsError {
     Rustls(#[from] rustls::Error),
     #[error("cannot generate a certificate: {0}")]
     Generate(String),
+}
+
+/// An I/O error in words, without the OS error number where its kind says it all.
+pub fn io_reason(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "the file does not exist".into(),
+        std::io::ErrorKind::PermissionDenied => {
+            "permission denied: this user cannot read it".into()
+        }
+        _ => format!("cannot read: {e}"),
+    }
 }
 
 fn provider() -> Arc<CryptoProvider> {
@@ -137,21 +150,54 @@ impl ResolvesServerCert for SniResolver {
     }
 }
 
-/// The rustls server config of a reverse listener.
-pub fn server_config(
+/// Reads every certificate of a listener into a resolver.
+pub fn load_resolver(
     certificates: &[CertificatePaths],
     known_names: &[&str],
-) -> Result<Arc<ServerConfig>, TlsError> {
+) -> Result<SniResolver, TlsError> {
     let keys = certificates
         .iter()
         .map(load_certified_key)
         .collect::<Result<Vec<_>, _>>()?;
+    Ok(SniResolver::new(keys, known_names))
+}
+
+/// The certificates of one listener, replaceable while it serves: each handshake reads the
+/// set in force when it starts (one atomic load, no lock); connections already established
+/// keep the certificate they were made with. A renewal is a [`Certificates::replace`].
+#[derive(Debug)]
+pub struct Certificates(ArcSwap<SniResolver>);
+
+impl Certificates {
+    pub fn new(resolver: SniResolver) -> Self {
+        Certificates(ArcSwap::from_pointee(resolver))
+    }
+
+    /// New handshakes get these certificates from now on.
+    pub fn replace(&self, resolver: SniResolver) {
+        self.0.store(Arc::new(resolver));
+    }
+}
+
+impl ResolvesServerCert for Certificates {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        self.0.load().resolve(hello)
+    }
+}
+
+/// The rustls server config of a reverse listener, and the handle that renews its
+/// certificates.
+pub fn server_config(
+    certificates: &[CertificatePaths],
+    known_names: &[&str],
+) -> Result<(Arc<ServerConfig>, Arc<Certificates>), TlsError> {
+    let certs = Arc::new(Certificates::new(load_resolver(certificates, known_names)?));
     let mut config = ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()?
         .with_no_client_auth()
-        .with_cert_resolver(Arc::new(SniResolver::new(keys, known_names)));
+        .with_cert_resolver(certs.clone());
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
+    Ok((Arc::new(config), certs))
 }
 
 /// The rustls client config for upstream connections.
@@ -236,6 +282,7 @@ mod tests {
                 cert: dir.path().join(format!("{i}.pem")),
                 key: dir.path().join(format!("{i}-key.pem")),
                 generate_if_missing: false,
+                at: Default::default(),
             };
             write_self_signed(&p.cert, &p.key, names).unwrap();
             paths.push(p);
@@ -267,6 +314,7 @@ mod tests {
             cert: dir.path().join("nope.pem"),
             key: dir.path().join("nope-key.pem"),
             generate_if_missing: false,
+            at: Default::default(),
         };
         let err = load_certified_key(&missing).unwrap_err().to_string();
         assert!(err.contains("nope.pem"), "{err}");
@@ -275,11 +323,13 @@ mod tests {
             cert: dir.path().join("a.pem"),
             key: dir.path().join("a-key.pem"),
             generate_if_missing: false,
+            at: Default::default(),
         };
         let b = CertificatePaths {
             cert: dir.path().join("b.pem"),
             key: dir.path().join("b-key.pem"),
             generate_if_missing: false,
+            at: Default::default(),
         };
         write_self_signed(&a.cert, &a.key, &["a.localhost"]).unwrap();
         write_self_signed(&b.cert, &b.key, &["b.localhost"]).unwrap();
@@ -287,6 +337,7 @@ mod tests {
             cert: a.cert.clone(),
             key: b.key.clone(),
             generate_if_missing: false,
+            at: Default::default(),
         };
         let err = load_certified_key(&crossed).unwrap_err().to_string();
         assert!(err.contains("does not match"), "{err}");

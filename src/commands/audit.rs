@@ -11,6 +11,11 @@ use crate::audit::{report, verify_files, ReportFormat};
 use crate::cli::ReportFormatArg;
 
 pub fn verify(files: &[PathBuf]) -> Exit {
+    // A mistyped path is a usage error, not a broken chain.
+    if let Some(missing) = files.iter().find(|f| !f.exists()) {
+        eprintln!("douane: {}: no such file or directory", missing.display());
+        return Exit::Usage;
+    }
     match verify_files(files) {
         Ok(summary) => {
             println!("{summary}");

@@ -29,19 +29,24 @@ pub fn run(config_path: &Path) -> Exit {
         for listener in &config.reverse {
             for cert in &listener.certificates {
                 if let Err(e) = crate::tls::load_certified_key(cert) {
-                    let hint = if cert.generate_if_missing && !cert.cert.exists() {
-                        " (`douane run` will generate a self-signed one)"
+                    if cert.generate_if_missing && !cert.cert.exists() {
+                        warnings.push(format!(
+                            "listener `{}`: {e} (`douane run` will generate a self-signed one)",
+                            listener.name
+                        ));
                     } else {
-                        ""
-                    };
-                    let line = format!("listener `{}`: {e}{hint}", listener.name);
-                    if hint.is_empty() {
-                        errors.push(line);
-                    } else {
-                        warnings.push(line);
+                        errors.push(
+                            crate::startup::certificate_error(&listener.name, cert, &e).to_string(),
+                        );
                     }
                 }
             }
+        }
+    }
+    if let Some(config) = &config {
+        // A warning here (a config for `test` and `explain` needs no listener); `run` refuses.
+        if let Err(e) = crate::startup::require_a_listener(config) {
+            warnings.push(format!("{e} (`douane run` refuses to start)"));
         }
     }
     for e in &errors {

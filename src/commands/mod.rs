@@ -22,6 +22,8 @@ pub enum Exit {
     /// What was checked did not hold: a failed policy test, a broken audit chain, a
     /// `check` that found errors.
     Failed = 1,
+    /// The command line names something that is not there (a mistyped path).
+    Usage = 2,
     /// The configuration, policies or databases are invalid: nothing could be checked.
     Invalid = 3,
 }

@@ -4,7 +4,11 @@
 //! the raw serde structs of [`raw`], then `validate` into an immutable [`Config`]. Every
 //! error names file, line and column; all of them are reported at once.
 
+pub mod diff;
+pub mod messages;
+mod parent;
 pub mod raw;
+pub mod update;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -18,6 +22,29 @@ use crate::diag::{Errors, Located, SourceFile};
 use crate::resolve::ResolverConfig;
 
 pub use raw::LogFormat;
+pub use update::{DataSource, SourceFormat, UpdateSettings};
+
+/// Where a value was written in `douane.toml`, for errors found after loading (a port in
+/// use, a certificate that does not read): `path:line:column`. Line 0: not written (a
+/// default).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Place {
+    pub path: PathBuf,
+    pub line: usize,
+    pub column: usize,
+}
+
+impl Place {
+    /// An error at this place.
+    pub fn error(&self, message: impl Into<String>) -> Located {
+        Located {
+            path: self.path.clone(),
+            line: self.line,
+            column: self.column,
+            message: message.into(),
+        }
+    }
+}
 
 /// The validated daemon configuration. Relative paths are resolved against the directory
 /// of the config file.
@@ -47,12 +74,15 @@ pub struct GeoPaths {
     pub country: Option<PathBuf>,
     pub asn: Option<PathBuf>,
     pub max_age_days: u32,
+    /// `[geo.update]`: the sources of `douane geodb update`.
+    pub update: UpdateSettings,
 }
 
 #[derive(Debug, Clone)]
 pub struct ForwardListener {
     pub name: String,
     pub listen: SocketAddr,
+    pub listen_at: Place,
     /// Plain `http://` requests on douane's direct path, hyper's for the rest.
     pub direct_http1: bool,
 }
@@ -61,6 +91,7 @@ pub struct ForwardListener {
 pub struct ReverseListener {
     pub name: String,
     pub listen: SocketAddr,
+    pub listen_at: Place,
     /// Empty: plain HTTP.
     pub certificates: Vec<CertificatePaths>,
     /// HTTP/1.1 requests on douane's direct path, hyper's for the rest.
@@ -72,6 +103,8 @@ pub struct CertificatePaths {
     pub cert: PathBuf,
     pub key: PathBuf,
     pub generate_if_missing: bool,
+    /// Where the `cert = …` of this certificate is written.
+    pub at: Place,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,6 +146,7 @@ pub struct UpstreamUrl {
 #[derive(Debug, Clone)]
 pub struct AdminListener {
     pub listen: SocketAddr,
+    pub listen_at: Place,
     pub token_file: Option<PathBuf>,
 }
 
@@ -122,6 +156,8 @@ pub struct UpstreamSettings {
     pub system_roots: bool,
     /// `host:port` of a parent proxy.
     pub parent_proxy: Option<String>,
+    /// `Basic …` for the parent's `Proxy-Authorization`, from `http://user:pass@host:port`.
+    pub parent_proxy_authorization: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -165,7 +201,7 @@ impl Config {
     /// Validates config text; `file.path` names it in errors and anchors relative paths.
     pub fn parse(file: &SourceFile) -> Result<Config, Errors> {
         let raw: raw::FileConfig =
-            toml::from_str(&file.text).map_err(|e| Errors::from(file.toml_error(&e)))?;
+            toml::from_str(&file.text).map_err(|e| messages::toml_errors(file, &e))?;
         Validator {
             file,
             base: file
@@ -192,6 +228,20 @@ impl Validator<'_> {
         self.errors.push(self.file.error_at(span, message));
     }
 
+    fn place<T>(&self, at: &Spanned<T>) -> Place {
+        let span = at.span();
+        let (line, column) = if span.end > 0 {
+            self.file.line_col(span.start)
+        } else {
+            (0, 0)
+        };
+        Place {
+            path: self.file.path.clone(),
+            line,
+            column,
+        }
+    }
+
     fn path(&self, p: &Path) -> PathBuf {
         if p.is_absolute() || self.base.as_os_str().is_empty() {
             p.to_path_buf()
@@ -214,7 +264,8 @@ impl Validator<'_> {
             }
             reverse.push(ReverseListener {
                 name: r.name.get_ref().clone(),
-                listen: r.listen,
+                listen: *r.listen.get_ref(),
+                listen_at: self.place(&r.listen),
                 certificates: r
                     .tls
                     .iter()
@@ -222,6 +273,7 @@ impl Validator<'_> {
                         cert: self.path(c.cert.get_ref()),
                         key: self.path(c.key.get_ref()),
                         generate_if_missing: c.generate_if_missing,
+                        at: self.place(&c.cert),
                     })
                     .collect(),
                 direct_http1: r.direct_http1,
@@ -302,6 +354,7 @@ impl Validator<'_> {
             }
             AdminListener {
                 listen,
+                listen_at: self.place(&a.listen),
                 token_file: a.token_file.as_ref().map(|p| self.path(p.get_ref())),
             }
         });
@@ -314,20 +367,24 @@ impl Validator<'_> {
             }
         }
 
-        let parent_proxy = raw.upstream.parent_proxy.as_ref().and_then(|p| {
-            let text = p.get_ref();
-            let authority = text.strip_prefix("http://").unwrap_or(text);
-            let authority = authority.trim_end_matches('/');
-            match authority.rsplit_once(':') {
-                Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => {
-                    Some(authority.to_owned())
+        let (parent_proxy, parent_proxy_authorization) = match raw.upstream.parent_proxy.as_ref() {
+            None => (None, None),
+            Some(p) => match parent::parse(p.get_ref()) {
+                Ok((authority, authorization)) => (Some(authority), authorization),
+                Err(message) => {
+                    self.error(p, message);
+                    (None, None)
                 }
-                _ => {
-                    self.error(p, "a parent proxy is `http://host:port`");
-                    None
-                }
-            }
-        });
+            },
+        };
+        let update = update::validate(
+            &raw.geo.update,
+            |at, message| {
+                let span = (at.end > 0).then_some(at);
+                self.errors.push(self.file.error_at(span, message));
+            },
+            &self.base,
+        );
 
         let resolver_at = self.file.text.find("[resolver]").map(|i| i..i + 1);
         for r in raw.resolver.validate() {
@@ -357,11 +414,13 @@ impl Validator<'_> {
                 country: raw.geo.country.as_ref().map(|p| self.path(p.get_ref())),
                 asn: raw.geo.asn.as_ref().map(|p| self.path(p.get_ref())),
                 max_age_days: raw.geo.max_age_days,
+                update,
             },
             resolver: raw.resolver.clone(),
             forward: raw.forward.as_ref().map(|f| ForwardListener {
                 name: f.name.clone(),
-                listen: f.listen,
+                listen: *f.listen.get_ref(),
+                listen_at: self.place(&f.listen),
                 direct_http1: f.direct_http1,
             }),
             reverse,
@@ -376,6 +435,7 @@ impl Validator<'_> {
                     .map(|p| self.path(p.get_ref())),
                 system_roots: raw.upstream.system_roots,
                 parent_proxy,
+                parent_proxy_authorization,
             },
             limits: Limits {
                 connect_timeout: ms(limits.connect_timeout_ms),
@@ -480,7 +540,7 @@ mod tests {
         assert!(c.reload.watch);
         // Absent tables take the same defaults as present but empty ones.
         let explicit = parse("[geo]\n[log]\n[upstream]\n[reload]\n[limits]\n").unwrap();
-        assert_eq!(c.geo.max_age_days, 90);
+        assert_eq!(c.geo.max_age_days, 30, "the shipped alert's threshold");
         assert_eq!(c.geo.max_age_days, explicit.geo.max_age_days);
         assert_eq!(c.log.level, "info");
         assert_eq!(c.log.level, explicit.log.level);

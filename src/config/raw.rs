@@ -72,13 +72,46 @@ fn default_operators() -> Spanned<PathBuf> {
 pub struct FileGeo {
     pub country: Option<Spanned<PathBuf>>,
     pub asn: Option<Spanned<PathBuf>>,
-    /// `douane check` warns about a database older than this.
+    /// `douane check` warns about a database older than this, and the metrics export it
+    /// (`douane_geo_max_age_seconds`) for the shipped alert to use the same number.
     #[serde(default = "default_max_age_days")]
     pub max_age_days: u32,
+    /// Where `douane geodb update` gets new data; none: only `--from DIR`.
+    #[serde(default)]
+    pub update: FileUpdate,
+}
+
+/// `[geo.update]`: what `douane geodb update` rebuilds the databases from.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct FileUpdate {
+    /// Refuse a new database with fewer networks than this share of the old one's (a
+    /// truncated download, a wrong edition): 0.0 turns the check off. Default 0.8.
+    pub min_size_ratio: Option<Spanned<f64>>,
+    /// The sources; none: the shipped recipe (`--from DIR` holding `asn-ipv4.csv`,
+    /// `asn-ipv6.csv` and `geo-whois-asn-country.mmdb`).
+    #[serde(default)]
+    pub source: Vec<FileSource>,
+}
+
+/// One `[[geo.update.source]]`: a file that goes into the country or the ASN database.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSource {
+    /// `country` or `asn`.
+    pub database: Spanned<String>,
+    /// `mmdb`, `mmdb-gz`, `maxmind-tar-gz`, `country-csv`, `asn-csv`.
+    pub format: Spanned<String>,
+    /// Where to download it; `{license_key}` is replaced by the key in `license_key_file`.
+    pub url: Option<Spanned<String>>,
+    /// Its name in the `--from DIR` bundle (default: the last segment of `url`).
+    pub file: Option<Spanned<String>>,
+    /// A file holding a licence key (MaxMind), for `{license_key}` in `url`.
+    pub license_key_file: Option<Spanned<PathBuf>>,
 }
 
 fn default_max_age_days() -> u32 {
-    90
+    30
 }
 
 impl Default for FileGeo {
@@ -87,6 +120,7 @@ impl Default for FileGeo {
             country: None,
             asn: None,
             max_age_days: default_max_age_days(),
+            update: Default::default(),
         }
     }
 }
@@ -96,7 +130,7 @@ impl Default for FileGeo {
 pub struct FileForward {
     #[serde(default = "default_forward_name")]
     pub name: String,
-    pub listen: SocketAddr,
+    pub listen: Spanned<SocketAddr>,
     /// Serve plain `http://` absolute-form requests on the direct path (`proxy::h1`);
     /// `false` sends every request through hyper.
     #[serde(default = "yes")]
@@ -111,7 +145,7 @@ fn default_forward_name() -> String {
 #[serde(deny_unknown_fields)]
 pub struct FileReverse {
     pub name: Spanned<String>,
-    pub listen: SocketAddr,
+    pub listen: Spanned<SocketAddr>,
     /// Certificates served by SNI. None: plain HTTP.
     #[serde(default)]
     pub tls: Vec<FileCertificate>,

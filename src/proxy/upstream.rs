@@ -105,6 +105,8 @@ pub struct ConnectorSettings {
     pub response_timeout: Duration,
     /// `host:port` of a parent proxy to CONNECT through.
     pub parent_proxy: Option<String>,
+    /// Its `Proxy-Authorization` value (`Basic …`), computed by the config.
+    pub parent_proxy_authorization: Option<String>,
 }
 
 pub struct Connector {
@@ -171,7 +173,10 @@ impl Connector {
                 None => TcpStream::connect(addr)
                     .await
                     .map_err(UpstreamError::Connect),
-                Some(parent) => connect_via_parent(parent, addr).await,
+                Some(parent) => {
+                    let auth = self.settings.parent_proxy_authorization.as_deref();
+                    connect_via_parent(parent, auth, addr).await
+                }
             }
         };
         let stream = tokio::time::timeout(self.settings.connect_timeout, attempt)
@@ -413,11 +418,20 @@ where
 
 /// Opens a tunnel to `target` through a parent proxy with CONNECT. The target is the checked
 /// address itself, never a name, so the parent cannot resolve it to something else.
-async fn connect_via_parent(parent: &str, target: SocketAddr) -> Result<TcpStream, UpstreamError> {
+async fn connect_via_parent(
+    parent: &str,
+    authorization: Option<&str>,
+    target: SocketAddr,
+) -> Result<TcpStream, UpstreamError> {
     let mut stream = TcpStream::connect(parent)
         .await
         .map_err(|e| UpstreamError::Parent(format!("cannot reach {parent}: {e}")))?;
-    let request = format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n");
+    let request = match authorization {
+        None => format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n"),
+        Some(auth) => format!(
+            "CONNECT {target} HTTP/1.1\r\nHost: {target}\r\nProxy-Authorization: {auth}\r\n\r\n"
+        ),
+    };
     stream
         .write_all(request.as_bytes())
         .await
