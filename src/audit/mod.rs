@@ -14,6 +14,8 @@ mod config;
 mod files;
 mod health;
 mod log;
+pub mod merkle;
+pub mod note;
 mod record;
 mod report;
 mod verify;
