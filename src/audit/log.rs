@@ -6,12 +6,15 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwapOption;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::config::{AuditConfig, OnFailure, SyncMode};
 use super::files::Target;
 use super::health::{AuditHealth, HealthCells};
+use super::merkle::{Hash, ProofError};
+use super::note::VerifierKey;
 use super::record::{AuditEvent, RecordEncoder};
 use super::writer::{list_log_files, AuditWriter};
 use super::AuditError;
@@ -28,8 +31,20 @@ enum Msg {
         body: Vec<u8>,
         ack: Ack,
     },
-    /// Time to sync, if `sync = "interval"` and lines wait.
+    /// Time to sync, if `sync = "interval"` and lines wait, and to sign a checkpoint if due.
     Tick,
+    /// A consistency proof between two tree sizes (for a witness).
+    Consistency {
+        first: u64,
+        second: u64,
+        ack: oneshot::Sender<Result<Vec<Hash>, ProofError>>,
+    },
+    /// An inclusion proof of one record in the tree of `size` records.
+    Inclusion {
+        index: u64,
+        size: u64,
+        ack: oneshot::Sender<Result<Vec<Hash>, ProofError>>,
+    },
 }
 
 /// A handle on the audit log; cheap to clone. The writer stops once every handle is dropped
@@ -45,6 +60,9 @@ struct Shared {
     encoder: RecordEncoder,
     health: Arc<HealthCells>,
     target: Target,
+    /// The latest signed checkpoint (none for a device target).
+    checkpoint: Option<Arc<ArcSwapOption<String>>>,
+    verifier: Option<VerifierKey>,
 }
 
 impl std::fmt::Debug for AuditLog {
@@ -66,11 +84,18 @@ impl AuditLog {
             encoder: writer.encoder().clone(),
             health: writer.health_cells(),
             target: Target::from_path(&config.path),
+            checkpoint: writer.checkpoint_cell(),
+            verifier: writer.verifier(),
         });
         let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
-        if config.sync == SyncMode::Interval {
+        let sync_period =
+            (config.sync == SyncMode::Interval).then(|| Duration::from_millis(config.sync_interval_ms.max(1)));
+        let period = match (sync_period, writer.checkpoint_interval()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        if let Some(period) = period {
             let weak = tx.downgrade();
-            let period = Duration::from_millis(config.sync_interval_ms.max(1));
             tokio::spawn(async move {
                 let mut every = tokio::time::interval(period);
                 every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -120,6 +145,36 @@ impl AuditLog {
         &self.shared.config
     }
 
+    /// The latest signed checkpoint (C2SP signed note), once one was signed.
+    pub fn checkpoint(&self) -> Option<Arc<String>> {
+        self.shared.checkpoint.as_ref().and_then(|c| c.load_full())
+    }
+
+    /// The key that verifies the checkpoints.
+    pub fn verifier(&self) -> Option<&VerifierKey> {
+        self.shared.verifier.as_ref()
+    }
+
+    /// The consistency proof between two tree sizes, computed by the writer thread.
+    pub async fn consistency_proof(&self, first: u64, second: u64) -> Result<Vec<Hash>, ProofError> {
+        let (ack, done) = oneshot::channel();
+        let closed = ProofError::TooLarge { size: second, have: 0 };
+        if self.tx.send(Msg::Consistency { first, second, ack }).await.is_err() {
+            return Err(closed);
+        }
+        done.await.unwrap_or(Err(closed))
+    }
+
+    /// The inclusion proof of record `index` in the tree of `size` records.
+    pub async fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Hash>, ProofError> {
+        let (ack, done) = oneshot::channel();
+        let closed = ProofError::TooLarge { size, have: 0 };
+        if self.tx.send(Msg::Inclusion { index, size, ack }).await.is_err() {
+            return Err(closed);
+        }
+        done.await.unwrap_or(Err(closed))
+    }
+
     /// The log's files in chain order (what `douane audit verify` should be given).
     pub fn files(&self) -> std::io::Result<Vec<PathBuf>> {
         list_log_files(&self.shared.target)
@@ -133,8 +188,15 @@ fn run(mut writer: AuditWriter, mut rx: mpsc::Receiver<Msg>) {
     while let Some(first) = rx.blocking_recv() {
         let mut next = Some(first);
         while let Some(msg) = next.take() {
-            if let Msg::Record { body, ack } = msg {
-                batch.push((body, ack));
+            match msg {
+                Msg::Record { body, ack } => batch.push((body, ack)),
+                Msg::Tick => {}
+                Msg::Consistency { first, second, ack } => {
+                    let _ = ack.send(writer.consistency_proof(first, second));
+                }
+                Msg::Inclusion { index, size, ack } => {
+                    let _ = ack.send(writer.inclusion_proof(index, size));
+                }
             }
             if batch.len() < MAX_BATCH {
                 next = rx.try_recv().ok();
@@ -143,6 +205,7 @@ fn run(mut writer: AuditWriter, mut rx: mpsc::Receiver<Msg>) {
         if batch.is_empty() {
             // Only ticks: sync what waits, if due. A failure shows in the health.
             let _ = writer.sync_if_due();
+            let _ = writer.checkpoint_if_due();
             continue;
         }
         let bodies: Vec<&[u8]> = batch.iter().map(|(b, _)| b.as_slice()).collect();
@@ -153,6 +216,9 @@ fn run(mut writer: AuditWriter, mut rx: mpsc::Receiver<Msg>) {
         for (_, ack) in batch.drain(..) {
             let _ = ack.send(result.clone());
         }
+        // After the callers are answered: signing is never on a request's path.
+        let _ = writer.checkpoint_if_due();
     }
     let _ = writer.sync();
+    let _ = writer.checkpoint();
 }

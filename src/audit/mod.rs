@@ -17,6 +17,7 @@ mod log;
 pub mod merkle;
 pub mod note;
 mod record;
+pub mod tlog;
 mod report;
 mod verify;
 mod writer;

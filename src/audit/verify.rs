@@ -326,6 +326,15 @@ pub(crate) fn replay(
     paths: &[PathBuf],
     visit: &mut dyn FnMut(&StoredRecord),
 ) -> Result<VerifySummary, VerifyError> {
+    replay_lines(paths, &mut |r, _| visit(r))
+}
+
+/// Verifies, handing each intact record and its exact line (without the newline: the
+/// Merkle leaf's bytes) to `visit` in chain order.
+pub(crate) fn replay_lines(
+    paths: &[PathBuf],
+    visit: &mut dyn FnMut(&StoredRecord, &[u8]),
+) -> Result<VerifySummary, VerifyError> {
     let files = expand_paths(paths)?;
     let mut sum = VerifySummary {
         files: files.len(),
@@ -515,7 +524,7 @@ pub(crate) fn replay(
                     skipped: None,
                 });
             }
-            visit(&c.record);
+            visit(&c.record, &buf);
             sum.records += 1;
             if sum.first_seq.is_none() {
                 sum.first_seq = Some(seq);
