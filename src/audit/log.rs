@@ -88,8 +88,8 @@ impl AuditLog {
             verifier: writer.verifier(),
         });
         let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
-        let sync_period =
-            (config.sync == SyncMode::Interval).then(|| Duration::from_millis(config.sync_interval_ms.max(1)));
+        let sync_period = (config.sync == SyncMode::Interval)
+            .then(|| Duration::from_millis(config.sync_interval_ms.max(1)));
         let period = match (sync_period, writer.checkpoint_interval()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -156,10 +156,22 @@ impl AuditLog {
     }
 
     /// The consistency proof between two tree sizes, computed by the writer thread.
-    pub async fn consistency_proof(&self, first: u64, second: u64) -> Result<Vec<Hash>, ProofError> {
+    pub async fn consistency_proof(
+        &self,
+        first: u64,
+        second: u64,
+    ) -> Result<Vec<Hash>, ProofError> {
         let (ack, done) = oneshot::channel();
-        let closed = ProofError::TooLarge { size: second, have: 0 };
-        if self.tx.send(Msg::Consistency { first, second, ack }).await.is_err() {
+        let closed = ProofError::TooLarge {
+            size: second,
+            have: 0,
+        };
+        if self
+            .tx
+            .send(Msg::Consistency { first, second, ack })
+            .await
+            .is_err()
+        {
             return Err(closed);
         }
         done.await.unwrap_or(Err(closed))
@@ -169,7 +181,12 @@ impl AuditLog {
     pub async fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Hash>, ProofError> {
         let (ack, done) = oneshot::channel();
         let closed = ProofError::TooLarge { size, have: 0 };
-        if self.tx.send(Msg::Inclusion { index, size, ack }).await.is_err() {
+        if self
+            .tx
+            .send(Msg::Inclusion { index, size, ack })
+            .await
+            .is_err()
+        {
             return Err(closed);
         }
         done.await.unwrap_or(Err(closed))

@@ -331,7 +331,9 @@ mod tests {
     }
 
     fn leaves(n: usize) -> Vec<Hash> {
-        (0..n).map(|i| leaf_hash(format!("{i}").as_bytes())).collect()
+        (0..n)
+            .map(|i| leaf_hash(format!("{i}").as_bytes()))
+            .collect()
     }
 
     #[test]
@@ -393,7 +395,10 @@ mod tests {
             for first in 1..=second {
                 let r1 = t.root(first).expect("root");
                 let p = t.consistency_proof(first, second).expect("proof");
-                assert!(verify_consistency(first, second, &r1, &r2, &p), "{first}→{second}");
+                assert!(
+                    verify_consistency(first, second, &r1, &r2, &p),
+                    "{first}→{second}"
+                );
                 if first < second {
                     let forged = leaf_hash(b"forged");
                     assert!(!verify_consistency(first, second, &forged, &r2, &p));

@@ -16,10 +16,12 @@ mod health;
 mod log;
 pub mod merkle;
 pub mod note;
+pub mod proof;
 mod record;
-pub mod tlog;
 mod report;
+pub mod tlog;
 mod verify;
+pub mod witness;
 mod writer;
 
 use std::path::{Path, PathBuf};

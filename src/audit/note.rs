@@ -41,7 +41,9 @@ pub enum NoteError {
         id: String,
         found: String,
     },
-    #[error("the signature by {name} does not verify: the note was altered or signed by another key")]
+    #[error(
+        "the signature by {name} does not verify: the note was altered or signed by another key"
+    )]
     BadSignature { name: String },
     #[error("cannot draw random bytes for a key")]
     Random,
@@ -361,7 +363,12 @@ pub struct Checkpoint {
 impl Checkpoint {
     /// `<origin>\n<size>\n<base64 root>\n`
     pub fn body(&self) -> String {
-        format!("{}\n{}\n{}\n", self.origin, self.size, B64.encode(self.root))
+        format!(
+            "{}\n{}\n{}\n",
+            self.origin,
+            self.size,
+            B64.encode(self.root)
+        )
     }
 
     pub fn parse_body(body: &str) -> Result<Checkpoint, NoteError> {

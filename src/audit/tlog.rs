@@ -127,7 +127,7 @@ pub fn leaves_from_log(files: &[PathBuf]) -> Vec<(u64, Hash)> {
     if files.is_empty() {
         return out;
     }
-    let _ = replay_lines(files, &mut |r, line| {
+    let _ = replay_lines(files, &mut |r, line, _| {
         out.push((r.seq, super::merkle::leaf_hash(line)))
     });
     out
@@ -284,10 +284,9 @@ impl Tlog {
     /// could take back.
     pub fn sign(&mut self) -> Result<(), AuditError> {
         let size = self.tree.size();
-        let root = self
-            .tree
-            .root(size)
-            .map_err(|e| AuditError::Config { detail: e.to_string() })?;
+        let root = self.tree.root(size).map_err(|e| AuditError::Config {
+            detail: e.to_string(),
+        })?;
         let cp = Checkpoint {
             origin: self.origin.clone(),
             size,

@@ -326,14 +326,17 @@ pub(crate) fn replay(
     paths: &[PathBuf],
     visit: &mut dyn FnMut(&StoredRecord),
 ) -> Result<VerifySummary, VerifyError> {
-    replay_lines(paths, &mut |r, _| visit(r))
+    replay_lines(paths, &mut |r, _, _| visit(r))
 }
 
-/// Verifies, handing each intact record and its exact line (without the newline: the
-/// Merkle leaf's bytes) to `visit` in chain order.
+/// Where a visited line is: the index of its file among the expanded paths, its 1-based line.
+pub(crate) type LineAt = (usize, usize);
+
+/// Verifies, handing each intact record, its exact line (without the newline: the Merkle
+/// leaf's bytes) and where it is to `visit` in chain order.
 pub(crate) fn replay_lines(
     paths: &[PathBuf],
-    visit: &mut dyn FnMut(&StoredRecord, &[u8]),
+    visit: &mut dyn FnMut(&StoredRecord, &[u8], LineAt),
 ) -> Result<VerifySummary, VerifyError> {
     let files = expand_paths(paths)?;
     let mut sum = VerifySummary {
@@ -524,7 +527,7 @@ pub(crate) fn replay_lines(
                     skipped: None,
                 });
             }
-            visit(&c.record, &buf);
+            visit(&c.record, &buf, (fi, line));
             sum.records += 1;
             if sum.first_seq.is_none() {
                 sum.first_seq = Some(seq);

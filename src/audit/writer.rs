@@ -19,8 +19,8 @@ use super::files::{self, RotatedFile, Target};
 use super::health::{AuditHealth, HealthCells};
 use super::merkle::{leaf_hash, Hash, ProofError};
 use super::note::VerifierKey;
-use super::tlog::Tlog;
 use super::record::{AuditEvent, RecordEncoder};
+use super::tlog::Tlog;
 use super::verify::check_line;
 use super::AuditError;
 
@@ -184,7 +184,10 @@ impl AuditWriter {
     pub fn consistency_proof(&self, first: u64, second: u64) -> Result<Vec<Hash>, ProofError> {
         match &self.tlog {
             Some(t) => t.consistency(first, second),
-            None => Err(ProofError::TooLarge { size: second, have: 0 }),
+            None => Err(ProofError::TooLarge {
+                size: second,
+                have: 0,
+            }),
         }
     }
 
