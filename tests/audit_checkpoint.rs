@@ -111,7 +111,7 @@ fn log_of(n: usize) -> Log {
 }
 
 fn verify(log: &Log) -> Result<proof::CheckpointSummary, CheckpointError> {
-    proof::verify_against(&[log.dir.clone()], &log.checkpoint, &log.key)
+    proof::verify_against(std::slice::from_ref(&log.dir), &log.checkpoint, &log.key)
 }
 
 fn lines(path: &Path) -> Vec<String> {
@@ -266,7 +266,8 @@ fn a_rebuilt_log_is_found_and_a_rebuilt_log_with_a_new_key_too() {
         std::fs::copy(f, log.dir.join(f.file_name().expect("name"))).expect("copy");
     }
     // The chain alone says OK: that is the gap the checkpoint closes.
-    douane::audit::verify_files(&[log.dir.clone()]).expect("a recomputed chain verifies");
+    douane::audit::verify_files(std::slice::from_ref(&log.dir))
+        .expect("a recomputed chain verifies");
     let err = verify(&log).expect_err("rebuilt");
     assert!(
         matches!(&err, CheckpointError::RootMismatch { size: 40, .. }),

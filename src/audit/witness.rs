@@ -250,9 +250,17 @@ async fn get(base: &str, path: &str, token: Option<&str>) -> Result<(u16, String
         .map_err(|_| "timed out".to_owned())?
 }
 
+/// A metric family: name, type, help, and its value for one replica.
+type Family = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&Counters) -> u64,
+);
+
 fn render(replicas: &[String], counters: &[Counters]) -> String {
     let mut out = String::new();
-    let families: [(&str, &str, &str, fn(&Counters) -> u64); 5] = [
+    let families: [Family; 5] = [
         ("douane_witness_cosigned_total", "counter", "Checkpoints cosigned.", |c| c.cosigned),
         ("douane_witness_forks_total", "counter", "Forks seen: two checkpoints of one size with different roots, or a failed consistency proof.", |c| c.forks),
         ("douane_witness_shrinks_total", "counter", "Checkpoints smaller than the last one seen.", |c| c.shrinks),
