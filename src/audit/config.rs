@@ -101,6 +101,9 @@ pub struct AuditConfig {
     /// generated (0600) on first start.
     #[serde(default)]
     pub signing_key_file: Option<PathBuf>,
+    /// `[audit.ship]`: records shipped to a syslog collector over TLS.
+    #[serde(default)]
+    pub ship: Option<super::ship::ShipConfig>,
 }
 
 fn default_path() -> PathBuf {
@@ -144,6 +147,7 @@ impl Default for AuditConfig {
             origin: None,
             checkpoint_interval_ms: default_checkpoint_interval_ms(),
             signing_key_file: None,
+            ship: None,
         }
     }
 }

@@ -15,7 +15,8 @@ use super::files::Target;
 use super::health::{AuditHealth, HealthCells};
 use super::merkle::{Hash, ProofError};
 use super::note::VerifierKey;
-use super::record::{AuditEvent, RecordEncoder};
+use super::record::{AuditDetails, AuditEvent, RecordEncoder};
+use super::ship::ShipStats;
 use super::writer::{list_log_files, AuditWriter};
 use super::AuditError;
 
@@ -63,6 +64,8 @@ struct Shared {
     /// The latest signed checkpoint (none for a device target).
     checkpoint: Option<Arc<ArcSwapOption<String>>>,
     verifier: Option<VerifierKey>,
+    /// The shipper's counters, when `[audit.ship]` is set.
+    ship: Option<Arc<ShipStats>>,
 }
 
 impl std::fmt::Debug for AuditLog {
@@ -86,7 +89,15 @@ impl AuditLog {
             target: Target::from_path(&config.path),
             checkpoint: writer.checkpoint_cell(),
             verifier: writer.verifier(),
+            ship: config.ship.as_ref().map(|_| Arc::new(ShipStats::default())),
         });
+        if let (Some(ship), Some(stats)) = (&config.ship, &shared.ship) {
+            tokio::spawn(super::ship::run(
+                ship.clone(),
+                shared.target.clone(),
+                stats.clone(),
+            ));
+        }
         let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
         let sync_period = (config.sync == SyncMode::Interval)
             .then(|| Duration::from_millis(config.sync_interval_ms.max(1)));
@@ -116,11 +127,23 @@ impl AuditLog {
     /// uses always; the rest with `record_allowed`). Resolves once the line is written, and
     /// synced with `sync = "every_record"`: the proxy awaits it before answering 451.
     pub async fn record(&self, event: &AuditEvent<'_>) -> Result<(), AuditError> {
+        self.record_with(event, &AuditDetails::default()).await
+    }
+
+    /// Like [`AuditLog::record`], with the facts of the request's end (final status,
+    /// connected address, bytes, duration, route, SNI, exemption, …).
+    pub async fn record_with(
+        &self,
+        event: &AuditEvent<'_>,
+        details: &AuditDetails<'_>,
+    ) -> Result<(), AuditError> {
         if !self.shared.config.needs_record(event.decision.outcome) {
             return Ok(());
         }
         let mut body = Vec::with_capacity(768);
-        self.shared.encoder.encode_body(event, &mut body);
+        self.shared
+            .encoder
+            .encode_body_with(event, details, &mut body);
         let (ack, done) = oneshot::channel();
         self.tx
             .send(Msg::Record { body, ack })
@@ -148,6 +171,11 @@ impl AuditLog {
     /// The latest signed checkpoint (C2SP signed note), once one was signed.
     pub fn checkpoint(&self) -> Option<Arc<String>> {
         self.shared.checkpoint.as_ref().and_then(|c| c.load_full())
+    }
+
+    /// The shipper's counters (sent, failures, cursor, backlog), when shipping.
+    pub fn ship_stats(&self) -> Option<&ShipStats> {
+        self.shared.ship.as_deref()
     }
 
     /// The key that verifies the checkpoints.

@@ -19,6 +19,7 @@ pub mod note;
 pub mod proof;
 mod record;
 mod report;
+pub mod ship;
 pub mod tlog;
 mod verify;
 pub mod witness;
@@ -32,7 +33,10 @@ pub use config::{AuditConfig, ClientMode, OnFailure, PathMode, SyncMode};
 pub use files::{file_name, parse_name, RotatedFile, Target, DEFAULT_STEM};
 pub use health::AuditHealth;
 pub use log::{AuditLog, CHANNEL_CAPACITY};
-pub use record::{AuditEvent, RecordEncoder, StoredIp, StoredRecord, CHAIN_RESTART};
+pub use record::{
+    AuditDetails, AuditEvent, ExemptionFacts, RecordEncoder, StoredExemption, StoredIp,
+    StoredRecord, CHAIN_RESTART,
+};
 pub use report::{
     build_report, render, report, Counts, ExemptionUse, PolicySeen, Report, ReportError,
     ReportFormat, Row,
