@@ -138,6 +138,7 @@ impl Admin {
             "/metrics" => {
                 if let Some(audit) = &self.audit {
                     self.metrics.set_audit(&audit.health());
+                    self.metrics.set_audit_tlog(&audit.tlog_status());
                 }
                 let mut response = Response::new(Full::new(Bytes::from(self.metrics.render())));
                 response.headers_mut().insert(

@@ -173,6 +173,25 @@ impl AuditLog {
         self.shared.checkpoint.as_ref().and_then(|c| c.load_full())
     }
 
+    /// The checkpoint and shipping figures, for the metrics.
+    pub fn tlog_status(&self) -> super::TlogStatus {
+        use std::sync::atomic::Ordering::Relaxed;
+        let checkpoint_size = self
+            .checkpoint()
+            .and_then(|c| c.lines().nth(1).and_then(|l| l.parse().ok()))
+            .unwrap_or(0);
+        let mut s = super::TlogStatus {
+            checkpoint_size,
+            ..super::TlogStatus::default()
+        };
+        if let Some(ship) = self.ship_stats() {
+            s.ship_sent = ship.sent.load(Relaxed);
+            s.ship_failures = ship.failures.load(Relaxed);
+            s.ship_backlog = ship.backlog.load(Relaxed);
+        }
+        s
+    }
+
     /// The shipper's counters (sent, failures, cursor, backlog), when shipping.
     pub fn ship_stats(&self) -> Option<&ShipStats> {
         self.shared.ship.as_deref()

@@ -44,6 +44,15 @@ pub use report::{
 pub use verify::{expand_paths, verify_files, ChainRestart, VerifyError, VerifySummary};
 pub use writer::{list_log_files, AuditWriter};
 
+/// The checkpoint and shipping figures the metrics show.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TlogStatus {
+    pub checkpoint_size: u64,
+    pub ship_sent: u64,
+    pub ship_failures: u64,
+    pub ship_backlog: u64,
+}
+
 /// Why a record could not be written, or the log could not start. `Clone`, so that one
 /// failed write answers every record waiting on it.
 #[derive(Debug, Clone, thiserror::Error)]
