@@ -141,6 +141,19 @@ pub enum AuditCommand {
         #[command(flatten)]
         log: AuditLogArg,
     },
+    /// Remove the content of records past their retention period, keeping what the chain
+    /// and the Merkle tree need (old checkpoints and proofs still verify). The newest file is
+    /// left alone; the log must verify first.
+    Prune {
+        #[command(flatten)]
+        log: AuditLogArg,
+        /// Days allowed-request (and failed) records keep their content.
+        #[arg(long)]
+        allowed_days: Option<u32>,
+        /// Days block, would-block and exemption records keep their content.
+        #[arg(long)]
+        blocks_days: Option<u32>,
+    },
     /// Pull checkpoints from douane replicas' admin listeners, check each extends the last
     /// one seen, cosign them (C2SP tlog-cosignature) and keep them.
     Witness(WitnessArgs),

@@ -463,3 +463,88 @@ fn the_audit_commands() {
         "{out}"
     );
 }
+
+#[test]
+fn pruning_keeps_the_chain_the_tree_old_checkpoints_and_proofs() {
+    use douane::audit::prune::{prune, Retention};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = config(dir.path());
+    let block = decision();
+    let mut allow = decision();
+    allow.outcome = Outcome::Allow;
+    allow.reason = Reason::Compliant;
+    let mut w = AuditWriter::open(&cfg).expect("open");
+    for i in 0..40 {
+        let host = format!("h{i}.example");
+        let d = if i % 2 == 0 { &block } else { &allow };
+        w.append(&event(d, &host)).expect("append");
+    }
+    w.checkpoint().expect("checkpoint");
+    let files = w.files().expect("files");
+    drop(w);
+    assert!(files.len() >= 3, "{files:?}");
+    let key = read_verifier(&dir.path().join("douane-audit.pub").to_string_lossy()).expect("pub");
+    let cp = dir.path().join("douane-audit.checkpoint");
+    let cp_text = std::fs::read_to_string(&cp).expect("cp");
+    let logdir = [dir.path().to_path_buf()];
+
+    // Allowed requests kept one day, blocks forever; two days later.
+    let later = time::OffsetDateTime::now_utc() + time::Duration::days(2);
+    let one_day = Some(time::Duration::days(1));
+    let s = prune(
+        &cfg.path,
+        Retention {
+            allowed: one_day,
+            blocks: None,
+        },
+        later,
+    )
+    .expect("prune");
+    let newest_allowed = lines(files.last().expect("newest"))
+        .iter()
+        .filter(|l| l.contains("\"outcome\":\"allow\""))
+        .count() as u64;
+    assert_eq!(s.pruned, 20 - newest_allowed, "{s:?}");
+    let text = std::fs::read_to_string(&files[0]).expect("read");
+    assert!(text.contains("\"event\":\"pruned\""), "{text}");
+    assert!(!text.contains("h1.example"), "the content is gone: {text}");
+    assert!(text.contains("h0.example"), "blocks are kept: {text}");
+    douane::audit::verify_files(&logdir).expect("the chain still verifies");
+    let v = proof::verify_against(&logdir, &cp, &key).expect("the old checkpoint still verifies");
+    assert_eq!(v.checkpoint.size, 40);
+    // A proof of a kept record, made after the prune against the old checkpoint.
+    let disk = LogOnDisk::open(&cfg.path, None).expect("open");
+    let b = proof::prove(&disk, 2, &cp_text, &key).expect("prove");
+    proof::verify_proof(&b, &key).expect("verifies");
+
+    // Then the blocks too: the same checkpoint still verifies.
+    prune(
+        &cfg.path,
+        Retention {
+            allowed: one_day,
+            blocks: one_day,
+        },
+        later,
+    )
+    .expect("prune blocks");
+    proof::verify_against(&logdir, &cp, &key).expect("verifies after pruning everything old");
+
+    // A stub whose leaf is forged is caught by the checkpoint.
+    let mut ls = lines(&files[0]);
+    let forged_leaf = base64_of(&[7u8; 32]);
+    let i = ls
+        .iter()
+        .position(|l| l.contains("\"event\":\"pruned\""))
+        .expect("stub");
+    let start = ls[i].find("\"leaf\":\"").expect("leaf") + 8;
+    ls[i].replace_range(start..start + 44, &forged_leaf);
+    put(&files[0], &ls);
+    douane::audit::verify_files(&logdir).expect("the chain alone cannot tell");
+    let err = proof::verify_against(&logdir, &cp, &key).expect_err("forged leaf");
+    assert!(matches!(err, CheckpointError::RootMismatch { .. }), "{err}");
+}
+
+fn base64_of(b: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(b)
+}

@@ -17,6 +17,7 @@ mod log;
 pub mod merkle;
 pub mod note;
 pub mod proof;
+pub mod prune;
 mod record;
 mod report;
 pub mod ship;

@@ -101,8 +101,8 @@ pub fn verify_against(
     let mut at_size: Option<Hash> = (cp.size == 0).then(|| range.root());
     let mut last: LineAt = (0, 0);
     let mut cp_at: LineAt = (0, 0);
-    let chain = replay_lines(&files, &mut |_, line, at| {
-        range.push(leaf_hash(line));
+    let chain = replay_lines(&files, &mut |r, line, at| {
+        range.push(super::prune::leaf_of(r, line));
         last = at;
         if range.size() == cp.size {
             at_size = Some(range.root());

@@ -472,6 +472,9 @@ pub struct StoredRecord {
     pub sni: Option<String>,
     #[serde(default)]
     pub exemption: Option<StoredExemption>,
+    /// The Merkle leaf hash (base64) a pruned record keeps in place of its content.
+    #[serde(default)]
+    pub leaf: Option<String>,
     pub prev: String,
     pub hash: String,
 }
@@ -489,7 +492,16 @@ impl StoredRecord {
     pub fn is_restart(&self) -> bool {
         self.event.as_deref() == Some(CHAIN_RESTART)
     }
+
+    /// A record whose content retention removed: only `ts`, `seq`, `outcome`, its Merkle
+    /// leaf hash and its chain fields remain.
+    pub fn is_pruned(&self) -> bool {
+        self.event.as_deref() == Some(PRUNED)
+    }
 }
+
+/// The `event` of a record whose content was removed by retention.
+pub const PRUNED: &str = "pruned";
 
 /// One address of a [`StoredRecord`].
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]

@@ -128,7 +128,7 @@ pub fn leaves_from_log(files: &[PathBuf]) -> Vec<(u64, Hash)> {
         return out;
     }
     let _ = replay_lines(files, &mut |r, line, _| {
-        out.push((r.seq, super::merkle::leaf_hash(line)))
+        out.push((r.seq, super::prune::leaf_of(r, line)))
     });
     out
 }

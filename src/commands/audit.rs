@@ -139,6 +139,30 @@ pub fn run_tlog(command: AuditCommand) -> anyhow::Result<Exit> {
             }
         }
         AuditCommand::Witness(args) => crate::audit::witness::run(&args),
+        AuditCommand::Prune {
+            log,
+            allowed_days,
+            blocks_days,
+        } => {
+            let days = |d: Option<u32>| d.map(|d| time::Duration::days(i64::from(d)));
+            let retention = crate::audit::prune::Retention {
+                allowed: days(allowed_days),
+                blocks: days(blocks_days),
+            };
+            match crate::audit::prune::prune(&log.log, retention, OffsetDateTime::now_utc()) {
+                Ok(s) => {
+                    println!(
+                        "pruned {} record(s) in {} file(s); {} kept",
+                        s.pruned, s.files_rewritten, s.kept
+                    );
+                    Ok(Exit::Success)
+                }
+                Err(e) => {
+                    println!("nothing pruned: {e}");
+                    Ok(Exit::Failed)
+                }
+            }
+        }
         AuditCommand::Verify { .. } | AuditCommand::Report { .. } => {
             anyhow::bail!("handled by verify and report")
         }
