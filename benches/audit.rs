@@ -121,7 +121,7 @@ fn verify_million(c: &mut Criterion) {
     writer.checkpoint().unwrap_or_else(|e| panic!("{e}"));
     let key = writer.verifier().unwrap_or_else(|| panic!("a key"));
     drop(writer);
-    let checkpoint = dir.path().join("audit.checkpoint");
+    let checkpoint = dir.path().join("audit.tlog/checkpoint");
     let paths = [dir.path().to_path_buf()];
     let mut group = c.benchmark_group("audit_verify");
     group.sample_size(10);

@@ -94,7 +94,7 @@ pub enum AuditCommand {
         /// rotated file or a rebuilt log fails.
         #[arg(long)]
         checkpoint: Option<PathBuf>,
-        /// The verifier key (file or text `<name>+<id>+<base64>`); default the `.pub`
+        /// The verifier key (file or text `<name>+<id>+<base64>`); default the `key.pub`
         /// beside the checkpoint (an attacker who rewrote the log could have replaced it).
         #[arg(long)]
         key: Option<String>,
@@ -165,7 +165,7 @@ pub struct AuditLogArg {
     /// The log's `audit.path` (file base or directory).
     #[arg(long, default_value = "audit/douane-audit.jsonl")]
     pub log: PathBuf,
-    /// The verifier key (file or text); default the `.pub` beside the log.
+    /// The verifier key (file or text); default `<stem>.tlog/key.pub` beside the log.
     #[arg(long)]
     pub key: Option<String>,
 }

@@ -100,9 +100,10 @@ fn log_of(n: usize) -> Log {
     let path = dir.path().to_path_buf();
     let files = write(&config(&path), 0, n);
     assert!(files.len() >= 3, "several rotated files: {files:?}");
-    let key = read_verifier(&path.join("douane-audit.pub").to_string_lossy()).expect("pub");
+    let key =
+        read_verifier(&path.join("douane-audit.tlog/key.pub").to_string_lossy()).expect("pub");
     Log {
-        checkpoint: path.join("douane-audit.checkpoint"),
+        checkpoint: path.join("douane-audit.tlog/checkpoint"),
         dir: path,
         files,
         _dir: dir,
@@ -143,7 +144,7 @@ fn an_intact_log_verifies_against_its_checkpoint() {
     );
     // The key is private to douane.
     use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(log.dir.join("douane-audit.key"))
+    let mode = std::fs::metadata(log.dir.join("douane-audit.tlog/key"))
         .expect("key")
         .permissions()
         .mode();
@@ -276,13 +277,13 @@ fn a_rebuilt_log_is_found_and_a_rebuilt_log_with_a_new_key_too() {
     // The forger also replaces the checkpoint and the public key beside the log: the
     // auditor's copy of the key refuses it.
     std::fs::copy(
-        forged_dir.path().join("douane-audit.checkpoint"),
+        forged_dir.path().join("douane-audit.tlog/checkpoint"),
         &log.checkpoint,
     )
     .expect("copy");
     std::fs::copy(
-        forged_dir.path().join("douane-audit.pub"),
-        log.dir.join("douane-audit.pub"),
+        forged_dir.path().join("douane-audit.tlog/key.pub"),
+        log.dir.join("douane-audit.tlog/key.pub"),
     )
     .expect("copy");
     let err = verify(&log).expect_err("new key");
@@ -329,17 +330,22 @@ fn consistency_across_rotation_and_restart() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = config(dir.path());
     write(&cfg, 0, 25);
-    let key = read_verifier(&dir.path().join("douane-audit.pub").to_string_lossy()).expect("pub");
+    let key = read_verifier(
+        &dir.path()
+            .join("douane-audit.tlog/key.pub")
+            .to_string_lossy(),
+    )
+    .expect("pub");
     let first_text =
-        std::fs::read_to_string(dir.path().join("douane-audit.checkpoint")).expect("cp");
+        std::fs::read_to_string(dir.path().join("douane-audit.tlog/checkpoint")).expect("cp");
     let (first, _) = Checkpoint::open(&first_text, &key).expect("first");
     // A restart: the same key, the tree continued from its cache.
     write(&cfg, 25, 30);
     // A restart after losing the cache: the tree is rebuilt from the log.
-    std::fs::remove_file(dir.path().join("douane-audit.tree")).expect("rm tree");
+    std::fs::remove_file(dir.path().join("douane-audit.tlog/tree")).expect("rm tree");
     write(&cfg, 55, 5);
     let second_text =
-        std::fs::read_to_string(dir.path().join("douane-audit.checkpoint")).expect("cp");
+        std::fs::read_to_string(dir.path().join("douane-audit.tlog/checkpoint")).expect("cp");
     let (second, _) = Checkpoint::open(&second_text, &key).expect("second");
     assert_eq!((first.size, second.size), (25, 60));
     let disk = LogOnDisk::open(&cfg.path, None).expect("open");
@@ -348,7 +354,7 @@ fn consistency_across_rotation_and_restart() {
     proof::check_consistency(&first, &second, &p).expect("extends");
     let s = proof::verify_against(
         &[dir.path().to_path_buf()],
-        &dir.path().join("douane-audit.checkpoint"),
+        &dir.path().join("douane-audit.tlog/checkpoint"),
         &key,
     )
     .expect("verifies");
@@ -383,7 +389,8 @@ async fn the_async_log_signs_at_shutdown_and_serves_proofs() {
     let key = log.verifier().expect("key").clone();
     drop(log);
     writer.await.expect("writer");
-    let text = std::fs::read_to_string(dir.path().join("douane-audit.checkpoint")).expect("cp");
+    let text =
+        std::fs::read_to_string(dir.path().join("douane-audit.tlog/checkpoint")).expect("cp");
     let (cp, _) = Checkpoint::open(&text, &key).expect("signed at shutdown");
     assert_eq!(cp.size, 12);
 }
@@ -483,8 +490,13 @@ fn pruning_keeps_the_chain_the_tree_old_checkpoints_and_proofs() {
     let files = w.files().expect("files");
     drop(w);
     assert!(files.len() >= 3, "{files:?}");
-    let key = read_verifier(&dir.path().join("douane-audit.pub").to_string_lossy()).expect("pub");
-    let cp = dir.path().join("douane-audit.checkpoint");
+    let key = read_verifier(
+        &dir.path()
+            .join("douane-audit.tlog/key.pub")
+            .to_string_lossy(),
+    )
+    .expect("pub");
+    let cp = dir.path().join("douane-audit.tlog/checkpoint");
     let cp_text = std::fs::read_to_string(&cp).expect("cp");
     let logdir = [dir.path().to_path_buf()];
 

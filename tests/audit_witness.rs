@@ -79,7 +79,7 @@ fn witness(state: &Path, replicas: &[(&Douane, &Fixture)], token: Option<&str>) 
         cmd.arg("--replica")
             .arg(format!("http://{}", d.admin))
             .arg("--log-key")
-            .arg(fx.path("audit/douane-audit.pub"));
+            .arg(fx.path("audit/douane-audit.tlog/key.pub"));
     }
     let out = cmd.output().expect("run the witness");
     (
@@ -118,10 +118,12 @@ async fn rebuild(mut d: Douane, fx: &Fixture) -> Douane {
     assert!(d.wait_exit(Duration::from_secs(10)).await.is_some());
     for entry in std::fs::read_dir(fx.path("audit")).expect("audit dir") {
         let p = entry.expect("entry").path();
-        let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        if !name.ends_with(".key") && !name.ends_with(".pub") {
+        if p.extension().is_some_and(|e| e == "jsonl") {
             std::fs::remove_file(&p).expect("rm");
         }
+    }
+    for f in ["tree", "checkpoint"] {
+        std::fs::remove_file(fx.path(&format!("audit/douane-audit.tlog/{f}"))).expect("rm");
     }
     fx.start().await
 }
@@ -161,7 +163,8 @@ async fn a_witness_cosigns_two_replicas_and_catches_a_fork_and_a_shrinking_log()
     assert!(out.contains("Extended { from: 3, to: 5 }"), "{out}");
     let (cp_a, note_a) = kept(state, "a.test/douane-audit");
     assert_eq!(cp_a.size, 5);
-    let a_key = read_verifier(&fa.path("audit/douane-audit.pub").to_string_lossy()).expect("key");
+    let a_key =
+        read_verifier(&fa.path("audit/douane-audit.tlog/key.pub").to_string_lossy()).expect("key");
     note_a
         .verify(&a_key)
         .expect("the log's own signature is kept too");

@@ -97,7 +97,7 @@ pub struct AuditConfig {
     /// and shutdown).
     #[serde(default = "default_checkpoint_interval_ms")]
     pub checkpoint_interval_ms: u64,
-    /// The Ed25519 signing key (C2SP note private key); default `<stem>.key` beside the log,
+    /// The Ed25519 signing key (C2SP note private key); default `<stem>.tlog/key` beside the log,
     /// generated (0600) on first start.
     #[serde(default)]
     pub signing_key_file: Option<PathBuf>,

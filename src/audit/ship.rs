@@ -1,5 +1,5 @@
 //! Shipping records to a syslog collector: RFC 5424 messages over TLS with RFC 5425 octet
-//! counting, read from the files on disk behind a persisted cursor (`<stem>.ship-cursor`:
+//! counting, read from the files on disk behind a persisted cursor (`<stem>.tlog/ship-cursor`:
 //! the `seq` of the next record to send). A collector outage or a douane restart resumes at
 //! the cursor: nothing is lost, nothing sent twice, as long as the collector closes the
 //! connection between batches (a syslog-over-TLS sender gets no acknowledgement: a collector
@@ -40,7 +40,7 @@ pub struct ShipConfig {
     /// HOSTNAME of the messages; default the machine's host name.
     #[serde(default)]
     pub hostname: Option<String>,
-    /// Where the cursor is kept; default `<stem>.ship-cursor` beside the log.
+    /// Where the cursor is kept; default `<stem>.tlog/ship-cursor` beside the log.
     #[serde(default)]
     pub cursor_file: Option<PathBuf>,
     /// How often the log is read for new records, and the wait before a reconnection.
@@ -101,7 +101,7 @@ pub fn cursor_path(config: &ShipConfig, dir: &Path, stem: &str) -> PathBuf {
     config
         .cursor_file
         .clone()
-        .unwrap_or_else(|| dir.join(format!("{stem}.ship-cursor")))
+        .unwrap_or_else(|| dir.join(format!("{stem}.tlog")).join("ship-cursor"))
 }
 
 fn read_cursor(path: &Path) -> u64 {

@@ -1,8 +1,8 @@
-//! The transparency log kept beside the JSON-lines files: the Merkle tree over every record
-//! (one leaf a line, leaf `i` is the record of `seq` `i`), its leaf hashes cached in
-//! `<stem>.tree`, the signing key (`<stem>.key`, 0600, generated on first start; verifier key
-//! in `<stem>.pub`) and the latest signed checkpoint (`<stem>.checkpoint`). Owned by the
-//! writer thread: the request path never touches it.
+//! The transparency log kept beside the JSON-lines files, in the directory `<stem>.tlog/`:
+//! the Merkle tree over every record (one leaf a line, leaf `i` is the record of `seq` `i`),
+//! its leaf hashes cached in `tree`, the signing key (`key`, 0600, generated on first start;
+//! the verifier key in `key.pub`) and the latest signed checkpoint (`checkpoint`). Owned by
+//! the writer thread: the request path never touches it.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -22,6 +22,8 @@ use super::AuditError;
 /// The files of the transparency log of the log `dir/<stem>.*.jsonl`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlogPaths {
+    /// `<dir>/<stem>.tlog`
+    pub dir: PathBuf,
     pub tree: PathBuf,
     pub checkpoint: PathBuf,
     pub key: PathBuf,
@@ -30,11 +32,13 @@ pub struct TlogPaths {
 
 impl TlogPaths {
     pub fn new(dir: &Path, stem: &str, key: Option<&Path>) -> TlogPaths {
+        let tlog = dir.join(format!("{stem}.tlog"));
         TlogPaths {
-            tree: dir.join(format!("{stem}.tree")),
-            checkpoint: dir.join(format!("{stem}.checkpoint")),
-            key: key.map_or_else(|| dir.join(format!("{stem}.key")), Path::to_path_buf),
-            public: dir.join(format!("{stem}.pub")),
+            tree: tlog.join("tree"),
+            checkpoint: tlog.join("checkpoint"),
+            key: key.map_or_else(|| tlog.join("key"), Path::to_path_buf),
+            public: tlog.join("key.pub"),
+            dir: tlog,
         }
     }
 }
@@ -171,6 +175,8 @@ impl Tlog {
     ) -> Result<Tlog, AuditError> {
         let paths = TlogPaths::new(dir, stem, config.signing_key_file.as_deref());
         let origin = config.origin.clone().unwrap_or_else(default_origin);
+        std::fs::create_dir_all(&paths.dir)
+            .map_err(|e| AuditError::io("create directory", &paths.dir, e))?;
         let key = load_or_create_key(&paths, &origin)?;
         let mut cached = read_tree_file(&paths.tree).unwrap_or_default();
         let fits = cached.len() as u64 >= next_seq

@@ -62,6 +62,7 @@ impl Witness {
     pub fn open(state: &Path, name: &str, token: Option<String>) -> anyhow::Result<Witness> {
         std::fs::create_dir_all(state.join("logs"))?;
         let paths = TlogPaths {
+            dir: state.to_path_buf(),
             tree: state.join("unused"),
             checkpoint: state.join("unused"),
             key: state.join("witness.key"),

@@ -23,7 +23,7 @@ pub fn verify_with(files: &[PathBuf], checkpoint: Option<&Path>, key: Option<&st
     let key = match key {
         Some(k) => read_verifier(k),
         None => {
-            let beside = checkpoint.with_extension("pub");
+            let beside = checkpoint.with_file_name("key.pub");
             eprintln!(
                 "douane: warning: no --key: using {} beside the log; whoever can rewrite the log can replace it",
                 beside.display()
