@@ -142,6 +142,8 @@ pub(crate) struct Tlog {
     pub tree: Tree,
     paths: TlogPaths,
     tree_file: Option<File>,
+    /// Leaf hashes not yet in the cache file (written at each sync and checkpoint).
+    unwritten: Vec<u8>,
     key: SigningKey,
     origin: String,
     interval: Duration,
@@ -236,6 +238,7 @@ impl Tlog {
             tree,
             paths,
             tree_file: Some(tree_file),
+            unwritten: Vec::with_capacity(64 * 1024),
             key,
             origin,
             interval: Duration::from_millis(config.checkpoint_interval_ms.max(1)),
@@ -257,13 +260,25 @@ impl Tlog {
         }
         for l in leaves {
             self.tree.push(*l);
+            if self.tree_file.is_some() {
+                self.unwritten.extend_from_slice(l);
+            }
+        }
+        if self.unwritten.len() >= 64 * 1024 {
+            self.flush_cache();
+        }
+    }
+
+    /// Writes the leaves not yet in the cache file (with the log's syncs: the cache only
+    /// spares a rebuild at start, it is never trusted over the log).
+    pub fn flush_cache(&mut self) {
+        if self.unwritten.is_empty() {
+            return;
         }
         if let Some(f) = &mut self.tree_file {
-            let mut bytes = Vec::with_capacity(leaves.len() * 32);
-            for l in leaves {
-                bytes.extend_from_slice(l);
-            }
-            if let Err(e) = f.write_all(&bytes) {
+            let result = f.write_all(&self.unwritten);
+            self.unwritten.clear();
+            if let Err(e) = result {
                 // The cache is rebuilt from the log at the next start.
                 tracing::warn!(error = %e, file = %self.paths.tree.display(), "audit tree cache not written; rebuilt at next start");
                 self.tree_file = None;
@@ -289,6 +304,7 @@ impl Tlog {
     /// caller has synced the log first: a checkpoint never covers a record a power loss
     /// could take back.
     pub fn sign(&mut self) -> Result<(), AuditError> {
+        self.flush_cache();
         let size = self.tree.size();
         let root = self.tree.root(size).map_err(|e| AuditError::Config {
             detail: e.to_string(),

@@ -230,6 +230,9 @@ impl AuditWriter {
 
     /// Forces the written lines to disk.
     pub fn sync(&mut self) -> Result<(), AuditError> {
+        if let Some(t) = &mut self.tlog {
+            t.flush_cache();
+        }
         if !self.unsynced {
             return Ok(());
         }
