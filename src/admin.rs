@@ -1,5 +1,7 @@
 //! The admin listener: `/metrics` (Prometheus text), `/healthz` (the process answers),
-//! `/readyz` (policy, databases and audit log usable), `/policy` (what is loaded, as JSON).
+//! `/readyz` (policy, databases and audit log usable), `/policy` (what is loaded, as JSON),
+//! `/audit/checkpoint` (the audit log's latest signed checkpoint) and
+//! `/audit/consistency?from=N&to=M` (an RFC 9162 consistency proof, one base64 hash a line).
 //! Loopback by default; a bearer token is required when one is configured.
 
 use std::sync::Arc;
@@ -45,7 +47,7 @@ pub async fn serve(admin: Arc<Admin>, listener: TcpListener, mut shutdown: watch
         tokio::spawn(async move {
             let service = service_fn(move |req| {
                 let admin = admin.clone();
-                async move { Ok::<_, std::convert::Infallible>(admin.answer(&req)) }
+                async move { Ok::<_, std::convert::Infallible>(admin.answer_async(&req).await) }
             });
             let _ = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
@@ -66,6 +68,54 @@ struct PolicyView<'a> {
 }
 
 impl Admin {
+    /// What needs the audit writer (a proof) is awaited; the rest is answered at once.
+    async fn answer_async(&self, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+        let authorized = match &self.authorization {
+            Some(expected) => {
+                req.headers().get(AUTHORIZATION).map(HeaderValue::as_bytes)
+                    == Some(expected.as_bytes())
+            }
+            None => true,
+        };
+        if authorized && req.method() == Method::GET && req.uri().path() == "/audit/consistency" {
+            return self.consistency(req.uri().query().unwrap_or("")).await;
+        }
+        self.answer(req)
+    }
+
+    async fn consistency(&self, query: &str) -> Response<Full<Bytes>> {
+        let Some(audit) = &self.audit else {
+            return text(StatusCode::NOT_FOUND, "no audit log\n");
+        };
+        let mut from = None;
+        let mut to = None;
+        for pair in query.split('&') {
+            match pair.split_once('=') {
+                Some(("from", v)) => from = v.parse::<u64>().ok(),
+                Some(("to", v)) => to = v.parse::<u64>().ok(),
+                _ => {}
+            }
+        }
+        let (Some(from), Some(to)) = (from, to) else {
+            return text(
+                StatusCode::BAD_REQUEST,
+                "give ?from=N&to=M (two tree sizes, 0 < N <= M)\n",
+            );
+        };
+        match audit.consistency_proof(from, to).await {
+            Ok(proof) => {
+                use base64::Engine;
+                let mut body = String::with_capacity(proof.len() * 45);
+                for h in &proof {
+                    body.push_str(&base64::engine::general_purpose::STANDARD.encode(h));
+                    body.push('\n');
+                }
+                text(StatusCode::OK, &body)
+            }
+            Err(e) => text(StatusCode::BAD_REQUEST, &format!("{e}\n")),
+        }
+    }
+
     fn answer(&self, req: &Request<Incoming>) -> Response<Full<Bytes>> {
         if let Some(expected) = &self.authorization {
             let given = req.headers().get(AUTHORIZATION).map(HeaderValue::as_bytes);
@@ -88,6 +138,7 @@ impl Admin {
             "/metrics" => {
                 if let Some(audit) = &self.audit {
                     self.metrics.set_audit(&audit.health());
+                    self.metrics.set_audit_tlog(&audit.tlog_status());
                 }
                 let mut response = Response::new(Full::new(Bytes::from(self.metrics.render())));
                 response.headers_mut().insert(
@@ -116,9 +167,13 @@ impl Admin {
                     .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
                 response
             }
+            "/audit/checkpoint" => match self.audit.as_ref().and_then(AuditLog::checkpoint) {
+                Some(cp) => text(StatusCode::OK, &cp),
+                None => text(StatusCode::NOT_FOUND, "no signed checkpoint yet\n"),
+            },
             _ => text(
                 StatusCode::NOT_FOUND,
-                "not found: /metrics /healthz /readyz /policy\n",
+                "not found: /metrics /healthz /readyz /policy /audit/checkpoint /audit/consistency\n",
             ),
         }
     }

@@ -108,6 +108,14 @@ pub enum AuditCommand {
     Verify {
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// Also check the files against this signed checkpoint: a cut tail, a removed
+        /// rotated file or a rebuilt log fails.
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
+        /// The verifier key (file or text `<name>+<id>+<base64>`); default the `key.pub`
+        /// beside the checkpoint (an attacker who rewrote the log could have replaced it).
+        #[arg(long)]
+        key: Option<String>,
     },
     /// Summarise audit files for an auditor.
     Report {
@@ -122,6 +130,87 @@ pub enum AuditCommand {
         #[arg(long, value_enum, default_value_t = ReportFormatArg::Text)]
         format: ReportFormatArg,
     },
+    /// Print the verifier key of the log's checkpoints (C2SP note verifier key).
+    Key(AuditLogArg),
+    /// Write a self-contained proof that record SEQ is in the signed log: the record, its
+    /// inclusion proof and the latest checkpoint (JSON).
+    Prove {
+        seq: u64,
+        #[command(flatten)]
+        log: AuditLogArg,
+        /// The checkpoint to prove against; default the latest beside the log.
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
+        /// Write the bundle here instead of standard output.
+        #[arg(long, short = 'o')]
+        output: Option<PathBuf>,
+    },
+    /// Check a proof bundle from `douane audit prove` offline, with the log's public key.
+    VerifyProof {
+        bundle: PathBuf,
+        /// The verifier key (file or text).
+        #[arg(long, required = true)]
+        key: String,
+    },
+    /// Show that checkpoint NEW extends checkpoint OLD (RFC 9162 consistency proof).
+    Consistency {
+        old: PathBuf,
+        new: PathBuf,
+        #[command(flatten)]
+        log: AuditLogArg,
+    },
+    /// Remove the content of records past their retention period, keeping what the chain
+    /// and the Merkle tree need (old checkpoints and proofs still verify). The newest file is
+    /// left alone; the log must verify first.
+    Prune {
+        #[command(flatten)]
+        log: AuditLogArg,
+        /// Days allowed-request (and failed) records keep their content.
+        #[arg(long)]
+        allowed_days: Option<u32>,
+        /// Days block, would-block and exemption records keep their content.
+        #[arg(long)]
+        blocks_days: Option<u32>,
+    },
+    /// Pull checkpoints from douane replicas' admin listeners, check each extends the last
+    /// one seen, cosign them (C2SP tlog-cosignature) and keep them.
+    Witness(WitnessArgs),
+}
+
+/// Where the log is, as `audit.path` in the config.
+#[derive(Debug, Args, Clone)]
+pub struct AuditLogArg {
+    /// The log's `audit.path` (file base or directory).
+    #[arg(long, default_value = "audit/douane-audit.jsonl")]
+    pub log: PathBuf,
+    /// The verifier key (file or text); default `<stem>.tlog/key.pub` beside the log.
+    #[arg(long)]
+    pub key: Option<String>,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct WitnessArgs {
+    /// A replica's admin base URL, `http://host:port` (repeatable).
+    #[arg(long = "replica", required = true)]
+    pub replicas: Vec<String>,
+    /// The verifier key of each replica, in the order of --replica (file or text).
+    #[arg(long = "log-key", required = true)]
+    pub log_keys: Vec<String>,
+    /// The admin bearer token.
+    #[arg(long, env = "DOUANE_ADMIN_TOKEN")]
+    pub token: Option<String>,
+    /// Where the witness keeps its key and the last checkpoint of each log.
+    #[arg(long, default_value = "witness")]
+    pub state: PathBuf,
+    /// The witness's name (its key's name), generated with the key on first start.
+    #[arg(long, default_value = "douane-witness")]
+    pub name: String,
+    /// Pull once and exit (status 1 on a fork or a shrinking log).
+    #[arg(long)]
+    pub once: bool,
+    /// Seconds between pulls.
+    #[arg(long, default_value_t = 10)]
+    pub interval: u64,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

@@ -45,13 +45,22 @@ fn dispatch(command: Command) -> anyhow::Result<Exit> {
         Command::Check(args) => Ok(commands::check::run(&args.config)),
         Command::Test(args) => Ok(commands::test::run(&args.config)?),
         Command::Explain(args) => commands::explain::run(&args),
-        Command::Audit(AuditCommand::Verify { files }) => Ok(commands::audit::verify(&files)),
+        Command::Audit(AuditCommand::Verify {
+            files,
+            checkpoint,
+            key,
+        }) => Ok(commands::audit::verify_with(
+            &files,
+            checkpoint.as_deref(),
+            key.as_deref(),
+        )),
         Command::Audit(AuditCommand::Report {
             files,
             from,
             to,
             format,
         }) => commands::audit::run_report(&files, from.as_deref(), to.as_deref(), format),
+        Command::Audit(other) => commands::audit::run_tlog(other),
         Command::Geodb(GeodbCommand::Import {
             kind,
             output,

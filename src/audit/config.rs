@@ -89,6 +89,21 @@ pub struct AuditConfig {
     /// character boundary and marked `…[truncated N bytes]`.
     #[serde(default = "default_max_field_bytes")]
     pub max_field_bytes: usize,
+    /// The log's name in its signed checkpoints (first line) and its key's name; default
+    /// `<host name>/douane-audit`. No spaces, no `+`.
+    #[serde(default)]
+    pub origin: Option<String>,
+    /// A checkpoint is signed when records were added, at most this often (and at rotation
+    /// and shutdown).
+    #[serde(default = "default_checkpoint_interval_ms")]
+    pub checkpoint_interval_ms: u64,
+    /// The Ed25519 signing key (C2SP note private key); default `<stem>.tlog/key` beside the log,
+    /// generated (0600) on first start.
+    #[serde(default)]
+    pub signing_key_file: Option<PathBuf>,
+    /// `[audit.ship]`: records shipped to a syslog collector over TLS.
+    #[serde(default)]
+    pub ship: Option<super::ship::ShipConfig>,
 }
 
 fn default_path() -> PathBuf {
@@ -105,6 +120,9 @@ fn default_true() -> bool {
 }
 fn default_max_field_bytes() -> usize {
     2048
+}
+fn default_checkpoint_interval_ms() -> u64 {
+    5000
 }
 
 /// Below this a rotated file could not hold a few records.
@@ -126,6 +144,10 @@ impl Default for AuditConfig {
             hmac_key_file: None,
             path_mode: PathMode::default(),
             max_field_bytes: default_max_field_bytes(),
+            origin: None,
+            checkpoint_interval_ms: default_checkpoint_interval_ms(),
+            signing_key_file: None,
+            ship: None,
         }
     }
 }
@@ -155,6 +177,16 @@ impl AuditConfig {
                 "audit.max_field_bytes = {} is too small: give at least {MIN_FIELD_BYTES}",
                 self.max_field_bytes
             ));
+        }
+        if let Some(o) = &self.origin {
+            if o.is_empty() || o.contains('+') || o.chars().any(char::is_whitespace) {
+                return bad(format!(
+                    "audit.origin = {o:?}: give a name without spaces or '+', such as \"mairie.example/douane-audit\""
+                ));
+            }
+        }
+        if self.checkpoint_interval_ms == 0 {
+            return bad("audit.checkpoint_interval_ms = 0: give at least 1".into());
         }
         match (self.client, &self.hmac_key_file) {
             (ClientMode::Pseudonymise, None) => {

@@ -6,13 +6,17 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwapOption;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::config::{AuditConfig, OnFailure, SyncMode};
 use super::files::Target;
 use super::health::{AuditHealth, HealthCells};
-use super::record::{AuditEvent, RecordEncoder};
+use super::merkle::{Hash, ProofError};
+use super::note::VerifierKey;
+use super::record::{AuditDetails, AuditEvent, RecordEncoder};
+use super::ship::ShipStats;
 use super::writer::{list_log_files, AuditWriter};
 use super::AuditError;
 
@@ -28,8 +32,20 @@ enum Msg {
         body: Vec<u8>,
         ack: Ack,
     },
-    /// Time to sync, if `sync = "interval"` and lines wait.
+    /// Time to sync, if `sync = "interval"` and lines wait, and to sign a checkpoint if due.
     Tick,
+    /// A consistency proof between two tree sizes (for a witness).
+    Consistency {
+        first: u64,
+        second: u64,
+        ack: oneshot::Sender<Result<Vec<Hash>, ProofError>>,
+    },
+    /// An inclusion proof of one record in the tree of `size` records.
+    Inclusion {
+        index: u64,
+        size: u64,
+        ack: oneshot::Sender<Result<Vec<Hash>, ProofError>>,
+    },
 }
 
 /// A handle on the audit log; cheap to clone. The writer stops once every handle is dropped
@@ -45,6 +61,11 @@ struct Shared {
     encoder: RecordEncoder,
     health: Arc<HealthCells>,
     target: Target,
+    /// The latest signed checkpoint (none for a device target).
+    checkpoint: Option<Arc<ArcSwapOption<String>>>,
+    verifier: Option<VerifierKey>,
+    /// The shipper's counters, when `[audit.ship]` is set.
+    ship: Option<Arc<ShipStats>>,
 }
 
 impl std::fmt::Debug for AuditLog {
@@ -66,11 +87,26 @@ impl AuditLog {
             encoder: writer.encoder().clone(),
             health: writer.health_cells(),
             target: Target::from_path(&config.path),
+            checkpoint: writer.checkpoint_cell(),
+            verifier: writer.verifier(),
+            ship: config.ship.as_ref().map(|_| Arc::new(ShipStats::default())),
         });
+        if let (Some(ship), Some(stats)) = (&config.ship, &shared.ship) {
+            tokio::spawn(super::ship::run(
+                ship.clone(),
+                shared.target.clone(),
+                stats.clone(),
+            ));
+        }
         let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
-        if config.sync == SyncMode::Interval {
+        let sync_period = (config.sync == SyncMode::Interval)
+            .then(|| Duration::from_millis(config.sync_interval_ms.max(1)));
+        let period = match (sync_period, writer.checkpoint_interval()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        if let Some(period) = period {
             let weak = tx.downgrade();
-            let period = Duration::from_millis(config.sync_interval_ms.max(1));
             tokio::spawn(async move {
                 let mut every = tokio::time::interval(period);
                 every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -91,11 +127,23 @@ impl AuditLog {
     /// uses always; the rest with `record_allowed`). Resolves once the line is written, and
     /// synced with `sync = "every_record"`: the proxy awaits it before answering 451.
     pub async fn record(&self, event: &AuditEvent<'_>) -> Result<(), AuditError> {
+        self.record_with(event, &AuditDetails::default()).await
+    }
+
+    /// Like [`AuditLog::record`], with the facts of the request's end (final status,
+    /// connected address, bytes, duration, route, SNI, exemption, …).
+    pub async fn record_with(
+        &self,
+        event: &AuditEvent<'_>,
+        details: &AuditDetails<'_>,
+    ) -> Result<(), AuditError> {
         if !self.shared.config.needs_record(event.decision.outcome) {
             return Ok(());
         }
         let mut body = Vec::with_capacity(768);
-        self.shared.encoder.encode_body(event, &mut body);
+        self.shared
+            .encoder
+            .encode_body_with(event, details, &mut body);
         let (ack, done) = oneshot::channel();
         self.tx
             .send(Msg::Record { body, ack })
@@ -120,6 +168,77 @@ impl AuditLog {
         &self.shared.config
     }
 
+    /// The latest signed checkpoint (C2SP signed note), once one was signed.
+    pub fn checkpoint(&self) -> Option<Arc<String>> {
+        self.shared.checkpoint.as_ref().and_then(|c| c.load_full())
+    }
+
+    /// The checkpoint and shipping figures, for the metrics.
+    pub fn tlog_status(&self) -> super::TlogStatus {
+        use std::sync::atomic::Ordering::Relaxed;
+        let checkpoint_size = self
+            .checkpoint()
+            .and_then(|c| c.lines().nth(1).and_then(|l| l.parse().ok()))
+            .unwrap_or(0);
+        let mut s = super::TlogStatus {
+            checkpoint_size,
+            ..super::TlogStatus::default()
+        };
+        if let Some(ship) = self.ship_stats() {
+            s.ship_sent = ship.sent.load(Relaxed);
+            s.ship_failures = ship.failures.load(Relaxed);
+            s.ship_backlog = ship.backlog.load(Relaxed);
+        }
+        s
+    }
+
+    /// The shipper's counters (sent, failures, cursor, backlog), when shipping.
+    pub fn ship_stats(&self) -> Option<&ShipStats> {
+        self.shared.ship.as_deref()
+    }
+
+    /// The key that verifies the checkpoints.
+    pub fn verifier(&self) -> Option<&VerifierKey> {
+        self.shared.verifier.as_ref()
+    }
+
+    /// The consistency proof between two tree sizes, computed by the writer thread.
+    pub async fn consistency_proof(
+        &self,
+        first: u64,
+        second: u64,
+    ) -> Result<Vec<Hash>, ProofError> {
+        let (ack, done) = oneshot::channel();
+        let closed = ProofError::TooLarge {
+            size: second,
+            have: 0,
+        };
+        if self
+            .tx
+            .send(Msg::Consistency { first, second, ack })
+            .await
+            .is_err()
+        {
+            return Err(closed);
+        }
+        done.await.unwrap_or(Err(closed))
+    }
+
+    /// The inclusion proof of record `index` in the tree of `size` records.
+    pub async fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Hash>, ProofError> {
+        let (ack, done) = oneshot::channel();
+        let closed = ProofError::TooLarge { size, have: 0 };
+        if self
+            .tx
+            .send(Msg::Inclusion { index, size, ack })
+            .await
+            .is_err()
+        {
+            return Err(closed);
+        }
+        done.await.unwrap_or(Err(closed))
+    }
+
     /// The log's files in chain order (what `douane audit verify` should be given).
     pub fn files(&self) -> std::io::Result<Vec<PathBuf>> {
         list_log_files(&self.shared.target)
@@ -133,8 +252,15 @@ fn run(mut writer: AuditWriter, mut rx: mpsc::Receiver<Msg>) {
     while let Some(first) = rx.blocking_recv() {
         let mut next = Some(first);
         while let Some(msg) = next.take() {
-            if let Msg::Record { body, ack } = msg {
-                batch.push((body, ack));
+            match msg {
+                Msg::Record { body, ack } => batch.push((body, ack)),
+                Msg::Tick => {}
+                Msg::Consistency { first, second, ack } => {
+                    let _ = ack.send(writer.consistency_proof(first, second));
+                }
+                Msg::Inclusion { index, size, ack } => {
+                    let _ = ack.send(writer.inclusion_proof(index, size));
+                }
             }
             if batch.len() < MAX_BATCH {
                 next = rx.try_recv().ok();
@@ -143,6 +269,7 @@ fn run(mut writer: AuditWriter, mut rx: mpsc::Receiver<Msg>) {
         if batch.is_empty() {
             // Only ticks: sync what waits, if due. A failure shows in the health.
             let _ = writer.sync_if_due();
+            let _ = writer.checkpoint_if_due();
             continue;
         }
         let bodies: Vec<&[u8]> = batch.iter().map(|(b, _)| b.as_slice()).collect();
@@ -153,6 +280,9 @@ fn run(mut writer: AuditWriter, mut rx: mpsc::Receiver<Msg>) {
         for (_, ack) in batch.drain(..) {
             let _ = ack.send(result.clone());
         }
+        // After the callers are answered: signing is never on a request's path.
+        let _ = writer.checkpoint_if_due();
     }
     let _ = writer.sync();
+    let _ = writer.checkpoint();
 }

@@ -14,9 +14,16 @@ mod config;
 mod files;
 mod health;
 mod log;
+pub mod merkle;
+pub mod note;
+pub mod proof;
+pub mod prune;
 mod record;
 mod report;
+pub mod ship;
+pub mod tlog;
 mod verify;
+pub mod witness;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -27,13 +34,25 @@ pub use config::{AuditConfig, ClientMode, OnFailure, PathMode, SyncMode};
 pub use files::{file_name, parse_name, RotatedFile, Target, DEFAULT_STEM};
 pub use health::AuditHealth;
 pub use log::{AuditLog, CHANNEL_CAPACITY};
-pub use record::{AuditEvent, RecordEncoder, StoredIp, StoredRecord, CHAIN_RESTART};
+pub use record::{
+    AuditDetails, AuditEvent, ExemptionFacts, RecordEncoder, StoredExemption, StoredIp,
+    StoredRecord, CHAIN_RESTART,
+};
 pub use report::{
     build_report, render, report, Counts, ExemptionUse, PolicySeen, Report, ReportError,
     ReportFormat, Row,
 };
 pub use verify::{expand_paths, verify_files, ChainRestart, VerifyError, VerifySummary};
 pub use writer::{list_log_files, AuditWriter};
+
+/// The checkpoint and shipping figures the metrics show.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TlogStatus {
+    pub checkpoint_size: u64,
+    pub ship_sent: u64,
+    pub ship_failures: u64,
+    pub ship_backlog: u64,
+}
 
 /// Why a record could not be written, or the log could not start. `Clone`, so that one
 /// failed write answers every record waiting on it.

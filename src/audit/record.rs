@@ -40,6 +40,45 @@ pub struct AuditEvent<'a> {
     pub decision: &'a Decision,
 }
 
+/// The facts of a request's end and of its context that [`AuditEvent`] does not carry: all
+/// optional, written only when known. The proxy fills them from its single exit (see
+/// `AuditLog::record_with`); `AuditLog::record` writes a record without them.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AuditDetails<'a> {
+    /// The address douane actually connected to (upstream or parent proxy).
+    pub connected: Option<std::net::SocketAddr>,
+    /// The final HTTP status the client got (a 503 when the record could not be written).
+    pub status: Option<u16>,
+    /// Body bytes from the client towards the upstream.
+    pub bytes_from_client: Option<u64>,
+    /// Body bytes from the upstream towards the client.
+    pub bytes_to_client: Option<u64>,
+    /// From the request head read to the response's end, in microseconds.
+    pub duration_us: Option<u64>,
+    /// The reverse route's name.
+    pub route: Option<&'a str>,
+    /// The host the client asked for (`Host` or the request target's authority), which a
+    /// reverse route may map to another upstream host.
+    pub requested_host: Option<&'a str>,
+    /// The TLS server name the client sent.
+    pub sni: Option<&'a str>,
+    /// The exemption that let the request through, when one did.
+    pub exemption: Option<ExemptionFacts<'a>>,
+    /// The version of the published ranges (cloud providers' own lists) that decided, once
+    /// they exist.
+    pub ranges_version: Option<&'a str>,
+}
+
+/// An exemption as the record keeps it: why, under which ticket, until when.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct ExemptionFacts<'a> {
+    pub id: &'a str,
+    pub justification: Option<&'a str>,
+    pub ticket: Option<&'a str>,
+    /// RFC 3339.
+    pub expires: Option<&'a str>,
+}
+
 /// Serialises record bodies under one configuration; cheap to share (`Arc`) between callers.
 #[derive(Clone)]
 pub struct RecordEncoder {
@@ -106,6 +145,16 @@ impl RecordEncoder {
 
     /// Appends the body of a record (a JSON object, braces included) to `out`.
     pub fn encode_body(&self, event: &AuditEvent<'_>, out: &mut Vec<u8>) {
+        self.encode_body_with(event, &AuditDetails::default(), out);
+    }
+
+    /// Like [`RecordEncoder::encode_body`], with the facts of the request's end.
+    pub fn encode_body_with(
+        &self,
+        event: &AuditEvent<'_>,
+        details: &AuditDetails<'_>,
+        out: &mut Vec<u8>,
+    ) {
         let max = self.max_field_bytes;
         fn clip(s: &str, max: usize) -> Clip<'_> {
             Clip { s, max }
@@ -137,6 +186,19 @@ impl RecordEncoder {
             mode: d.mode.as_str(),
             ips: Ips { ips: &d.ips, max },
             notes: &d.notes,
+            country_db_built: d.provenance.country_db_built.as_deref(),
+            asn_db_built: d.provenance.asn_db_built.as_deref(),
+            registry_version: &d.provenance.registry_version,
+            ranges_version: details.ranges_version.map(|s| clip(s, max)),
+            connected: details.connected,
+            status: details.status,
+            bytes_from_client: details.bytes_from_client,
+            bytes_to_client: details.bytes_to_client,
+            duration_us: details.duration_us,
+            route: details.route.map(|s| clip(s, max)),
+            requested_host: details.requested_host.map(|s| clip(s, max)),
+            sni: details.sni.map(|s| clip(s, max)),
+            exemption: details.exemption.map(|e| ExemptionClip { e, max }),
         };
         // Serialising borrowed strings and numbers into a Vec cannot fail.
         let _ = serde_json::to_writer(&mut *out, &body);
@@ -203,6 +265,60 @@ struct Body<'a> {
     /// What the policy author should know (an exemption that expired, …); absent when none.
     #[serde(skip_serializing_if = "<[Note]>::is_empty")]
     notes: &'a [Note],
+    /// Provenance of the state that decided, beyond the policy: the databases' build times
+    /// and the operator registry's version.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    country_db_built: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    asn_db_built: Option<&'a str>,
+    registry_version: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ranges_version: Option<Clip<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    connected: Option<std::net::SocketAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bytes_from_client: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bytes_to_client: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    duration_us: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    route: Option<Clip<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    requested_host: Option<Clip<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sni: Option<Clip<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    exemption: Option<ExemptionClip<'a>>,
+}
+
+/// An exemption's untrusted texts, cut like the other fields.
+struct ExemptionClip<'a> {
+    e: ExemptionFacts<'a>,
+    max: usize,
+}
+
+impl Serialize for ExemptionClip<'_> {
+    fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Out<'a> {
+            id: Clip<'a>,
+            justification: Option<Clip<'a>>,
+            ticket: Option<Clip<'a>>,
+            expires: Option<Clip<'a>>,
+        }
+        let max = self.max;
+        let c = |s| Clip { s, max };
+        Out {
+            id: c(self.e.id),
+            justification: self.e.justification.map(c),
+            ticket: self.e.ticket.map(c),
+            expires: self.e.expires.map(c),
+        }
+        .serialize(ser)
+    }
 }
 
 /// An untrusted string, cut at a char boundary past `max` bytes, the cut marked.
@@ -330,15 +446,62 @@ pub struct StoredRecord {
     pub mode: Option<String>,
     #[serde(default)]
     pub ips: Vec<StoredIp>,
+    #[serde(default)]
+    pub country_db_built: Option<String>,
+    #[serde(default)]
+    pub asn_db_built: Option<String>,
+    #[serde(default)]
+    pub registry_version: Option<String>,
+    #[serde(default)]
+    pub ranges_version: Option<String>,
+    #[serde(default)]
+    pub connected: Option<String>,
+    #[serde(default)]
+    pub status: Option<u16>,
+    #[serde(default)]
+    pub bytes_from_client: Option<u64>,
+    #[serde(default)]
+    pub bytes_to_client: Option<u64>,
+    #[serde(default)]
+    pub duration_us: Option<u64>,
+    #[serde(default)]
+    pub route: Option<String>,
+    #[serde(default)]
+    pub requested_host: Option<String>,
+    #[serde(default)]
+    pub sni: Option<String>,
+    #[serde(default)]
+    pub exemption: Option<StoredExemption>,
+    /// The Merkle leaf hash (base64) a pruned record keeps in place of its content.
+    #[serde(default)]
+    pub leaf: Option<String>,
     pub prev: String,
     pub hash: String,
+}
+
+/// The exemption facts of a [`StoredRecord`].
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct StoredExemption {
+    pub id: String,
+    pub justification: Option<String>,
+    pub ticket: Option<String>,
+    pub expires: Option<String>,
 }
 
 impl StoredRecord {
     pub fn is_restart(&self) -> bool {
         self.event.as_deref() == Some(CHAIN_RESTART)
     }
+
+    /// A record whose content retention removed: only `ts`, `seq`, `outcome`, its Merkle
+    /// leaf hash and its chain fields remain.
+    pub fn is_pruned(&self) -> bool {
+        self.event.as_deref() == Some(PRUNED)
+    }
 }
+
+/// The `event` of a record whose content was removed by retention.
+pub const PRUNED: &str = "pruned";
 
 /// One address of a [`StoredRecord`].
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -430,7 +593,74 @@ pub(crate) mod tests {
         let mut out = Vec::new();
         enc.encode_body(&event(&d, "crm.example", Some("/login?u=1")), &mut out);
         let text = String::from_utf8(out).expect("utf8");
-        assert!(text.starts_with(r#"{"request_id":"req-1","listener":"forward","client":"192.0.2.7","method":"GET","scheme":"https","host":"crm.example","port":443,"path":"/login?u=1","via":null,"outcome":"block","reason":"operator_not_allowed","rule":"default","policy":"collectivite","policy_version":"2026-03-01","mode":"enforce","ips":[{"ip":"203.0.113.10","special":null,"location":"FR","asn":16509,"as_org":"AMAZON-02","operator":"Amazon","jurisdiction":"US","violation":"operator_not_allowed"}]}"#), "{text}");
+        assert!(text.starts_with(r#"{"request_id":"req-1","listener":"forward","client":"192.0.2.7","method":"GET","scheme":"https","host":"crm.example","port":443,"path":"/login?u=1","via":null,"outcome":"block","reason":"operator_not_allowed","rule":"default","policy":"collectivite","policy_version":"2026-03-01","mode":"enforce","ips":[{"ip":"203.0.113.10","special":null,"location":"FR","asn":16509,"as_org":"AMAZON-02","operator":"Amazon","jurisdiction":"US","violation":"operator_not_allowed"}],"registry_version":"1"}"#), "{text}");
+    }
+
+    #[test]
+    fn the_facts_of_the_end_and_the_provenance_are_written_when_known() {
+        let mut d = block_decision();
+        d.provenance = Arc::new(Provenance {
+            country_db_built: Some(Arc::from("2026-02-01T00:00:00Z")),
+            asn_db_built: Some(Arc::from("2026-02-02T00:00:00Z")),
+            ..(*d.provenance).clone()
+        });
+        let enc = RecordEncoder::new(&AuditConfig::default()).expect("encoder");
+        let details = AuditDetails {
+            connected: Some("203.0.113.10:443".parse().expect("addr")),
+            status: Some(451),
+            bytes_from_client: Some(12),
+            bytes_to_client: Some(345),
+            duration_us: Some(6789),
+            route: Some("crm"),
+            requested_host: Some("crm.mairie.example"),
+            sni: Some("crm.mairie.example"),
+            exemption: Some(ExemptionFacts {
+                id: "visio",
+                justification: Some("marché 2026-12"),
+                ticket: Some("DSI-42"),
+                expires: Some("2026-06-30T00:00:00Z"),
+            }),
+            ranges_version: Some("2026-03-01"),
+        };
+        let mut out = Vec::new();
+        enc.encode_body_with(&event(&d, "h", Some("/a?q=1")), &details, &mut out);
+        let v: serde_json::Value = serde_json::from_slice(&out).expect("json");
+        assert_eq!(v["path"], "/a?q=1", "as_is keeps the query string");
+        assert_eq!(v["country_db_built"], "2026-02-01T00:00:00Z");
+        assert_eq!(v["asn_db_built"], "2026-02-02T00:00:00Z");
+        assert_eq!(v["registry_version"], "1");
+        assert_eq!(v["ranges_version"], "2026-03-01");
+        assert_eq!(v["connected"], "203.0.113.10:443");
+        assert_eq!(v["status"], 451);
+        assert_eq!(
+            (
+                v["bytes_from_client"].as_u64(),
+                v["bytes_to_client"].as_u64()
+            ),
+            (Some(12), Some(345))
+        );
+        assert_eq!(v["duration_us"], 6789);
+        assert_eq!(v["route"], "crm");
+        assert_eq!(v["requested_host"], "crm.mairie.example");
+        assert_eq!(v["sni"], "crm.mairie.example");
+        assert_eq!(v["exemption"]["ticket"], "DSI-42");
+        assert_eq!(v["exemption"]["justification"], "marché 2026-12");
+        let stored: StoredRecord = serde_json::from_value(serde_json::json!({
+            "ts": "t", "seq": 0, "prev": "p", "hash": "h",
+            "status": 451, "exemption": v["exemption"].clone(), "connected": "203.0.113.10:443"
+        }))
+        .expect("reads back");
+        assert_eq!(stored.status, Some(451));
+        assert_eq!(stored.exemption.map(|e| e.id), Some("visio".to_owned()));
+        let redact = RecordEncoder::new(&AuditConfig {
+            path_mode: PathMode::Redact,
+            ..AuditConfig::default()
+        })
+        .expect("encoder");
+        let mut out = Vec::new();
+        redact.encode_body_with(&event(&d, "h", Some("/a?q=1")), &details, &mut out);
+        let v: serde_json::Value = serde_json::from_slice(&out).expect("json");
+        assert_eq!(v["path"], "/a", "redact drops the query string");
     }
 
     #[test]

@@ -56,6 +56,20 @@ pub(crate) fn check_line(line: &[u8]) -> Result<CheckedLine, LineProblem> {
         serde_json::from_slice(line).map_err(|e| LineProblem::NotJson(e.to_string()))?;
     let (body, stored) = unseal(line).ok_or(LineProblem::NoHash)?;
     let prev = parse_hash(&record.prev).ok_or(LineProblem::BadPrev)?;
+    if record.is_pruned() {
+        // Its content is gone: its hash cannot be recomputed, only chained to; the Merkle
+        // leaf it keeps is checked against a checkpoint.
+        if super::prune::stored_leaf(&record).is_none() {
+            return Err(LineProblem::NotJson(
+                "a pruned record without a valid \"leaf\"".into(),
+            ));
+        }
+        return Ok(CheckedLine {
+            record,
+            prev,
+            hash: stored,
+        });
+    }
     let computed = rehash(&prev, body);
     if computed != stored {
         return Err(LineProblem::HashMismatch {
@@ -326,6 +340,18 @@ pub(crate) fn replay(
     paths: &[PathBuf],
     visit: &mut dyn FnMut(&StoredRecord),
 ) -> Result<VerifySummary, VerifyError> {
+    replay_lines(paths, &mut |r, _, _| visit(r))
+}
+
+/// Where a visited line is: the index of its file among the expanded paths, its 1-based line.
+pub(crate) type LineAt = (usize, usize);
+
+/// Verifies, handing each intact record, its exact line (without the newline: the Merkle
+/// leaf's bytes) and where it is to `visit` in chain order.
+pub(crate) fn replay_lines(
+    paths: &[PathBuf],
+    visit: &mut dyn FnMut(&StoredRecord, &[u8], LineAt),
+) -> Result<VerifySummary, VerifyError> {
     let files = expand_paths(paths)?;
     let mut sum = VerifySummary {
         files: files.len(),
@@ -515,7 +541,7 @@ pub(crate) fn replay(
                     skipped: None,
                 });
             }
-            visit(&c.record);
+            visit(&c.record, &buf, (fi, line));
             sum.records += 1;
             if sum.first_seq.is_none() {
                 sum.first_seq = Some(seq);

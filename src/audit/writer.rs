@@ -17,9 +17,15 @@ use super::chain::{hash_str, seal, HashHex, ZERO_HASH};
 use super::config::{AuditConfig, SyncMode};
 use super::files::{self, RotatedFile, Target};
 use super::health::{AuditHealth, HealthCells};
+use super::merkle::{leaf_hash, Hash, ProofError};
+use super::note::VerifierKey;
 use super::record::{AuditEvent, RecordEncoder};
+use super::tlog::Tlog;
 use super::verify::check_line;
 use super::AuditError;
+
+/// Leaf hashes kept ready for one batch.
+const MAX_LEAVES: usize = 256;
 
 /// The open file records go to.
 #[derive(Debug)]
@@ -55,6 +61,12 @@ pub struct AuditWriter {
     buf: Vec<u8>,
     body: Vec<u8>,
     health: Arc<HealthCells>,
+    /// The Merkle tree and checkpoints (rotating files only).
+    tlog: Option<Tlog>,
+    /// Leaf hashes of the lines composed and not yet written.
+    leaves: Vec<Hash>,
+    /// The last intact line found at start (to check the tree cache against).
+    last_line: Option<Vec<u8>>,
 }
 
 impl AuditWriter {
@@ -84,10 +96,24 @@ impl AuditWriter {
             buf: Vec::with_capacity(4096),
             body: Vec::with_capacity(1024),
             health: Arc::new(HealthCells::default()),
+            tlog: None,
+            leaves: Vec::with_capacity(MAX_LEAVES),
+            last_line: None,
         };
-        if let Target::Rotating { dir, stem } = &w.target {
+        if let Target::Rotating { dir, stem } = w.target.clone() {
+            let (dir, stem) = (&dir, &stem);
             let found = files::list(dir, Some(stem)).map_err(|e| AuditError::io("list", dir, e))?;
             w.recover(&found)?;
+            let paths: Vec<PathBuf> = found.iter().map(|f| f.path.clone()).collect();
+            let last_line = w.last_line.take();
+            w.tlog = Some(Tlog::open(
+                config,
+                dir,
+                stem,
+                &paths,
+                w.next_seq,
+                last_line.as_deref(),
+            )?);
         }
         // Open now so that /readyz tells at once; a failure here is retried at each record.
         let today = OffsetDateTime::now_utc().date();
@@ -102,7 +128,80 @@ impl AuditWriter {
             }
             Err(e) => w.health.unusable(e.to_string()),
         }
+        // A start signs at once when the tree moved since the last checkpoint.
+        let _ = w.checkpoint_if_due();
         Ok(w)
+    }
+
+    /// Signs a checkpoint if records were added and the interval passed (or a rotation or
+    /// the start asked for one). Syncs the log first.
+    pub fn checkpoint_if_due(&mut self) -> Result<(), AuditError> {
+        if self.tlog.as_ref().is_some_and(Tlog::due) {
+            self.sign_checkpoint()
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Signs a checkpoint now if records were added since the last one (at shutdown).
+    pub fn checkpoint(&mut self) -> Result<(), AuditError> {
+        if let Some(t) = &mut self.tlog {
+            t.force();
+        }
+        self.checkpoint_if_due()
+    }
+
+    fn sign_checkpoint(&mut self) -> Result<(), AuditError> {
+        self.sync()?;
+        let result = self.tlog.as_mut().map_or(Ok(()), Tlog::sign);
+        if let Err(e) = &result {
+            tracing::warn!(error = %e, "audit checkpoint not signed");
+        }
+        result
+    }
+
+    /// The latest signed checkpoint, shared with readers (none for a device target).
+    pub fn checkpoint_cell(&self) -> Option<Arc<arc_swap::ArcSwapOption<String>>> {
+        self.tlog.as_ref().map(Tlog::latest)
+    }
+
+    /// The key that verifies this log's checkpoints.
+    pub fn verifier(&self) -> Option<VerifierKey> {
+        self.tlog.as_ref().map(Tlog::verifier)
+    }
+
+    /// How many records the tree holds.
+    pub fn tree_size(&self) -> u64 {
+        self.tlog.as_ref().map_or(0, |t| t.tree.size())
+    }
+
+    /// The root of the tree of the first `size` records.
+    pub fn tree_root(&self, size: u64) -> Option<Hash> {
+        self.tlog.as_ref().and_then(|t| t.tree.root(size).ok())
+    }
+
+    /// The consistency proof between two tree sizes.
+    pub fn consistency_proof(&self, first: u64, second: u64) -> Result<Vec<Hash>, ProofError> {
+        match &self.tlog {
+            Some(t) => t.consistency(first, second),
+            None => Err(ProofError::TooLarge {
+                size: second,
+                have: 0,
+            }),
+        }
+    }
+
+    /// The inclusion proof of record `index` in the tree of `size` records.
+    pub fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Hash>, ProofError> {
+        match &self.tlog {
+            Some(t) => t.inclusion(index, size),
+            None => Err(ProofError::TooLarge { size, have: 0 }),
+        }
+    }
+
+    /// How long until a checkpoint may be due.
+    pub fn checkpoint_interval(&self) -> Option<Duration> {
+        self.tlog.as_ref().map(Tlog::interval)
     }
 
     /// Serialises and appends one record; returns its `seq`.
@@ -131,6 +230,9 @@ impl AuditWriter {
 
     /// Forces the written lines to disk.
     pub fn sync(&mut self) -> Result<(), AuditError> {
+        if let Some(t) = &mut self.tlog {
+            t.flush_cache();
+        }
         if !self.unsynced {
             return Ok(());
         }
@@ -207,6 +309,7 @@ impl AuditWriter {
                 Ok(c) => {
                     self.next_seq = c.record.seq.saturating_add(1);
                     self.prev = c.hash;
+                    self.last_line = Some(last.clone());
                     return Ok(());
                 }
                 Err(p) => format!("its last line is corrupt: {p}"),
@@ -272,6 +375,9 @@ impl AuditWriter {
             return Ok(());
         }
         if let Some(cur) = self.current.take() {
+            if let Some(t) = &mut self.tlog {
+                t.force();
+            }
             // Leave the old file synced before the chain moves on; a failure here is not
             // the new file's, and the next sync of the new file reports its own.
             if self.unsynced {
@@ -360,6 +466,9 @@ impl AuditWriter {
 
         let mut buf = std::mem::take(&mut self.buf);
         buf.clear();
+        let mut leaves = std::mem::take(&mut self.leaves);
+        leaves.clear();
+        let with_tree = self.tlog.is_some();
         // The chain state after the lines composed so far; `self` holds the written state.
         let (mut seq, mut prev) = (self.next_seq, self.prev);
         let mut in_buf = 0usize;
@@ -369,6 +478,9 @@ impl AuditWriter {
             let start = buf.len();
             compose(&mut buf, ts, seq, body, &prev);
             let hash = seal(&prev, &mut buf, start);
+            if with_tree {
+                leaves.push(leaf_hash(&buf[start..buf.len() - 1]));
+            }
             let line_len = (buf.len() - start) as u64;
             if self.needs_new_file(today, start as u64, line_len) {
                 if start > 0 {
@@ -378,6 +490,10 @@ impl AuditWriter {
                     }
                     done += in_buf;
                     (self.next_seq, self.prev) = (seq, prev);
+                    if let Some(t) = &mut self.tlog {
+                        t.push(&leaves[..in_buf]);
+                        leaves.drain(..in_buf);
+                    }
                     in_buf = 0;
                     buf.drain(..start);
                 }
@@ -396,11 +512,15 @@ impl AuditWriter {
                 Ok(()) => {
                     done += in_buf;
                     (self.next_seq, self.prev) = (seq, prev);
+                    if let Some(t) = &mut self.tlog {
+                        t.push(&leaves[..in_buf]);
+                    }
                 }
                 Err(e) => result = Err(e),
             }
         }
         self.buf = buf;
+        self.leaves = leaves;
         if restart_lines == 1 && done >= 1 {
             self.pending_restart = None;
         }

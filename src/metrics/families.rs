@@ -81,7 +81,41 @@ pub(crate) struct AuditFamilies {
     pub ok: IntGauge,
 }
 
+/// The audit log's checkpoints and shipping, registered with the first report.
+pub(crate) struct AuditTlogFamilies {
+    pub checkpoint_size: IntGauge,
+    pub ship_sent: IntCounter,
+    pub ship_failures: IntCounter,
+    pub ship_backlog: IntGauge,
+}
+
 impl Families {
+    pub fn audit_tlog(&self) -> AuditTlogFamilies {
+        let r = &self.registry;
+        AuditTlogFamilies {
+            checkpoint_size: gauge(
+                r,
+                "douane_audit_checkpoint_size",
+                "Records covered by the latest signed audit checkpoint.",
+            ),
+            ship_sent: counter(
+                r,
+                "douane_audit_ship_sent_total",
+                "Audit records shipped to the syslog collector.",
+            ),
+            ship_failures: counter(
+                r,
+                "douane_audit_ship_failures_total",
+                "Failed connections or writes to the syslog collector.",
+            ),
+            ship_backlog: gauge(
+                r,
+                "douane_audit_ship_backlog_records",
+                "Audit records in the log not yet shipped to the syslog collector.",
+            ),
+        }
+    }
+
     pub fn new() -> Families {
         let registry = Registry::new();
         let r = &registry;

@@ -52,6 +52,7 @@ struct Status {
     /// Each exemption's end, Unix seconds: the active count is taken at scrape time.
     exemptions: Vec<i64>,
     audit: Option<AuditFamilies>,
+    audit_tlog: Option<families::AuditTlogFamilies>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -238,6 +239,21 @@ impl Metrics {
         let failures = health.write_failures.saturating_sub(audit.failures.get());
         audit.failures.inc_by(failures);
         audit.ok.set(i64::from(health.ok));
+    }
+
+    /// The audit log's checkpoint and shipping, read before each render (no shipping
+    /// figures without `[audit.ship]`: they stay 0).
+    pub fn set_audit_tlog(&self, t: &crate::audit::TlogStatus) {
+        let mut status = self.status();
+        let f = status.audit_tlog.get_or_insert_with(|| self.f.audit_tlog());
+        f.checkpoint_size
+            .set(i64::try_from(t.checkpoint_size).unwrap_or(i64::MAX));
+        f.ship_sent
+            .inc_by(t.ship_sent.saturating_sub(f.ship_sent.get()));
+        f.ship_failures
+            .inc_by(t.ship_failures.saturating_sub(f.ship_failures.get()));
+        f.ship_backlog
+            .set(i64::try_from(t.ship_backlog).unwrap_or(i64::MAX));
     }
 
     /// Every metric in the Prometheus text format (version 0.0.4).
