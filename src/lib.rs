@@ -20,10 +20,12 @@
 pub mod admin;
 pub mod app;
 pub mod audit;
+pub mod block_page;
 pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod country;
+pub mod country_names;
 pub mod diag;
 pub mod geo;
 pub mod metrics;
