@@ -34,6 +34,10 @@ pub use report::{
 };
 pub use verify::{expand_paths, verify_files, ChainRestart, VerifyError, VerifySummary};
 pub use writer::{list_log_files, AuditWriter};
+// issue 11: the report in French and English, the SaaS inventory.
+pub use report::{
+    render_lang, report_with, ExposureDay, Lang, MonitorPeriod, OperatorRow, ReportOptions,
+};
 
 /// Why a record could not be written, or the log could not start. `Clone`, so that one
 /// failed write answers every record waiting on it.
