@@ -222,9 +222,9 @@ fn section(f: &BlockFacts<'_>, lang: Lang, out: &mut String) {
         f.request_id
             .replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "")
     );
-    let _ = write!(
+    let _ = writeln!(
         out,
-        "<p class=\"help\">{}</p>\n",
+        "<p class=\"help\">{}</p>",
         match (f.contact, lang) {
             (Some(c), Lang::Fr) => format!("Si cet accès est nécessaire à votre travail, contactez {} en donnant l’identifiant de la requête ci-dessous.", linked(c, &subject)),
             (Some(c), Lang::En) => format!("If you need this access for your work, contact {} and give the request id below.", linked(c, &subject)),

@@ -103,7 +103,38 @@ pub enum AuditCommand {
         to: Option<String>,
         #[arg(long, value_enum, default_value_t = ReportFormatArg::Text)]
         format: ReportFormatArg,
+        /// The language of the report: fr (default) or en.
+        #[arg(long, value_enum, default_value_t = LangArg::Fr)]
+        lang: LangArg,
+        /// The daemon config: each exemption used then shows its justification, ticket and
+        /// expiry from the policy.
+        #[arg(long, short = 'c')]
+        config: Option<PathBuf>,
     },
+    /// The SaaS in use: distinct destinations grouped by registrable domain, with their
+    /// operator, its jurisdiction, the locations and the requests by outcome.
+    Inventory {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Only records at or after this time (RFC 3339, or a date YYYY-MM-DD).
+        #[arg(long)]
+        from: Option<String>,
+        /// Only records before this time (RFC 3339, or a date YYYY-MM-DD, exclusive).
+        #[arg(long)]
+        to: Option<String>,
+        #[arg(long, value_enum, default_value_t = ReportFormatArg::Text)]
+        format: ReportFormatArg,
+        /// The language: fr (default) or en.
+        #[arg(long, value_enum, default_value_t = LangArg::Fr)]
+        lang: LangArg,
+    },
+}
+
+/// The language of what people read (report, inventory).
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LangArg {
+    Fr,
+    En,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

@@ -107,45 +107,6 @@ pub fn in_country(c: Country, lang: Lang) -> String {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn c(code: &str) -> Country {
-        Country::parse(code).expect("code")
-    }
-
-    #[test]
-    fn every_assigned_code_has_a_name() {
-        for code in NAMES.iter().map(|e| e.0) {
-            let country = c(code);
-            assert_ne!(name(country, Lang::Fr), "?", "{code}");
-        }
-        assert!(NAMES.windows(2).all(|w| w[0].0 < w[1].0), "sorted");
-        assert_eq!(NAMES.len(), 250);
-    }
-
-    #[test]
-    fn names_read_as_a_sentence() {
-        assert_eq!(law_of(c("US"), Lang::Fr), "des États-Unis");
-        assert_eq!(law_of(c("US"), Lang::En), "the United States");
-        assert_eq!(law_of(c("IE"), Lang::Fr), "de l’Irlande");
-        assert_eq!(law_of(c("JP"), Lang::Fr), "du Japon");
-        assert_eq!(law_of(c("CN"), Lang::Fr), "de la Chine");
-        assert_eq!(law_of(c("SG"), Lang::Fr), "de Singapour");
-        assert_eq!(name(c("KR"), Lang::Fr), "Corée du Sud");
-        assert_eq!(in_country(c("FR"), Lang::Fr), "en France");
-        assert_eq!(in_country(c("US"), Lang::Fr), "aux États-Unis");
-        assert_eq!(in_country(c("JP"), Lang::Fr), "au Japon");
-        assert_eq!(in_country(c("SG"), Lang::Fr), "à Singapour");
-        assert_eq!(in_country(c("IE"), Lang::Fr), "en Irlande");
-        assert_eq!(in_country(c("US"), Lang::En), "in the United States");
-        assert_eq!(name(c("DE"), Lang::En), "Germany");
-        assert_eq!("en".parse::<Lang>(), Ok(Lang::En));
-        assert!("de".parse::<Lang>().is_err());
-    }
-}
-
 // Generated from Debian iso-codes (ISO 3166-1, English names and the French translation),
 // with common short names where ISO gives a formal one. Sorted by code.
 // (code, French name, French "de" form, English name, English name takes "the")
@@ -755,3 +716,42 @@ pub(crate) const NAMES: &[(&str, &str, &str, &str, bool)] = &[
     ("ZM", "Zambie", "de la Zambie", "Zambia", false),
     ("ZW", "Zimbabwe", "du Zimbabwe", "Zimbabwe", false),
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn c(code: &str) -> Country {
+        Country::parse(code).expect("code")
+    }
+
+    #[test]
+    fn every_assigned_code_has_a_name() {
+        for code in NAMES.iter().map(|e| e.0) {
+            let country = c(code);
+            assert_ne!(name(country, Lang::Fr), "?", "{code}");
+        }
+        assert!(NAMES.windows(2).all(|w| w[0].0 < w[1].0), "sorted");
+        assert_eq!(NAMES.len(), 250);
+    }
+
+    #[test]
+    fn names_read_as_a_sentence() {
+        assert_eq!(law_of(c("US"), Lang::Fr), "des États-Unis");
+        assert_eq!(law_of(c("US"), Lang::En), "the United States");
+        assert_eq!(law_of(c("IE"), Lang::Fr), "de l’Irlande");
+        assert_eq!(law_of(c("JP"), Lang::Fr), "du Japon");
+        assert_eq!(law_of(c("CN"), Lang::Fr), "de la Chine");
+        assert_eq!(law_of(c("SG"), Lang::Fr), "de Singapour");
+        assert_eq!(name(c("KR"), Lang::Fr), "Corée du Sud");
+        assert_eq!(in_country(c("FR"), Lang::Fr), "en France");
+        assert_eq!(in_country(c("US"), Lang::Fr), "aux États-Unis");
+        assert_eq!(in_country(c("JP"), Lang::Fr), "au Japon");
+        assert_eq!(in_country(c("SG"), Lang::Fr), "à Singapour");
+        assert_eq!(in_country(c("IE"), Lang::Fr), "en Irlande");
+        assert_eq!(in_country(c("US"), Lang::En), "in the United States");
+        assert_eq!(name(c("DE"), Lang::En), "Germany");
+        assert_eq!("en".parse::<Lang>(), Ok(Lang::En));
+        assert!("de".parse::<Lang>().is_err());
+    }
+}

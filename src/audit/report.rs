@@ -20,7 +20,7 @@ use super::verify::{replay, VerifyError, VerifySummary};
 pub use crate::country_names::Lang;
 use crate::policy::Exemption;
 
-mod render;
+pub(crate) mod render;
 pub use render::{render, render_lang};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,7 +66,7 @@ pub struct Counts {
 }
 
 impl Counts {
-    fn add(&mut self, outcome: &str) {
+    pub(crate) fn add(&mut self, outcome: &str) {
         match outcome {
             "block" => self.block += 1,
             "would-block" => self.would_block += 1,

@@ -25,6 +25,16 @@ pub fn render_lang(r: &Report, format: ReportFormat, lang: Lang) -> String {
     }
 }
 
+/// `2026-12-01T12:16:05.102007925Z` → `2026-12-01 12:16:05Z`: what a reader needs.
+pub(crate) fn short_ts(ts: &str) -> String {
+    match (ts.get(..10), ts.get(11..19)) {
+        (Some(day), Some(time)) if ts.as_bytes().get(10) == Some(&b'T') => {
+            format!("{day} {time}Z")
+        }
+        _ => ts.to_owned(),
+    }
+}
+
 /// `US` → "États-Unis (US)"; `unknown` → "inconnue".
 pub(crate) fn country_label(code: &str, lang: Lang) -> String {
     if code == UNKNOWN {
@@ -174,8 +184,8 @@ fn period(r: &Report, lang: Lang) -> String {
     )
 }
 
-fn chain_line(r: &Report, lang: Lang) -> String {
-    let c = &r.chain;
+/// The verification summary in words.
+pub(crate) fn chain_line(c: &crate::audit::VerifySummary, lang: Lang) -> String {
     match lang {
         Lang::En => c.to_string(),
         Lang::Fr => {
@@ -238,7 +248,7 @@ fn render_text(r: &Report, lang: Lang) -> String {
         "{}",
         lang.pick("douane — rapport d’audit", "douane audit report")
     );
-    let _ = writeln!(out, "{}", chain_line(r, lang));
+    let _ = writeln!(out, "{}", chain_line(&r.chain, lang));
     let _ = writeln!(
         out,
         "{} {}",
@@ -483,7 +493,7 @@ pub(crate) fn html(s: &str) -> String {
 /// The print-friendly stylesheet shared by the report and the inventory.
 pub(crate) const REPORT_CSS: &str = "\
 body{font:14px/1.45 system-ui,\"Segoe UI\",Roboto,\"DejaVu Sans\",sans-serif;color:#1b1b1b;margin:0;background:#f4f4f2}\
-main{max-width:64rem;margin:0 auto;background:#fff;padding:1.5rem 2rem 3rem}\
+main{max-width:76rem;margin:0 auto;background:#fff;padding:1.5rem 2rem 3rem}\
 h1{font-size:1.6rem;margin:0 0 .3rem}h2{font-size:1.15rem;margin:2rem 0 .5rem;border-bottom:2px solid #1b1b1b;padding-bottom:.2rem}\
 .meta{color:#555;white-space:pre-wrap;font:12px/1.4 ui-monospace,\"DejaVu Sans Mono\",monospace;background:#f4f4f2;padding:.5rem .7rem;border-radius:4px}\
 .cards{display:flex;flex-wrap:wrap;gap:.6rem;margin:1rem 0}\
@@ -491,7 +501,7 @@ h1{font-size:1.6rem;margin:0 0 .3rem}h2{font-size:1.15rem;margin:2rem 0 .5rem;bo
 .card.block b{color:#b3261e}.card.would b{color:#a15c00}.card.exempt b{color:#3b5bab}\
 table{border-collapse:collapse;width:100%;margin:.3rem 0 1rem;font-size:13px}\
 th,td{border-bottom:1px solid #ddd;padding:3px 8px;text-align:left;vertical-align:top}th{background:#f0f0ee}\
-td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}\
+td.op{min-width:12rem}td code{overflow-wrap:anywhere}td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}\
 tr.monitor td{background:#fff4e0}.tag{display:inline-block;font-size:11px;border-radius:3px;padding:0 .35em;background:#a15c00;color:#fff}\
 .bar{display:inline-block;height:.7em;background:#b3261e;vertical-align:middle;margin-right:.3em}\
 .none{color:#777;font-style:italic}\
@@ -516,7 +526,11 @@ fn render_html(r: &Report, lang: Lang) -> String {
         lang.pick("Période du rapport :", "Report period:"),
         html(&period(r, lang))
     );
-    let _ = writeln!(o, "<div class=meta>{}</div>", html(&chain_line(r, lang)));
+    let _ = writeln!(
+        o,
+        "<div class=meta>{}</div>",
+        html(&chain_line(&r.chain, lang))
+    );
     let t = &r.totals;
     let cols = columns(lang);
     let _ = writeln!(
@@ -541,7 +555,7 @@ fn render_html(r: &Report, lang: Lang) -> String {
             "Exposure by day and operator jurisdiction"
         )
     );
-    let _ = writeln!(o, "<p>{}</p>", lang.pick("Requêtes bloquées, laissées passer en mode observation ou par dérogation, vers des adresses non conformes.", "Requests blocked, let through in monitor mode or by an exemption, to addresses that do not comply."));
+    let _ = writeln!(o, "<p>{}</p>", lang.pick("Requêtes bloquées, laissées passer en mode observation ou par dérogation, vers des adresses non conformes. Un jour marqué « observation » compte des requêtes décidées en mode observation : elles n’ont pas été bloquées.", "Requests blocked, let through in monitor mode or by an exemption, to addresses that do not comply. A day marked “monitor” holds requests decided in monitor mode: they were not blocked."));
     let js = exposure_columns(r);
     if r.exposure_by_day.is_empty() {
         let _ = writeln!(
@@ -563,7 +577,7 @@ fn render_html(r: &Report, lang: Lang) -> String {
         for j in &js {
             let _ = write!(o, "<th class=n>{}</th>", html(&country_label(j, lang)));
         }
-        let _ = write!(o, "<th>{}</th></tr></thead>\n", lang.pick("total", "total"));
+        let _ = writeln!(o, "<th>{}</th></tr></thead>", lang.pick("total", "total"));
         for d in &r.exposure_by_day {
             let sum: u64 = d.by_jurisdiction.values().sum();
             let in_monitor = r.monitor_periods.iter().any(|p| {
@@ -635,7 +649,7 @@ fn render_html(r: &Report, lang: Lang) -> String {
             let _ = writeln!(
                 o,
                 "<tr><td><code>{}</code></td><td>{}</td><td class=n>{}</td><td>{} .. {}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                html(&e.rule), html(&e.client), e.uses, html(&e.first_seen), html(&e.last_seen),
+                html(&e.rule), html(&e.client), e.uses, html(&short_ts(&e.first_seen)), html(&short_ts(&e.last_seen)),
                 opt(&e.justification), opt(&e.ticket), opt(&e.expires)
             );
         }
@@ -667,7 +681,7 @@ fn render_html(r: &Report, lang: Lang) -> String {
             let _ = writeln!(
                 o,
                 "<tr class=monitor><td>{}</td><td>{}</td><td>{}</td><td class=n>{}</td><td class=n>{}</td></tr>",
-                html(&p.from), html(&p.to), html(&p.policy), p.records, p.would_block
+                html(&short_ts(&p.from)), html(&short_ts(&p.to)), html(&p.policy), p.records, p.would_block
             );
         }
         o.push_str("</table>\n");
@@ -687,11 +701,14 @@ fn render_html(r: &Report, lang: Lang) -> String {
         lang.pick("vue du", "first seen"), lang.pick("au", "last seen")
     );
     for p in &r.policy_versions {
-        let _ =
-            writeln!(
+        let _ = writeln!(
             o,
             "<tr><td>{}</td><td><code>{}</code></td><td class=n>{}</td><td>{}</td><td>{}</td></tr>",
-            html(&p.policy), html(&p.version), p.records, html(&p.first_seen), html(&p.last_seen)
+            html(&p.policy),
+            html(&p.version),
+            p.records,
+            html(&short_ts(&p.first_seen)),
+            html(&short_ts(&p.last_seen))
         );
     }
     o.push_str("</table>\n</main></body></html>\n");
