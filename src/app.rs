@@ -172,6 +172,7 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
             metrics: metrics.clone(),
             audit: audit.clone(),
             authorization,
+            pac: config.pac.clone(),
         });
         tasks.spawn(crate::admin::serve(admin, listener, shutdown_rx.clone()));
     }

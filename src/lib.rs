@@ -29,6 +29,8 @@ pub mod country_names;
 pub mod diag;
 pub mod geo;
 pub mod metrics;
+pub mod mint;
+pub mod pac;
 pub mod policy;
 pub mod proxy;
 pub mod reload;
