@@ -22,6 +22,7 @@ pub mod app;
 pub mod audit;
 pub mod block_page;
 pub mod cli;
+pub mod client_hello;
 pub mod commands;
 pub mod config;
 pub mod country;
