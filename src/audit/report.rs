@@ -175,14 +175,20 @@ pub struct Report {
 /// How many destinations "top blocked" lists.
 pub const TOP_BLOCKED: usize = 10;
 
-/// Verifies `paths`, then renders the report of the records in `[from, to)`, in French.
+/// Verifies `paths`, then renders the report of the records in `[from, to)`, in English
+/// (the library's historical form; `douane audit report` is French by default and goes
+/// through [`report_with`]).
 pub fn report(
     paths: &[PathBuf],
     from: Option<OffsetDateTime>,
     to: Option<OffsetDateTime>,
     format: ReportFormat,
 ) -> Result<String, ReportError> {
-    report_with(paths, from, to, format, &ReportOptions::default())
+    let options = ReportOptions {
+        lang: Lang::En,
+        exemptions: Vec::new(),
+    };
+    report_with(paths, from, to, format, &options)
 }
 
 /// [`report`] in the language of `options`, with the policy's exemptions.

@@ -10,9 +10,9 @@ use crate::country::Country;
 use crate::country_names::name;
 use crate::policy::Reason;
 
-/// Renders a report in French.
+/// Renders a report in English (as [`super::report`] does).
 pub fn render(r: &Report, format: ReportFormat) -> String {
-    render_lang(r, format, Lang::Fr)
+    render_lang(r, format, Lang::En)
 }
 
 /// Renders a report in `lang` (the JSON form is the same in both).

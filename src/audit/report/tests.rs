@@ -153,7 +153,7 @@ fn french_by_default_with_words_names_and_monitor_periods() {
             column: 1,
         },
     }]);
-    let text = render(&r, ReportFormat::Text);
+    let text = render_lang(&r, ReportFormat::Text, Lang::Fr);
     assert!(text.contains("douane — rapport d’audit"), "{text}");
     assert!(
         text.contains("requêtes : 4 (bloquées 2, bloquées en observation 1"),
