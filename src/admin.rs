@@ -1,7 +1,9 @@
 //! The admin listener: `/metrics` (Prometheus text), `/healthz` (the process answers),
 //! `/readyz` (policy, databases and audit log usable), `/policy` (what is loaded, as JSON),
-//! `/audit/checkpoint` (the audit log's latest signed checkpoint) and
-//! `/audit/consistency?from=N&to=M` (an RFC 9162 consistency proof, one base64 hash a line).
+//! `/audit/checkpoint` (the audit log's latest signed checkpoint),
+//! `/audit/consistency?from=N&to=M` (an RFC 9162 consistency proof, one base64 hash a line);
+//! `/proxy.pac` and `/wpad.dat` (the PAC file, without a token: browsers have none) when
+//! `[pac]` is configured.
 //! Loopback by default; a bearer token is required when one is configured.
 
 use std::sync::Arc;
@@ -28,6 +30,8 @@ pub struct Admin {
     pub audit: Option<AuditLog>,
     /// `Bearer <token>`, when one is required.
     pub authorization: Option<String>,
+    /// `[pac]`: serve the PAC file.
+    pub pac: Option<crate::pac::PacConfig>,
 }
 
 pub async fn serve(admin: Arc<Admin>, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
@@ -117,6 +121,11 @@ impl Admin {
     }
 
     fn answer(&self, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+        if let Some(pac) = &self.pac {
+            if crate::pac::is_pac_path(req.uri().path()) && req.method() == Method::GET {
+                return crate::pac::response(pac, &self.state.load()).map(Full::new);
+            }
+        }
         if let Some(expected) = &self.authorization {
             let given = req.headers().get(AUTHORIZATION).map(HeaderValue::as_bytes);
             if given != Some(expected.as_bytes()) {

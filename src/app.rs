@@ -32,11 +32,23 @@ pub fn init_tracing(config: &Config) {
         .unwrap_or_else(|| config.log.level.clone());
     let filter = tracing_subscriber::EnvFilter::try_new(&directives)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colour only for a person at a terminal: never escape codes in a file or a journal,
+    // and never when NO_COLOR is set (https://no-color.org).
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
+    // JSON: one flat object a line, stable names (`timestamp`, `level`, `target`,
+    // `message`, then the event's fields), no span lists that change with the code.
     let _ = match config.log.format {
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .try_init(),
         LogFormat::Human => builder.try_init(),
     };
 }
@@ -194,6 +206,7 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
             metrics: metrics.clone(),
             audit: audit.clone(),
             authorization,
+            pac: config.pac.clone(),
         });
         tasks.spawn(crate::admin::serve(admin, listener, shutdown_rx.clone()));
     }

@@ -129,6 +129,13 @@ pub enum AuditCommand {
         to: Option<String>,
         #[arg(long, value_enum, default_value_t = ReportFormatArg::Text)]
         format: ReportFormatArg,
+        /// The language of the report: fr (default) or en.
+        #[arg(long, value_enum, default_value_t = LangArg::Fr)]
+        lang: LangArg,
+        /// The daemon config: each exemption used then shows its justification, ticket and
+        /// expiry from the policy.
+        #[arg(long, short = 'c')]
+        config: Option<PathBuf>,
     },
     /// Print the verifier key of the log's checkpoints (C2SP note verifier key).
     Key(AuditLogArg),
@@ -175,6 +182,23 @@ pub enum AuditCommand {
     /// Pull checkpoints from douane replicas' admin listeners, check each extends the last
     /// one seen, cosign them (C2SP tlog-cosignature) and keep them.
     Witness(WitnessArgs),
+    /// The SaaS in use: distinct destinations grouped by registrable domain, with their
+    /// operator, its jurisdiction, the locations and the requests by outcome.
+    Inventory {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Only records at or after this time (RFC 3339, or a date YYYY-MM-DD).
+        #[arg(long)]
+        from: Option<String>,
+        /// Only records before this time (RFC 3339, or a date YYYY-MM-DD, exclusive).
+        #[arg(long)]
+        to: Option<String>,
+        #[arg(long, value_enum, default_value_t = ReportFormatArg::Text)]
+        format: ReportFormatArg,
+        /// The language: fr (default) or en.
+        #[arg(long, value_enum, default_value_t = LangArg::Fr)]
+        lang: LangArg,
+    },
 }
 
 /// Where the log is, as `audit.path` in the config.
@@ -211,6 +235,13 @@ pub struct WitnessArgs {
     /// Seconds between pulls.
     #[arg(long, default_value_t = 10)]
     pub interval: u64,
+}
+
+/// The language of what people read (report, inventory).
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LangArg {
+    Fr,
+    En,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

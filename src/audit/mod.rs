@@ -44,6 +44,11 @@ pub use report::{
 };
 pub use verify::{expand_paths, verify_files, ChainRestart, VerifyError, VerifySummary};
 pub use writer::{list_log_files, AuditWriter};
+// issue 11: the report in French and English, the SaaS inventory.
+pub mod inventory;
+pub use report::{
+    render_lang, report_with, ExposureDay, Lang, MonitorPeriod, OperatorRow, ReportOptions,
+};
 
 /// The checkpoint and shipping figures the metrics show.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

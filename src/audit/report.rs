@@ -1,9 +1,12 @@
-//! `douane audit report`: a summary of a verified log for auditors: blocks and exposure by
-//! destination location and operator jurisdiction, by host, by rule, by client network;
-//! exemptions used and by whom; the policy versions in force over the period.
+//! `douane audit report`: a summary of a verified log for auditors (the DPO, the CNIL, the
+//! chambre régionale des comptes), in French by default or in English: requests by reason
+//! (in words), by destination location and operator jurisdiction (country names), by
+//! operator, by host, by rule, by client network; the top blocked destinations; exposure by
+//! jurisdiction day by day; the exemptions used, with their justification, ticket and
+//! expiry where the policy gives them; the periods in monitor mode; the policy versions.
+//! Text, CSV, JSON or printable HTML ([`render`]'s job, in `report/render.rs`).
 
 use std::collections::{BTreeMap, HashMap};
-use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -14,6 +17,11 @@ use time::OffsetDateTime;
 
 use super::record::StoredRecord;
 use super::verify::{replay, VerifyError, VerifySummary};
+pub use crate::country_names::Lang;
+use crate::policy::Exemption;
+
+pub(crate) mod render;
+pub use render::{render, render_lang};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReportFormat {
@@ -58,7 +66,7 @@ pub struct Counts {
 }
 
 impl Counts {
-    fn add(&mut self, outcome: &str) {
+    pub(crate) fn add(&mut self, outcome: &str) {
         match outcome {
             "block" => self.block += 1,
             "would-block" => self.would_block += 1,
@@ -79,7 +87,7 @@ pub struct Row {
     pub counts: Counts,
 }
 
-/// One exemption rule used by one client.
+/// One exemption rule used by one client, with what the policy says of it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ExemptionUse {
     pub rule: String,
@@ -87,6 +95,46 @@ pub struct ExemptionUse {
     pub uses: u64,
     pub first_seen: String,
     pub last_seen: String,
+    /// From the policy (`--config`), when it still has the rule.
+    pub justification: Option<String>,
+    pub ticket: Option<String>,
+    /// The last day the exemption applies (YYYY-MM-DD).
+    pub expires: Option<String>,
+}
+
+/// One operator (by name, from the registry or a `[[network]]` label) and its jurisdiction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OperatorRow {
+    pub operator: String,
+    pub jurisdiction: Option<String>,
+    pub counts: Counts,
+}
+
+/// A run of consecutive records decided in monitor mode: nothing was blocked then, what
+/// would have been is counted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MonitorPeriod {
+    pub policy: String,
+    pub from: String,
+    pub to: String,
+    pub records: u64,
+    pub would_block: u64,
+}
+
+/// Exposed requests (blocked, let through in monitor mode, or exempted) of one day, by
+/// the operator jurisdiction of the addresses that did not comply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ExposureDay {
+    pub day: String,
+    pub by_jurisdiction: BTreeMap<String, u64>,
+}
+
+/// What the report knows beyond the log: its language and the policy's exemptions.
+#[derive(Debug, Clone, Default)]
+pub struct ReportOptions {
+    pub lang: Lang,
+    /// The policy's exemptions (`Policy::exemptions()`), to show their justification.
+    pub exemptions: Vec<Exemption>,
 }
 
 /// One policy version seen in the period.
@@ -109,22 +157,64 @@ pub struct Report {
     /// A request with addresses in two countries counts under both.
     pub by_location: Vec<Row>,
     pub by_operator_jurisdiction: Vec<Row>,
+    /// By reason code (`operator_not_allowed`, …); the renderers put it in words.
+    pub by_reason: Vec<Row>,
+    pub by_operator: Vec<OperatorRow>,
     pub by_host: Vec<Row>,
+    /// The hosts with the most blocks and would-blocks, at most [`TOP_BLOCKED`].
+    pub top_blocked: Vec<Row>,
     pub by_rule: Vec<Row>,
     /// /24 for IPv4, /48 for IPv6, the pseudonym as is.
     pub by_client_network: Vec<Row>,
     pub exemptions: Vec<ExemptionUse>,
+    pub monitor_periods: Vec<MonitorPeriod>,
+    pub exposure_by_day: Vec<ExposureDay>,
     pub policy_versions: Vec<PolicySeen>,
 }
 
-/// Verifies `paths`, then renders the report of the records in `[from, to)`.
+/// How many destinations "top blocked" lists.
+pub const TOP_BLOCKED: usize = 10;
+
+/// Verifies `paths`, then renders the report of the records in `[from, to)`, in English
+/// (the library's historical form; `douane audit report` is French by default and goes
+/// through [`report_with`]).
 pub fn report(
     paths: &[PathBuf],
     from: Option<OffsetDateTime>,
     to: Option<OffsetDateTime>,
     format: ReportFormat,
 ) -> Result<String, ReportError> {
-    Ok(render(&build_report(paths, from, to)?, format))
+    let options = ReportOptions {
+        lang: Lang::En,
+        exemptions: Vec::new(),
+    };
+    report_with(paths, from, to, format, &options)
+}
+
+/// [`report`] in the language of `options`, with the policy's exemptions.
+pub fn report_with(
+    paths: &[PathBuf],
+    from: Option<OffsetDateTime>,
+    to: Option<OffsetDateTime>,
+    format: ReportFormat,
+    options: &ReportOptions,
+) -> Result<String, ReportError> {
+    let mut r = build_report(paths, from, to)?;
+    r.attach_exemptions(&options.exemptions);
+    Ok(render_lang(&r, format, options.lang))
+}
+
+impl Report {
+    /// Fills each exemption used with its justification, ticket and expiry from the policy.
+    pub fn attach_exemptions(&mut self, policy: &[Exemption]) {
+        for used in &mut self.exemptions {
+            if let Some(e) = policy.iter().find(|e| *e.id == *used.rule) {
+                used.justification = e.justification.as_deref().map(str::to_owned);
+                used.ticket = e.ticket.as_deref().map(str::to_owned);
+                used.expires = Some(e.expires.to_string());
+            }
+        }
+    }
 }
 
 fn rfc3339(t: OffsetDateTime) -> String {
@@ -169,7 +259,12 @@ struct Acc {
     operator: HashMap<String, Counts>,
     host: HashMap<String, Counts>,
     rule: HashMap<String, Counts>,
+    reason: HashMap<String, Counts>,
+    operators: HashMap<(String, Option<String>), Counts>,
     client: HashMap<String, Counts>,
+    monitor: Vec<MonitorPeriod>,
+    in_monitor: bool,
+    exposure: BTreeMap<String, BTreeMap<String, u64>>,
     exemptions: BTreeMap<(String, String), (u64, String, String)>,
     policies: BTreeMap<(String, String), (u64, String, String)>,
 }
@@ -212,6 +307,51 @@ impl Acc {
         for o in ops {
             self.operator.entry(o.to_owned()).or_default().add(outcome);
         }
+        let reason = r.reason.as_deref().unwrap_or(UNKNOWN);
+        self.reason
+            .entry(reason.to_owned())
+            .or_default()
+            .add(outcome);
+        let mut operators: Vec<(&str, Option<&str>)> = r
+            .ips
+            .iter()
+            .map(|i| {
+                (
+                    i.operator.as_deref().unwrap_or(UNKNOWN),
+                    i.jurisdiction.as_deref(),
+                )
+            })
+            .collect();
+        operators.sort_unstable();
+        operators.dedup();
+        for (op, j) in operators {
+            self.operators
+                .entry((op.to_owned(), j.map(str::to_owned)))
+                .or_default()
+                .add(outcome);
+        }
+        self.add_monitor(r, outcome);
+        if matches!(outcome, "block" | "would-block" | "exempt") {
+            let bad: Vec<_> = r.ips.iter().filter(|i| i.violation.is_some()).collect();
+            let considered = if bad.is_empty() {
+                r.ips.iter().collect()
+            } else {
+                bad
+            };
+            let mut js: Vec<&str> = considered
+                .iter()
+                .map(|i| i.jurisdiction.as_deref().unwrap_or(UNKNOWN))
+                .collect();
+            js.sort_unstable();
+            js.dedup();
+            let day = self
+                .exposure
+                .entry(r.ts.get(..10).unwrap_or(&r.ts).to_owned())
+                .or_default();
+            for j in js {
+                *day.entry(j.to_owned()).or_default() += 1;
+            }
+        }
         let host = r.host.as_deref().unwrap_or(UNKNOWN);
         self.host.entry(host.to_owned()).or_default().add(outcome);
         let rule = r.rule.as_deref().unwrap_or("(policy defaults)");
@@ -231,6 +371,31 @@ impl Acc {
         let policy = r.policy.as_deref().unwrap_or(UNKNOWN).to_owned();
         let version = r.policy_version.as_deref().unwrap_or(UNKNOWN).to_owned();
         seen(&mut self.policies, (policy, version), &r.ts);
+    }
+
+    /// Monitor-mode records extend the open period; an enforce record closes it.
+    fn add_monitor(&mut self, r: &StoredRecord, outcome: &str) {
+        if r.mode.as_deref() != Some("monitor") {
+            self.in_monitor = false;
+            return;
+        }
+        let policy = r.policy.as_deref().unwrap_or(UNKNOWN);
+        let open = self.in_monitor && self.monitor.last().is_some_and(|p| p.policy == policy);
+        if !open {
+            self.monitor.push(MonitorPeriod {
+                policy: policy.to_owned(),
+                from: r.ts.clone(),
+                to: r.ts.clone(),
+                records: 0,
+                would_block: 0,
+            });
+        }
+        self.in_monitor = true;
+        if let Some(p) = self.monitor.last_mut() {
+            p.to = r.ts.clone();
+            p.records += 1;
+            p.would_block += u64::from(outcome == "would-block");
+        }
     }
 
     fn finish(self, chain: VerifySummary, from: Option<String>, to: Option<String>) -> Report {
@@ -261,6 +426,33 @@ impl Acc {
             )
             .collect();
         policy_versions.sort_by(|a, b| a.first_seen.cmp(&b.first_seen));
+        let by_host = rows(self.host);
+        let mut top_blocked: Vec<Row> = by_host
+            .iter()
+            .filter(|r| r.counts.block + r.counts.would_block > 0)
+            .cloned()
+            .collect();
+        top_blocked.sort_by(|a, b| {
+            (b.counts.block + b.counts.would_block)
+                .cmp(&(a.counts.block + a.counts.would_block))
+                .then_with(|| a.key.cmp(&b.key))
+        });
+        top_blocked.truncate(TOP_BLOCKED);
+        let mut by_operator: Vec<OperatorRow> = self
+            .operators
+            .into_iter()
+            .map(|((operator, jurisdiction), counts)| OperatorRow {
+                operator,
+                jurisdiction,
+                counts,
+            })
+            .collect();
+        by_operator.sort_by(|a, b| {
+            b.counts
+                .total()
+                .cmp(&a.counts.total())
+                .then_with(|| a.operator.cmp(&b.operator))
+        });
         Report {
             chain,
             from,
@@ -268,7 +460,10 @@ impl Acc {
             totals: self.totals,
             by_location: rows(self.location),
             by_operator_jurisdiction: rows(self.operator),
-            by_host: rows(self.host),
+            by_reason: rows(self.reason),
+            by_operator,
+            by_host,
+            top_blocked,
             by_rule: rows(self.rule),
             by_client_network: rows(self.client),
             exemptions: self
@@ -281,8 +476,20 @@ impl Acc {
                         uses,
                         first_seen,
                         last_seen,
+                        justification: None,
+                        ticket: None,
+                        expires: None,
                     },
                 )
+                .collect(),
+            monitor_periods: self.monitor,
+            exposure_by_day: self
+                .exposure
+                .into_iter()
+                .map(|(day, by_jurisdiction)| ExposureDay {
+                    day,
+                    by_jurisdiction,
+                })
                 .collect(),
             policy_versions,
         }
@@ -305,395 +512,5 @@ fn client_network(client: &str) -> String {
     }
 }
 
-/// Renders a report.
-pub fn render(r: &Report, format: ReportFormat) -> String {
-    match format {
-        ReportFormat::Json => serde_json::to_string_pretty(r).unwrap_or_default() + "\n",
-        ReportFormat::Text => render_text(r),
-        ReportFormat::Csv => render_csv(r),
-        ReportFormat::Html => render_html(r),
-    }
-}
-
-const TABLES: [(&str, &str); 5] = [
-    ("location", "Requests by destination location"),
-    ("operator_jurisdiction", "Requests by operator jurisdiction"),
-    ("host", "Requests by destination host"),
-    ("rule", "Requests by rule"),
-    ("client_network", "Requests by client network"),
-];
-
-fn tables(r: &Report) -> [(&'static str, &'static str, &[Row]); 5] {
-    let rows = [
-        &r.by_location,
-        &r.by_operator_jurisdiction,
-        &r.by_host,
-        &r.by_rule,
-        &r.by_client_network,
-    ];
-    let mut i = 0;
-    rows.map(|rows| {
-        let (id, title) = TABLES[i];
-        i += 1;
-        (id, title, rows.as_slice())
-    })
-}
-
-/// Untrusted text for a terminal: control characters shown escaped, never interpreted.
-fn clean(s: &str) -> String {
-    if !s.chars().any(char::is_control) {
-        return s.to_owned();
-    }
-    s.chars()
-        .map(|c| {
-            if c.is_control() {
-                c.escape_default().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
-}
-
-fn period(r: &Report) -> String {
-    format!(
-        "{} .. {}",
-        r.from.as_deref().unwrap_or("(start)"),
-        r.to.as_deref().unwrap_or("(end)")
-    )
-}
-
-fn render_text(r: &Report) -> String {
-    let mut out = String::new();
-    let t = &r.totals;
-    let _ = writeln!(out, "douane audit report");
-    let _ = writeln!(out, "{}", r.chain);
-    let _ = writeln!(out, "report period: {}", period(r));
-    let _ = writeln!(
-        out,
-        "requests: {} (block {}, would-block {}, exempt {}, allow {}, failed {})",
-        t.total(),
-        t.block,
-        t.would_block,
-        t.exempt,
-        t.allow,
-        t.failed
-    );
-    for (_, title, rows) in tables(r) {
-        let _ = writeln!(out, "\n{title}");
-        let width = rows
-            .iter()
-            .map(|row| clean(&row.key).chars().count())
-            .max()
-            .unwrap_or(0)
-            .max(3);
-        let _ = writeln!(
-            out,
-            "  {:<width$}  {:>7} {:>11} {:>7} {:>7} {:>7} {:>7}",
-            "key", "block", "would-block", "exempt", "allow", "failed", "total"
-        );
-        for row in rows {
-            let c = &row.counts;
-            let _ = writeln!(
-                out,
-                "  {:<width$}  {:>7} {:>11} {:>7} {:>7} {:>7} {:>7}",
-                clean(&row.key),
-                c.block,
-                c.would_block,
-                c.exempt,
-                c.allow,
-                c.failed,
-                c.total()
-            );
-        }
-    }
-    let _ = writeln!(out, "\nExemptions used");
-    if r.exemptions.is_empty() {
-        let _ = writeln!(out, "  none");
-    }
-    for e in &r.exemptions {
-        let _ = writeln!(
-            out,
-            "  {} by {}: {} use(s), {} .. {}",
-            clean(&e.rule),
-            clean(&e.client),
-            e.uses,
-            e.first_seen,
-            e.last_seen
-        );
-    }
-    let _ = writeln!(out, "\nPolicy versions in force");
-    for p in &r.policy_versions {
-        let _ = writeln!(
-            out,
-            "  {} {}: {} record(s), {} .. {}",
-            clean(&p.policy),
-            clean(&p.version),
-            p.records,
-            clean(&p.first_seen),
-            clean(&p.last_seen)
-        );
-    }
-    out
-}
-
-/// One CSV field: quoted when needed, and a leading `= + - @` neutralised so that a
-/// spreadsheet does not run a host name sent by a client as a formula.
-fn csv(s: &str) -> String {
-    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        format!("'{s}")
-    } else {
-        s.to_owned()
-    };
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s
-    }
-}
-
-fn render_csv(r: &Report) -> String {
-    let mut out = String::from(
-        "section,key,client,block,would_block,exempt,allow,failed,total,first_seen,last_seen\n",
-    );
-    for (id, _, rows) in tables(r) {
-        for row in rows {
-            let c = &row.counts;
-            let _ = writeln!(
-                out,
-                "{id},{},,{},{},{},{},{},{},,",
-                csv(&row.key),
-                c.block,
-                c.would_block,
-                c.exempt,
-                c.allow,
-                c.failed,
-                c.total()
-            );
-        }
-    }
-    for e in &r.exemptions {
-        let _ = writeln!(
-            out,
-            "exemption,{},{},,,{},,,{},{},{}",
-            csv(&e.rule),
-            csv(&e.client),
-            e.uses,
-            e.uses,
-            csv(&e.first_seen),
-            csv(&e.last_seen)
-        );
-    }
-    for p in &r.policy_versions {
-        let key = format!("{} {}", p.policy, p.version);
-        let _ = writeln!(
-            out,
-            "policy_version,{},,,,,,,{},{},{}",
-            csv(&key),
-            p.records,
-            csv(&p.first_seen),
-            csv(&p.last_seen)
-        );
-    }
-    out
-}
-
-fn html(s: &str) -> String {
-    let mut o = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => o.push_str("&amp;"),
-            '<' => o.push_str("&lt;"),
-            '>' => o.push_str("&gt;"),
-            '"' => o.push_str("&quot;"),
-            '\'' => o.push_str("&#39;"),
-            c if c.is_control() => {
-                let _ = write!(o, "&#{};", c as u32);
-            }
-            c => o.push(c),
-        }
-    }
-    o
-}
-
-fn render_html(r: &Report) -> String {
-    let mut o = String::from("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>douane audit report</title>\n<style>body{font-family:sans-serif}table{border-collapse:collapse;margin-bottom:1.5em}td,th{border:1px solid #999;padding:2px 8px}td.n{text-align:right}</style></head><body>\n<h1>douane audit report</h1>\n");
-    let _ = writeln!(o, "<pre>{}</pre>", html(&r.chain.to_string()));
-    let t = &r.totals;
-    let _ = writeln!(o, "<p>Report period: {}. Requests: {} (block {}, would-block {}, exempt {}, allow {}, failed {}).</p>", html(&period(r)), t.total(), t.block, t.would_block, t.exempt, t.allow, t.failed);
-    for (_, title, rows) in tables(r) {
-        let _ = writeln!(o, "<h2>{title}</h2>\n<table><tr><th>key</th><th>block</th><th>would-block</th><th>exempt</th><th>allow</th><th>failed</th><th>total</th></tr>");
-        for row in rows {
-            let c = &row.counts;
-            let _ = writeln!(o, "<tr><td>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td></tr>", html(&row.key), c.block, c.would_block, c.exempt, c.allow, c.failed, c.total());
-        }
-        o.push_str("</table>\n");
-    }
-    o.push_str("<h2>Exemptions used</h2>\n<table><tr><th>rule</th><th>client</th><th>uses</th><th>first seen</th><th>last seen</th></tr>\n");
-    for e in &r.exemptions {
-        let _ = writeln!(
-            o,
-            "<tr><td>{}</td><td>{}</td><td class=n>{}</td><td>{}</td><td>{}</td></tr>",
-            html(&e.rule),
-            html(&e.client),
-            e.uses,
-            html(&e.first_seen),
-            html(&e.last_seen)
-        );
-    }
-    o.push_str("</table>\n<h2>Policy versions in force</h2>\n<table><tr><th>policy</th><th>version</th><th>records</th><th>first seen</th><th>last seen</th></tr>\n");
-    for p in &r.policy_versions {
-        let _ = writeln!(
-            o,
-            "<tr><td>{}</td><td>{}</td><td class=n>{}</td><td>{}</td><td>{}</td></tr>",
-            html(&p.policy),
-            html(&p.version),
-            p.records,
-            html(&p.first_seen),
-            html(&p.last_seen)
-        );
-    }
-    o.push_str("</table>\n</body></html>\n");
-    o
-}
-
 #[cfg(test)]
-mod tests {
-    use std::sync::Arc;
-
-    use super::*;
-    use crate::audit::record::tests::{block_decision, event};
-    use crate::audit::writer::tests::config_in;
-    use crate::audit::AuditWriter;
-    use crate::policy::decision::{Mode, Outcome, Provenance, Reason};
-
-    fn sample() -> (tempfile::TempDir, Vec<PathBuf>) {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut w = AuditWriter::open(&config_in(dir.path())).expect("open");
-        let block = block_decision();
-        let mut exempt = block_decision();
-        exempt.outcome = Outcome::Exempt;
-        exempt.reason = Reason::Exemption;
-        exempt.rule = Some(Arc::from("exemption-messagerie"));
-        let mut would = block_decision();
-        would.outcome = Outcome::WouldBlock;
-        would.mode = Mode::Monitor;
-        would.provenance = Arc::new(Provenance {
-            policy_version: Arc::from("2026-04-01"),
-            ..(*block.provenance).clone()
-        });
-        w.append(&event(&block, "crm.example", Some("/")))
-            .expect("append");
-        w.append(&event(&block, "crm.example", Some("/")))
-            .expect("append");
-        let mut e = event(&exempt, "<script>alert(1)</script>", None);
-        e.client = "2001:db8:1:2::5".parse().expect("ip");
-        w.append(&e).expect("append");
-        w.append(&event(&would, "=cmd|' /C calc'!A0", None))
-            .expect("append");
-        let files = w.files().expect("files");
-        (dir, files)
-    }
-
-    #[test]
-    fn text_report_counts_by_every_axis() {
-        let (_dir, files) = sample();
-        let r = build_report(&files, None, None).expect("report");
-        assert_eq!(
-            (r.totals.block, r.totals.exempt, r.totals.would_block),
-            (2, 1, 1)
-        );
-        let row =
-            |rows: &[Row], key: &str| rows.iter().find(|r| r.key == key).map(|r| r.counts.clone());
-        assert_eq!(
-            row(&r.by_operator_jurisdiction, "US").map(|c| c.total()),
-            Some(4)
-        );
-        assert_eq!(row(&r.by_location, "FR").map(|c| c.block), Some(2));
-        assert_eq!(row(&r.by_host, "crm.example").map(|c| c.block), Some(2));
-        assert_eq!(
-            row(&r.by_rule, "exemption-messagerie").map(|c| c.exempt),
-            Some(1)
-        );
-        assert_eq!(
-            row(&r.by_client_network, "192.0.2.0/24").map(|c| c.total()),
-            Some(3)
-        );
-        assert_eq!(
-            row(&r.by_client_network, "2001:db8:1::/48").map(|c| c.exempt),
-            Some(1)
-        );
-        assert_eq!(r.exemptions.len(), 1);
-        assert_eq!(
-            (
-                r.exemptions[0].rule.as_str(),
-                r.exemptions[0].client.as_str()
-            ),
-            ("exemption-messagerie", "2001:db8:1:2::5")
-        );
-        let versions: Vec<_> = r
-            .policy_versions
-            .iter()
-            .map(|p| (p.version.as_str(), p.records))
-            .collect();
-        assert_eq!(versions, [("2026-03-01", 3), ("2026-04-01", 1)]);
-
-        let text = render(&r, ReportFormat::Text);
-        assert!(
-            text.contains("audit chain OK: 1 file(s), 4 record(s)"),
-            "{text}"
-        );
-        assert!(
-            text.contains("requests: 4 (block 2, would-block 1, exempt 1, allow 0, failed 0)"),
-            "{text}"
-        );
-        assert!(
-            text.contains("exemption-messagerie by 2001:db8:1:2::5: 1 use(s)"),
-            "{text}"
-        );
-    }
-
-    #[test]
-    fn html_csv_and_json_escape_what_clients_sent() {
-        let (_dir, files) = sample();
-        let html = report(&files, None, None, ReportFormat::Html).expect("html");
-        assert!(!html.contains("<script>"), "{html}");
-        assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
-        let csv = report(&files, None, None, ReportFormat::Csv).expect("csv");
-        assert!(csv.contains("host,'=cmd|' /C calc'!A0,"), "{csv}");
-        assert!(csv.lines().all(|l| !l.starts_with('=')));
-        let json = report(&files, None, None, ReportFormat::Json).expect("json");
-        let v: serde_json::Value = serde_json::from_str(&json).expect("json");
-        assert_eq!(v["totals"]["block"], 2);
-        assert_eq!(v["chain"]["records"], 4);
-    }
-
-    #[test]
-    fn the_period_filters_records() {
-        let (_dir, files) = sample();
-        let far = OffsetDateTime::now_utc() + time::Duration::days(365);
-        let r = build_report(&files, Some(far), None).expect("report");
-        assert_eq!(r.totals.total(), 0);
-        let r = build_report(&files, None, Some(far)).expect("report");
-        assert_eq!(r.totals.total(), 4);
-        assert!(matches!(
-            build_report(&files, Some(far), Some(far)),
-            Err(ReportError::EmptyPeriod { .. })
-        ));
-    }
-
-    #[test]
-    fn no_report_from_a_log_that_does_not_verify() {
-        let (_dir, files) = sample();
-        let text = std::fs::read_to_string(&files[0]).expect("read");
-        std::fs::write(&files[0], text.replacen("crm.example", "crm.exbmple", 1)).expect("write");
-        let err = report(&files, None, None, ReportFormat::Text).expect_err("tampered");
-        assert!(err.to_string().contains("does not verify"), "{err}");
-    }
-
-    #[test]
-    fn formats_parse() {
-        assert_eq!("csv".parse::<ReportFormat>(), Ok(ReportFormat::Csv));
-        assert!("pdf".parse::<ReportFormat>().is_err());
-    }
-}
+mod tests;

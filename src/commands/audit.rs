@@ -1,5 +1,5 @@
-//! `douane audit verify | report | key | prove | verify-proof | consistency | witness`: what
-//! an auditor runs on the block log and its signed checkpoints.
+//! `douane audit verify | report | inventory | key | prove | verify-proof | consistency |
+//! witness | prune`: what an auditor runs on the block log and its signed checkpoints.
 
 use std::path::{Path, PathBuf};
 
@@ -12,8 +12,8 @@ use crate::audit::note::VerifierKey;
 use crate::audit::proof::{self, LogOnDisk, ProofBundle};
 use crate::audit::tlog::{read_verifier, TlogPaths};
 use crate::audit::Target;
-use crate::audit::{report, verify_files, ReportFormat};
-use crate::cli::{AuditCommand, AuditLogArg, ReportFormatArg};
+use crate::audit::{report_with, verify_files, Lang, ReportFormat, ReportOptions};
+use crate::cli::{AuditCommand, AuditLogArg, LangArg, ReportFormatArg};
 
 /// `verify`, against a checkpoint when one is given.
 pub fn verify_with(files: &[PathBuf], checkpoint: Option<&Path>, key: Option<&str>) -> Exit {
@@ -163,7 +163,9 @@ pub fn run_tlog(command: AuditCommand) -> anyhow::Result<Exit> {
                 }
             }
         }
-        AuditCommand::Verify { .. } | AuditCommand::Report { .. } => {
+        AuditCommand::Verify { .. }
+        | AuditCommand::Report { .. }
+        | AuditCommand::Inventory { .. } => {
             anyhow::bail!("handled by verify and report")
         }
     }
@@ -220,15 +222,47 @@ pub fn run_report(
     to: Option<&str>,
     format: ReportFormatArg,
 ) -> anyhow::Result<Exit> {
-    let format = match format {
+    run_report_with(files, from, to, format, LangArg::Fr, None)
+}
+
+fn report_format(format: ReportFormatArg) -> ReportFormat {
+    match format {
         ReportFormatArg::Text => ReportFormat::Text,
         ReportFormatArg::Csv => ReportFormat::Csv,
         ReportFormatArg::Json => ReportFormat::Json,
         ReportFormatArg::Html => ReportFormat::Html,
-    };
+    }
+}
+
+fn lang(lang: LangArg) -> Lang {
+    match lang {
+        LangArg::Fr => Lang::Fr,
+        LangArg::En => Lang::En,
+    }
+}
+
+/// `douane audit report --lang … [--config …]`: with a config, the policy's exemptions
+/// give the justification, ticket and expiry of each exemption used.
+pub fn run_report_with(
+    files: &[PathBuf],
+    from: Option<&str>,
+    to: Option<&str>,
+    format: ReportFormatArg,
+    language: LangArg,
+    config: Option<&std::path::Path>,
+) -> anyhow::Result<Exit> {
+    let format = report_format(format);
     let from = from.map(parse_time).transpose().context("--from")?;
     let to = to.map(parse_time).transpose().context("--to")?;
-    match report(files, from, to, format) {
+    let exemptions = match config {
+        Some(path) => super::load(path)?.1.policy.exemptions(),
+        None => Vec::new(),
+    };
+    let options = ReportOptions {
+        lang: lang(language),
+        exemptions,
+    };
+    match report_with(files, from, to, format, &options) {
         Ok(text) => {
             print!("{text}");
             Ok(Exit::Success)
@@ -249,4 +283,27 @@ fn parse_time(s: &str) -> anyhow::Result<OffsetDateTime> {
     let date = time::Date::parse(s, format)
         .with_context(|| format!("`{s}` is neither an RFC 3339 time nor a date YYYY-MM-DD"))?;
     Ok(date.midnight().assume_utc())
+}
+
+/// `douane audit inventory`: the SaaS in use over a period.
+pub fn run_inventory(
+    files: &[PathBuf],
+    from: Option<&str>,
+    to: Option<&str>,
+    format: ReportFormatArg,
+    language: LangArg,
+) -> anyhow::Result<Exit> {
+    let from = from.map(parse_time).transpose().context("--from")?;
+    let to = to.map(parse_time).transpose().context("--to")?;
+    match crate::audit::inventory::inventory(files, from, to, report_format(format), lang(language))
+    {
+        Ok(text) => {
+            print!("{text}");
+            Ok(Exit::Success)
+        }
+        Err(e) => {
+            eprintln!("douane: no inventory: {e}");
+            Ok(Exit::Failed)
+        }
+    }
 }

@@ -67,6 +67,11 @@ pub struct Config {
     pub log: LogSettings,
     pub block_page: BlockPage,
     pub reload: ReloadSettings,
+    /// `[pac]`: the PAC file browsers are pointed at; none without the table.
+    pub pac: Option<crate::pac::PacConfig>,
+    /// `[local_ca]`: the CA that mints certificates for the HTTPS block page (paths
+    /// resolved); none without the table, and blocked tunnels stay as they are.
+    pub local_ca: Option<crate::mint::LocalCaConfig>,
 }
 
 #[derive(Debug, Clone)]
@@ -404,6 +409,16 @@ impl Validator<'_> {
             }
         }
 
+        if let Some(Err(e)) = raw.pac.as_ref().map(crate::pac::PacConfig::validate) {
+            let at = self.file.text.find("[pac]").map(|i| i..i + 1);
+            self.errors.push(self.file.error_at(at, e.to_string()));
+        }
+        let local_ca = raw.local_ca.as_ref().map(|ca| crate::mint::LocalCaConfig {
+            cert: self.path(&ca.cert),
+            key: self.path(&ca.key),
+            ..ca.clone()
+        });
+
         let limits = &raw.limits;
         let ms = Duration::from_millis;
         let config = Config {
@@ -465,6 +480,8 @@ impl Validator<'_> {
                 watch: raw.reload.watch,
                 poll_interval: ms(raw.reload.poll_interval_ms.max(100)),
             },
+            pac: raw.pac.clone(),
+            local_ca,
         };
         if self.errors.is_empty() {
             Ok(config)

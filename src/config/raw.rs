@@ -39,6 +39,10 @@ pub struct FileConfig {
     pub block_page: FileBlockPage,
     #[serde(default)]
     pub reload: FileReload,
+    /// The PAC file served at `/proxy.pac` and `/wpad.dat`.
+    pub pac: Option<crate::pac::PacConfig>,
+    /// The local CA that mints certificates for the HTTPS block page.
+    pub local_ca: Option<crate::mint::LocalCaConfig>,
 }
 
 #[derive(Debug, Deserialize)]
