@@ -3,6 +3,7 @@
 
 pub mod body;
 pub mod context;
+pub mod exchange;
 pub mod forward;
 pub mod forwarding;
 pub mod h1;

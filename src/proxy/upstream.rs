@@ -36,8 +36,8 @@ pub enum UpstreamError {
     Connect(io::Error),
     #[error("connecting timed out")]
     ConnectTimeout,
-    #[error("tls handshake with the upstream failed: {0}")]
-    Tls(io::Error),
+    #[error("tls handshake with `{name}` failed: {source}")]
+    Tls { name: Arc<str>, source: io::Error },
     #[error("tls handshake with the upstream timed out")]
     TlsTimeout,
     #[error("`{0}` is not a valid TLS server name")]
@@ -52,6 +52,10 @@ pub enum UpstreamError {
     Broken(String),
     #[error("the upstream did not answer in time")]
     ResponseTimeout,
+    /// The client's request body broke while it was being sent (a malformed chunk, cut
+    /// short): the client's fault, not the upstream's.
+    #[error("the client's request body failed: {0}")]
+    ClientBody(hyper::Error),
 }
 
 impl UpstreamError {
@@ -71,13 +75,33 @@ impl UpstreamError {
         match self {
             UpstreamError::Connect(_) => "connect",
             UpstreamError::ConnectTimeout => "connect_timeout",
-            UpstreamError::Tls(_) | UpstreamError::BadName(_) => "tls",
+            UpstreamError::Tls { .. } | UpstreamError::BadName(_) => "tls",
             UpstreamError::TlsTimeout => "tls_timeout",
             UpstreamError::Parent(_) => "parent_proxy",
-            UpstreamError::Handshake(_) | UpstreamError::Http(_) | UpstreamError::Broken(_) => {
-                "http"
-            }
+            UpstreamError::Handshake(_)
+            | UpstreamError::Http(_)
+            | UpstreamError::Broken(_)
+            | UpstreamError::ClientBody(_) => "http",
             UpstreamError::ResponseTimeout => "response_timeout",
+        }
+    }
+
+    /// Whether the client, not the upstream, broke the exchange.
+    pub fn is_client_side(&self) -> bool {
+        matches!(self, UpstreamError::ClientBody(_))
+    }
+
+    /// A failed `send_request`: the client's when hyper reports a failed request body
+    /// whose cause is the client connection's own parse error (hyper wraps the error of
+    /// the body it was polling, here the client's `Incoming`).
+    fn of_send(e: hyper::Error) -> UpstreamError {
+        let from_client_body = std::error::Error::source(&e)
+            .and_then(|c| c.downcast_ref::<hyper::Error>())
+            .is_some();
+        if from_client_body {
+            UpstreamError::ClientBody(e)
+        } else {
+            UpstreamError::Http(e)
         }
     }
 
@@ -281,7 +305,10 @@ impl Connector {
         )
         .await
         .map_err(|_| UpstreamError::TlsTimeout)?
-        .map_err(UpstreamError::Tls)?;
+        .map_err(|source| UpstreamError::Tls {
+            name: name.clone(),
+            source,
+        })?;
         if tls.get_ref().1.alpn_protocol() != Some(b"h2") {
             return handshake_h1(TokioIo::new(tls)).await;
         }
@@ -327,7 +354,10 @@ impl Connector {
         match sender {
             Sender::H2(mut s) => {
                 shape_for_h2(&mut request, key);
-                let response = s.send_request(request).await.map_err(UpstreamError::Http)?;
+                let response = s
+                    .send_request(request)
+                    .await
+                    .map_err(UpstreamError::of_send)?;
                 return Ok((response, Sender::H2(s)));
             }
             Sender::H1(mut s) => {
@@ -338,7 +368,7 @@ impl Connector {
                         Err(mut e) => match e.take_message() {
                             // Never sent: the pooled connection was stale.
                             Some(unsent) => request = unsent,
-                            None => return Err(UpstreamError::Http(e.into_error())),
+                            None => return Err(UpstreamError::of_send(e.into_error())),
                         },
                     }
                 }
@@ -349,12 +379,18 @@ impl Connector {
         match Box::pin(self.connect_http(key, true)).await? {
             Sender::H1(mut s) => {
                 shape_for_h1(&mut request);
-                let response = s.send_request(request).await.map_err(UpstreamError::Http)?;
+                let response = s
+                    .send_request(request)
+                    .await
+                    .map_err(UpstreamError::of_send)?;
                 Ok((response, Sender::H1(s)))
             }
             Sender::H2(mut s) => {
                 shape_for_h2(&mut request, key);
-                let response = s.send_request(request).await.map_err(UpstreamError::Http)?;
+                let response = s
+                    .send_request(request)
+                    .await
+                    .map_err(UpstreamError::of_send)?;
                 Ok((response, Sender::H2(s)))
             }
         }
