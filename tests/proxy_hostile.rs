@@ -121,6 +121,7 @@ on_both_engines! {
         let refused = metric(&douane, "douane_refusals_total{kind=\"framing_named_in_connection\"}");
         assert_eq!(refused, 10.0);
         assert_eq!(douane.log_count("\"refusal\":\"framing_named_in_connection\""), 10);
+        assert_eq!(douane.log_count("request ended without finish"), 0);
     }
 
     async fn a_smuggling_attempt_cannot_poison_the_next_client(engine: Engine) {
@@ -297,5 +298,6 @@ on_both_engines! {
             .filter(|r| r.to_string().contains("location_not_allowed"))
             .count();
         assert_eq!(blocked, 10, "every block recorded once");
+        assert_eq!(douane.log_count("request ended without finish"), 0);
     }
 }

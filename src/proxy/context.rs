@@ -15,7 +15,7 @@ use ipnet::IpNet;
 use http::Response;
 
 use super::body::ProxyBody;
-use super::exchange::{Refusal, RequestEnd};
+use super::exchange::{Life, Refusal, RequestEnd};
 use super::respond;
 use super::upstream::Connector;
 use crate::audit::{AuditEvent, AuditLog, OnFailure};
@@ -37,6 +37,8 @@ pub struct RequestFacts<'a> {
     pub destination: &'a Destination,
     pub path: Option<&'a str>,
     pub started: Instant,
+    /// Marked by `finish`.
+    pub life: &'a Life,
 }
 
 /// What is known of a request before it is routed or decided: enough for the log line of
@@ -50,6 +52,8 @@ pub struct Arrival<'a> {
     /// The host the client asked for, as it sent it.
     pub host: Option<&'a str>,
     pub started: Instant,
+    /// Marked by `refused`.
+    pub life: &'a Life,
 }
 
 /// An address as log text, without `Option` wrappers: `-` when there is none.
@@ -221,6 +225,11 @@ impl Proxy {
     /// The single exit of every decided request, once the status actually written is
     /// known: the log line and the metrics, from the same facts as the audit record.
     pub fn finish(&self, facts: &RequestFacts<'_>, decision: &Decision, end: &RequestEnd<'_>) {
+        if !facts.life.finish() {
+            debug_assert!(false, "finish called twice for {}", facts.request_id);
+            tracing::error!(request_id = facts.request_id, "finish called twice");
+            return;
+        }
         self.metrics
             .observe_request(facts.listener, facts.route, decision, end.duration);
         let mut addr = [0u8; 48];
@@ -245,6 +254,7 @@ impl Proxy {
     /// its log line and the refusal metric; returns the response the client gets.
     pub fn refused(&self, arrival: &Arrival<'_>, refusal: Refusal) -> Response<ProxyBody> {
         let status = refusal.status();
+        arrival.life.finish();
         self.metrics.refusal(refusal.kind());
         tracing::info!(
             request_id = arrival.request_id,

@@ -5,6 +5,7 @@
 //! ([`RequestEnd`]). See `LIFECYCLE.md` beside this file for the whole picture.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use http::header::{self, HeaderMap};
@@ -127,6 +128,41 @@ pub fn admit_head(headers: &HeaderMap) -> Result<(), Refusal> {
     Ok(())
 }
 
+/// One request's life, on the stack of whichever engine serves it: marked when `finish` runs,
+/// loud when dropped unmarked — a path that forgot its exit, or a request abandoned
+/// half-way (its client gone while douane waited, the drain deadline), shows in the log.
+#[derive(Debug)]
+pub struct Life {
+    finished: AtomicBool,
+}
+
+impl Life {
+    pub fn new() -> Life {
+        Life {
+            finished: AtomicBool::new(false),
+        }
+    }
+
+    /// Marks the exit; `false` when it had already been taken (a second `finish`).
+    pub fn finish(&self) -> bool {
+        !self.finished.swap(true, Ordering::Relaxed)
+    }
+}
+
+impl Default for Life {
+    fn default() -> Self {
+        Life::new()
+    }
+}
+
+impl Drop for Life {
+    fn drop(&mut self) {
+        if !*self.finished.get_mut() {
+            tracing::warn!("request ended without finish (abandoned, or an exit forgotten)");
+        }
+    }
+}
+
 /// How one request ended, as the single exit (`Proxy::finish`) receives it: what the
 /// client was actually sent, where the request actually went, and what it asked for.
 #[derive(Debug, Clone, Copy, Default)]
@@ -189,6 +225,13 @@ mod tests {
         assert_eq!(admit_head(&h), Err(Refusal::DuplicateHost));
         let h = head(&[("transfer-encoding", "chunked"), ("content-length", "3")]);
         assert_eq!(admit_head(&h), Err(Refusal::AmbiguousFraming));
+    }
+
+    #[test]
+    fn a_life_is_finished_once() {
+        let life = Life::new();
+        assert!(life.finish());
+        assert!(!life.finish());
     }
 
     #[test]

@@ -12,7 +12,7 @@ use hyper::body::Incoming;
 
 use super::body::{ExposureTally, PoolReturn, ProxyBody};
 use super::context::{Arrival, Proxy, RequestFacts, RequestId};
-use super::exchange::{admit_head, Refusal, RequestEnd};
+use super::exchange::{admit_head, Life, Refusal, RequestEnd};
 use super::headers;
 use super::respond;
 use super::upstream::{PoolKey, UpstreamError};
@@ -29,6 +29,7 @@ pub async fn handle(
     req: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, hyper::Error> {
     let started = Instant::now();
+    let life = Life::new();
     let request_id = proxy.next_request_id();
     let client = proxy.client_address(
         peer.ip(),
@@ -43,14 +44,15 @@ pub async fn handle(
         method: req.method().as_str(),
         host: req.uri().authority().map(|a| a.as_str()),
         started,
+        life: &life,
     };
     if let Err(refusal) = admit_head(req.headers()) {
         return Ok(proxy.refused(&arrival, refusal));
     }
     if req.method() == Method::CONNECT {
-        Ok(connect(&proxy, &listener, client, req, request_id, started).await)
+        Ok(connect(&proxy, &listener, client, req, (request_id, started, &life)).await)
     } else {
-        Ok(absolute_form(&proxy, &listener, client, req, request_id, started).await)
+        Ok(absolute_form(&proxy, &listener, client, req, (request_id, started, &life)).await)
     }
 }
 
@@ -59,8 +61,7 @@ async fn connect(
     listener: &str,
     client: std::net::IpAddr,
     req: Request<Incoming>,
-    request_id: RequestId,
-    started: Instant,
+    (request_id, started, life): (RequestId, Instant, &Life),
 ) -> Response<ProxyBody> {
     let authority = req.uri().authority().map(|a| a.as_str()).unwrap_or("");
     let destination = match Destination::parse_authority(authority) {
@@ -74,6 +75,7 @@ async fn connect(
                 method: "CONNECT",
                 host: Some(authority),
                 started,
+                life,
             };
             return proxy.refused(&arrival, Refusal::BadTarget);
         }
@@ -89,6 +91,7 @@ async fn connect(
         destination: &destination,
         path: None,
         started,
+        life,
     };
     if let Some(response) = gate(proxy, &facts, &decision, &req).await {
         return response;
@@ -124,8 +127,7 @@ async fn absolute_form(
     listener: &str,
     client: std::net::IpAddr,
     mut req: Request<Incoming>,
-    request_id: RequestId,
-    started: Instant,
+    (request_id, started, life): (RequestId, Instant, &Life),
 ) -> Response<ProxyBody> {
     let arrival = Arrival {
         request_id: &request_id,
@@ -134,6 +136,7 @@ async fn absolute_form(
         method: req.method().as_str(),
         host: req.uri().authority().map(|a| a.as_str()),
         started,
+        life,
     };
     if headers::is_loop(req.headers(), &proxy.via_token) {
         return proxy.refused(&arrival, Refusal::Loop);
@@ -175,6 +178,7 @@ async fn absolute_form(
         destination: &destination,
         path: Some(&path),
         started,
+        life,
     };
     if let Some(response) = gate(proxy, &facts, &decision, &req).await {
         return response;

@@ -14,7 +14,7 @@ use hyper_util::rt::TokioIo;
 
 use super::body::ProxyBody;
 use super::context::{Arrival, Proxy, RequestFacts};
-use super::exchange::{admit_head, Refusal};
+use super::exchange::{admit_head, Life, Refusal};
 use super::forward::{ended, gate, send_to_checked, upstream_failed};
 use super::forwarding::{
     forwardable_host, Forwarding, X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO,
@@ -138,6 +138,7 @@ pub async fn handle(
     mut req: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, hyper::Error> {
     let started = Instant::now();
+    let life = Life::new();
     let request_id = proxy.next_request_id();
     let client = proxy.client_address(
         conn.peer.ip(),
@@ -150,6 +151,7 @@ pub async fn handle(
         method: req.method().as_str(),
         host: asked_host(&req),
         started,
+        life: &life,
     };
     if let Err(refusal) = admit_head(req.headers()) {
         return Ok(proxy.refused(&arrival, refusal));
@@ -197,6 +199,7 @@ pub async fn handle(
         destination: &route.destination,
         path: Some(&path),
         started,
+        life: &life,
     };
     if let Some(response) = gate(&proxy, &facts, &decision, &req).await {
         return Ok(response);

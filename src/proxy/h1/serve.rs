@@ -25,7 +25,7 @@ use crate::policy::decide::HttpFacts;
 use crate::policy::{Decision, Outcome};
 use crate::proxy::body::ProxyBody;
 use crate::proxy::context::{Arrival, Proxy, RequestFacts};
-use crate::proxy::exchange::{Refusal, RequestEnd};
+use crate::proxy::exchange::{Life, Refusal, RequestEnd};
 use crate::proxy::forward::{block_response, upstream_failed};
 use crate::proxy::respond;
 use crate::proxy::upstream::UpstreamError;
@@ -196,6 +196,7 @@ impl Exchange<'_> {
         };
         // From here the request is decided once, here, and answered here whatever the
         // decision: it is never handed to hyper again.
+        let life = Life::new();
         let decision = proxy
             .check(
                 plan.client,
@@ -217,6 +218,7 @@ impl Exchange<'_> {
             destination: &plan.destination,
             path: Some(plan.path),
             started,
+            life: &life,
         };
         let used = head_len + body_len;
         // Douane stopping: this is the connection's last answer (read when it is written).
@@ -332,7 +334,10 @@ impl Exchange<'_> {
                 }
                 (after(close), received)
             }
-            Relayed::Cut { received } => (Next::Close, received),
+            Relayed::Cut { received } => {
+                self.out.clear();
+                (Next::Close, received)
+            }
         };
         if decision.outcome != Outcome::Allow {
             // Exposed (monitor mode, exemption): its bytes are counted, as on hyper's path.
@@ -345,6 +350,13 @@ impl Exchange<'_> {
             &decision,
             &end(response.status, Some(addr), Some(received)),
         );
+        if !self.out.is_empty() {
+            let written = client.write_all(&self.out).await.is_ok() && client.flush().await.is_ok();
+            self.out.clear();
+            if !written {
+                return Next::Close;
+            }
+        }
         next
     }
 
@@ -371,6 +383,7 @@ impl Exchange<'_> {
             method,
             host: None,
             started,
+            life: &Life::new(),
         };
         let response = self.proxy.refused(&arrival, refusal);
         self.answer(client, response, true, |_| Next::Close).await
@@ -473,8 +486,9 @@ impl Exchange<'_> {
     }
 
     /// Sends `self.out` (the response head) with the body bytes read so far, then the rest
-    /// of the body as it comes, counting the body bytes. `clean` when the body ended exactly
-    /// where its framing said, so the upstream socket can serve again.
+    /// of the body as it comes, counting the body bytes; the last piece is left in
+    /// `self.out` for the caller to write once the request is finished. `clean` when the
+    /// body ended exactly where its framing said, so the upstream socket can serve again.
     async fn relay_body<S>(
         &mut self,
         client: &mut S,
@@ -518,6 +532,15 @@ impl Exchange<'_> {
             };
             self.out.extend_from_slice(&bytes[..take]);
             let extra = take < bytes.len();
+            if done {
+                // The last piece stays in `self.out`: the exit is taken before the client
+                // sees the end of its response.
+                received += (self.out.len() - head_left) as u64;
+                return Relayed::Whole {
+                    received: decoded(received, &chunks),
+                    clean: !extra,
+                };
+            }
             if !self.out.is_empty() {
                 if client.write_all(&self.out).await.is_err() || client.flush().await.is_err() {
                     return Relayed::Cut {
@@ -527,12 +550,6 @@ impl Exchange<'_> {
                 received += (self.out.len() - head_left) as u64;
                 head_left = 0;
                 self.out.clear();
-            }
-            if done {
-                return Relayed::Whole {
-                    received: decoded(received, &chunks),
-                    clean: !extra,
-                };
             }
             self.up_buf.clear();
             start = 0;
