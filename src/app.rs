@@ -123,7 +123,7 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
     );
     own_addresses.extend(admin_listener.iter().filter_map(|l| l.local_addr().ok()));
 
-    let proxy = Arc::new(Proxy::new(
+    let mut proxy = Proxy::new(
         state.clone(),
         resolver,
         connector,
@@ -132,7 +132,9 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
         own_addresses,
         config.trusted_proxies.clone(),
         config.block_page.link.clone(),
-    ));
+    );
+    proxy.request_body_timeout = config.limits.request_body_timeout;
+    let proxy = Arc::new(proxy);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let serving = Serving {
         proxy,

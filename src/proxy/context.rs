@@ -88,6 +88,8 @@ pub struct Proxy {
     /// This instance's `Via` token: a request that already carries it is a loop.
     pub via_token: String,
     pub via: HeaderValue,
+    /// A request body that sends nothing this long fails the request (408).
+    pub request_body_timeout: std::time::Duration,
     ids: RequestIds,
 }
 
@@ -119,6 +121,7 @@ impl Proxy {
             blocked_by,
             via_token,
             via,
+            request_body_timeout: std::time::Duration::from_secs(30),
             ids,
         }
     }

@@ -34,13 +34,15 @@ pub enum Refusal {
     Loop,
     /// The request body broke its own framing (a malformed chunk, cut short).
     MalformedBody,
+    /// The request body sent nothing for `[limits] request_body_timeout_ms`.
+    BodyTimeout,
     /// A forward listener spoken to in TLS (a client that took the proxy for the origin).
     TlsOnProxyPort,
 }
 
 impl Refusal {
     /// Every value of [`Refusal::kind`], so the metric has its series from the start.
-    pub const KINDS: [&'static str; 10] = [
+    pub const KINDS: [&'static str; 11] = [
         "no_host",
         "duplicate_host",
         "framing_named_in_connection",
@@ -50,6 +52,7 @@ impl Refusal {
         "bad_target",
         "loop",
         "malformed_body",
+        "request_body_timeout",
         "tls_on_proxy_port",
     ];
 
@@ -65,6 +68,7 @@ impl Refusal {
             Refusal::BadTarget => "bad_target",
             Refusal::Loop => "loop",
             Refusal::MalformedBody => "malformed_body",
+            Refusal::BodyTimeout => "request_body_timeout",
             Refusal::TlsOnProxyPort => "tls_on_proxy_port",
         }
     }
@@ -76,6 +80,7 @@ impl Refusal {
             Refusal::MisdirectedRequest => S::MISDIRECTED_REQUEST,
             Refusal::NoRoute => S::NOT_FOUND,
             Refusal::Loop => S::LOOP_DETECTED,
+            Refusal::BodyTimeout => S::REQUEST_TIMEOUT,
             _ => S::BAD_REQUEST,
         }
     }
@@ -94,6 +99,7 @@ impl Refusal {
             Refusal::BadTarget => "bad request target",
             Refusal::Loop => "this request already went through this proxy",
             Refusal::MalformedBody => "malformed request body",
+            Refusal::BodyTimeout => "the request body did not come in time",
             Refusal::TlsOnProxyPort => "this is a proxy port: TLS is not spoken here",
         }
     }
@@ -247,6 +253,7 @@ mod tests {
             BadTarget,
             Loop,
             MalformedBody,
+            BodyTimeout,
             TlsOnProxyPort,
         ];
         let kinds: Vec<_> = all.iter().map(|r| r.kind()).collect();

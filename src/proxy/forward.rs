@@ -237,10 +237,10 @@ pub async fn upstream_failed(
     decision: &Decision,
     error: &UpstreamError,
 ) -> Response<ProxyBody> {
-    let response = if error.is_client_side() {
+    let response = if let Some(refusal) = error.client_refusal() {
         tracing::info!(request_id = facts.request_id, error = %error, "client broke its request");
-        proxy.metrics.refusal(Refusal::MalformedBody.kind());
-        respond::refusal(Refusal::MalformedBody, facts.request_id)
+        proxy.metrics.refusal(refusal.kind());
+        respond::refusal(refusal, facts.request_id)
     } else {
         proxy.metrics.upstream_error(error.kind());
         tracing::warn!(
@@ -269,7 +269,8 @@ pub async fn send_to_checked(
     let connector = &proxy.connector;
     let upgrade = headers::wants_upgrade(request.headers());
     let tally = ExposureTally::for_decision(&proxy.metrics, decision);
-    let request = request.map(|body| ProxyBody::request(body, tally.clone()));
+    let stall = proxy.request_body_timeout;
+    let request = request.map(|body| ProxyBody::request(body, tally.clone(), stall));
     let mut last = None;
     for ip in &decision.connect {
         let key = PoolKey {

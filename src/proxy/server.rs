@@ -72,6 +72,7 @@ pub async fn serve_forward(
                 None => Served::HandOver(Rewind::new(Vec::new(), stream)),
             };
             if let Served::HandOver(stream) = served {
+                let stream = stream.with_send_timeout(serving.limits.client_send_timeout);
                 let service =
                     service_fn(move |req| forward::handle(proxy.clone(), name.clone(), peer, req));
                 let conn = http.serve_connection_with_upgrades(TokioIo::new(stream), service);
@@ -92,6 +93,7 @@ fn direct_limits(serving: &Serving) -> DirectLimits {
         response_timeout: serving.proxy.connector.settings().response_timeout,
         max_header_bytes: serving.limits.max_header_bytes,
         max_headers: serving.limits.max_headers,
+        client_send_timeout: serving.limits.client_send_timeout,
     }
 }
 
@@ -149,6 +151,7 @@ pub async fn serve_reverse(serving: Serving, site: ReverseSite) {
                 })
             };
             let one = OneConnection {
+                send_timeout: serving.limits.client_send_timeout,
                 proxy: &proxy,
                 http: &http,
                 watcher,
@@ -194,6 +197,7 @@ pub async fn serve_reverse(serving: Serving, site: ReverseSite) {
 
 /// What serving one reverse connection needs besides the connection itself.
 struct OneConnection<'a> {
+    send_timeout: Duration,
     proxy: &'a Arc<Proxy>,
     http: &'a auto::Builder<TokioExecutor>,
     watcher: hyper_util::server::graceful::Watcher,
@@ -221,6 +225,7 @@ impl OneConnection<'_> {
             }
             None => Rewind::new(Vec::new(), stream),
         };
+        let stream = stream.with_send_timeout(self.send_timeout);
         let service = reverse_service(self.proxy.clone(), conn);
         self.watcher
             .watch(

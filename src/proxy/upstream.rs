@@ -20,7 +20,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
-use super::body::ProxyBody;
+use super::body::{BodyError, ProxyBody};
 
 /// Which upstream connection: the checked address, and for TLS the name to verify.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -54,8 +54,8 @@ pub enum UpstreamError {
     ResponseTimeout,
     /// The client's request body broke while it was being sent (a malformed chunk, cut
     /// short): the client's fault, not the upstream's.
-    #[error("the client's request body failed: {0}")]
-    ClientBody(hyper::Error),
+    #[error("the client's request body failed: {error}")]
+    ClientBody { error: hyper::Error, stalled: bool },
 }
 
 impl UpstreamError {
@@ -81,27 +81,32 @@ impl UpstreamError {
             UpstreamError::Handshake(_)
             | UpstreamError::Http(_)
             | UpstreamError::Broken(_)
-            | UpstreamError::ClientBody(_) => "http",
+            | UpstreamError::ClientBody { .. } => "http",
             UpstreamError::ResponseTimeout => "response_timeout",
         }
     }
 
-    /// Whether the client, not the upstream, broke the exchange.
-    pub fn is_client_side(&self) -> bool {
-        matches!(self, UpstreamError::ClientBody(_))
+    /// The client's fault, not the upstream's: its request body broke or stalled.
+    pub fn client_refusal(&self) -> Option<super::exchange::Refusal> {
+        use super::exchange::Refusal;
+        match self {
+            UpstreamError::ClientBody { stalled: true, .. } => Some(Refusal::BodyTimeout),
+            UpstreamError::ClientBody { .. } => Some(Refusal::MalformedBody),
+            _ => None,
+        }
     }
 
     /// A failed `send_request`: the client's when hyper reports a failed request body
     /// whose cause is the client connection's own parse error (hyper wraps the error of
     /// the body it was polling, here the client's `Incoming`).
     fn of_send(e: hyper::Error) -> UpstreamError {
-        let from_client_body = std::error::Error::source(&e)
-            .and_then(|c| c.downcast_ref::<hyper::Error>())
-            .is_some();
-        if from_client_body {
-            UpstreamError::ClientBody(e)
-        } else {
-            UpstreamError::Http(e)
+        let body = std::error::Error::source(&e).and_then(|c| c.downcast_ref::<BodyError>());
+        match body {
+            Some(b) => UpstreamError::ClientBody {
+                stalled: matches!(b, BodyError::Stalled(_)),
+                error: e,
+            },
+            None => UpstreamError::Http(e),
         }
     }
 

@@ -3,7 +3,7 @@
 //! shows up as two — and a client that sends exact bytes and reads every response back.
 //!
 //! The upstream answers each request with `200`, `x-path: <target>` and the target as the
-//! body; `/slow…` after 600 ms; a request with `Upgrade: h2c` gets `101` (an h2c-capable
+//! body; `/big` a 48 MiB body; `/slow…` after 600 ms; a request with `Upgrade: h2c` gets `101` (an h2c-capable
 //! origin) and whatever follows is recorded as one more "request".
 #![allow(dead_code)]
 
@@ -14,6 +14,9 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+
+/// The body length of `/big`: more than any socket buffers hold.
+pub const BIG: usize = 48 * 1024 * 1024;
 
 /// One request as the upstream parsed it.
 #[derive(Debug, Clone)]
@@ -54,6 +57,8 @@ impl Parsed {
 pub struct RawUpstream {
     pub port: u16,
     pub connections: Arc<AtomicUsize>,
+    /// Connections open now.
+    pub open: Arc<AtomicUsize>,
     pub parsed: Arc<Mutex<Vec<Parsed>>>,
 }
 
@@ -64,17 +69,24 @@ impl RawUpstream {
             .expect("bind raw upstream");
         let port = listener.local_addr().expect("addr").port();
         let connections = Arc::new(AtomicUsize::new(0));
+        let open = Arc::new(AtomicUsize::new(0));
         let parsed = Arc::new(Mutex::new(Vec::new()));
-        let (count, seen) = (connections.clone(), parsed.clone());
+        let (count, now, seen) = (connections.clone(), open.clone(), parsed.clone());
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 count.fetch_add(1, Ordering::SeqCst);
-                tokio::spawn(serve(stream, seen.clone()));
+                now.fetch_add(1, Ordering::SeqCst);
+                let (now, seen) = (now.clone(), seen.clone());
+                tokio::spawn(async move {
+                    serve(stream, seen).await;
+                    now.fetch_sub(1, Ordering::SeqCst);
+                });
             }
         });
         RawUpstream {
             port,
             connections,
+            open,
             parsed,
         }
     }
@@ -89,6 +101,10 @@ impl RawUpstream {
             .iter()
             .map(|p| p.target().to_owned())
             .collect()
+    }
+
+    pub fn open_now(&self) -> usize {
+        self.open.load(Ordering::SeqCst)
     }
 
     pub fn clear(&self) {
@@ -131,6 +147,15 @@ async fn serve(mut stream: TcpStream, seen: Arc<Mutex<Vec<Parsed>>>) {
             return;
         }
         let target = req.target().to_owned();
+        if target == "/big" {
+            let mut reply =
+                format!("HTTP/1.1 200 OK\r\ncontent-length: {BIG}\r\n\r\n").into_bytes();
+            reply.resize(reply.len() + BIG, b'x');
+            if stream.write_all(&reply).await.is_err() {
+                return;
+            }
+            continue;
+        }
         if target.starts_with("/slow") {
             tokio::time::sleep(Duration::from_millis(600)).await;
         }

@@ -3,6 +3,7 @@
 //! with three reused buffers and one reused timer. A request the path does not take is
 //! handed to hyper, with the connection, before anything of it went upstream.
 
+use std::future::Future;
 use std::mem::MaybeUninit;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -49,6 +50,8 @@ pub struct DirectLimits {
     pub response_timeout: Duration,
     pub max_header_bytes: usize,
     pub max_headers: usize,
+    /// A write to the client that makes no progress this long closes the connection.
+    pub client_send_timeout: Duration,
 }
 
 /// What the client connection does after an exchange.
@@ -128,6 +131,36 @@ struct Exchange<'a> {
     /// What is written next, to either side.
     out: Vec<u8>,
     timer: Pin<Box<Sleep>>,
+}
+
+/// Writes `bytes` to the client and flushes. The common write completes at once and costs
+/// no timer; one that waits is bounded by `timeout` (the reused `timer`, re-armed).
+async fn send_within<S>(
+    client: &mut S,
+    bytes: &[u8],
+    timer: &mut Pin<Box<Sleep>>,
+    timeout: Duration,
+) -> std::io::Result<()>
+where
+    S: AsyncWrite + Unpin,
+{
+    let mut write = std::pin::pin!(async {
+        client.write_all(bytes).await?;
+        client.flush().await
+    });
+    let first = std::future::poll_fn(|cx| std::task::Poll::Ready(write.as_mut().poll(cx))).await;
+    if let std::task::Poll::Ready(done) = first {
+        return done;
+    }
+    timer.as_mut().reset(tokio::time::Instant::now() + timeout);
+    tokio::select! {
+        biased;
+        done = &mut write => done,
+        _ = timer.as_mut() => Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "the client stopped reading",
+        )),
+    }
 }
 
 /// How a response body went through.
@@ -351,7 +384,10 @@ impl Exchange<'_> {
             &end(response.status, Some(addr), Some(received)),
         );
         if !self.out.is_empty() {
-            let written = client.write_all(&self.out).await.is_ok() && client.flush().await.is_ok();
+            let timeout = self.limits.client_send_timeout;
+            let written = send_within(client, &self.out, &mut self.timer, timeout)
+                .await
+                .is_ok();
             self.out.clear();
             if !written {
                 return Next::Close;
@@ -542,7 +578,11 @@ impl Exchange<'_> {
                 };
             }
             if !self.out.is_empty() {
-                if client.write_all(&self.out).await.is_err() || client.flush().await.is_err() {
+                let timeout = self.limits.client_send_timeout;
+                if send_within(client, &self.out, &mut self.timer, timeout)
+                    .await
+                    .is_err()
+                {
                     return Relayed::Cut {
                         received: decoded(received, &chunks),
                     };
@@ -584,7 +624,11 @@ impl Exchange<'_> {
     {
         self.out.clear();
         write_whole_response(&mut self.out, response, close);
-        if client.write_all(&self.out).await.is_err() || client.flush().await.is_err() {
+        let timeout = self.limits.client_send_timeout;
+        if send_within(client, &self.out, &mut self.timer, timeout)
+            .await
+            .is_err()
+        {
             return Next::Close;
         }
         after(close)
