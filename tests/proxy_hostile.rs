@@ -243,6 +243,18 @@ on_both_engines! {
         assert_eq!(metric(&douane, "douane_refusals_total{kind=\"malformed_body\"}"), 6.0);
     }
 
+    async fn a_tls_client_hello_on_the_forward_port_is_answered_at_once(engine: Engine) {
+        let (fx, douane, _up) = start(engine).await;
+        let started = std::time::Instant::now();
+        let tcp = tokio::net::TcpStream::connect(douane.forward).await.unwrap();
+        let handshake = common::client::tls(tcp, fx.ca.client_config(&[b"http/1.1"]), "app.localhost");
+        let result = tokio::time::timeout(Duration::from_secs(3), handshake).await;
+        assert!(matches!(result, Ok(Err(_))), "{engine:?}: the handshake must fail at once");
+        assert!(started.elapsed() < Duration::from_secs(2), "{engine:?}: {:?}", started.elapsed());
+        assert!(douane.wait_log("a TLS ClientHello came to a plain proxy port", Duration::from_secs(2)).await);
+        assert_eq!(metric(&douane, "douane_refusals_total{kind=\"tls_on_proxy_port\"}"), 1.0);
+    }
+
     async fn rebinding_gets_one_resolution_and_one_decision_per_request(engine: Engine) {
         let ports = common::upstream::start(&["127.0.0.2", "127.0.0.3"], None).await;
         let dns = DnsServer::start([(

@@ -69,7 +69,23 @@ pub async fn serve_forward(
                     let site = Site::Forward(&conn);
                     h1::serve(stream, &proxy, site, limits, serving.shutdown.clone()).await
                 }
-                None => Served::HandOver(Rewind::new(Vec::new(), stream)),
+                None => {
+                    // hyper would wait out the header timeout on a TLS ClientHello.
+                    let mut first = [0u8; 1];
+                    let peeked = tokio::time::timeout(
+                        serving.limits.header_read_timeout,
+                        stream.peek(&mut first),
+                    )
+                    .await;
+                    match peeked {
+                        Ok(Ok(1)) if first[0] == h1::TLS_HANDSHAKE => {
+                            h1::tls_on_proxy_port(&proxy, &name, peer);
+                            Served::Closed
+                        }
+                        Ok(Ok(1..)) => Served::HandOver(Rewind::new(Vec::new(), stream)),
+                        _ => Served::Closed,
+                    }
+                }
             };
             if let Served::HandOver(stream) = served {
                 let stream = stream.with_send_timeout(serving.limits.client_send_timeout);

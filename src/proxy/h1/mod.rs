@@ -15,4 +15,4 @@ mod serve;
 
 pub use plan::{ForwardConnection, Site};
 pub use rewind::Rewind;
-pub use serve::{serve, DirectLimits, Served};
+pub use serve::{serve, tls_on_proxy_port, DirectLimits, Served, TLS_HANDSHAKE};

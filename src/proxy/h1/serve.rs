@@ -34,6 +34,22 @@ use crate::proxy::upstream::UpstreamError;
 /// Initial size of the client and upstream read buffers.
 const READ_BUFFER: usize = 16 * 1024;
 
+/// The first byte of a TLS record carrying a handshake (a ClientHello).
+pub const TLS_HANDSHAKE: u8 = 0x16;
+
+/// A client spoke TLS to a forward proxy port (it took the proxy for the origin, or was
+/// configured with `https://` for the proxy): closed at once, with a line that says so.
+pub fn tls_on_proxy_port(proxy: &Proxy, listener: &str, peer: SocketAddr) {
+    let refusal = Refusal::TlsOnProxyPort;
+    proxy.metrics.refusal(refusal.kind());
+    tracing::warn!(
+        listener,
+        %peer,
+        refusal = refusal.kind(),
+        "a TLS ClientHello came to a plain proxy port: closed (is the client configured with https:// for the proxy?)"
+    );
+}
+
 /// How a connection left the direct path.
 pub enum Served<S> {
     /// Closed, or to be closed: nothing more to do.
@@ -93,6 +109,10 @@ where
         let head_len = loop {
             if let Some(n) = head_end(&buf, scanned) {
                 break n;
+            }
+            if let (Site::Forward(conn), Some(&TLS_HANDSHAKE)) = (site, buf.first()) {
+                tls_on_proxy_port(proxy, &conn.listener, conn.peer);
+                return Served::Closed;
             }
             scanned = buf.len();
             if buf.len() >= limits.max_header_bytes {
