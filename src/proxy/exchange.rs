@@ -14,6 +14,8 @@ use http::header::{self, HeaderMap};
 /// exchange. Each kind is a bounded metric label ([`Refusal::KINDS`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
+    /// A head hyper could not parse, or too large (hyper answered 400 or 431).
+    MalformedHead,
     /// No `Host` (nor authority) to route on.
     NoHost,
     /// More than one `Host` header (RFC 9112 §3.2).
@@ -42,7 +44,8 @@ pub enum Refusal {
 
 impl Refusal {
     /// Every value of [`Refusal::kind`], so the metric has its series from the start.
-    pub const KINDS: [&'static str; 11] = [
+    pub const KINDS: [&'static str; 12] = [
+        "malformed_head",
         "no_host",
         "duplicate_host",
         "framing_named_in_connection",
@@ -59,6 +62,7 @@ impl Refusal {
     /// A stable metric label, one of [`Refusal::KINDS`].
     pub fn kind(self) -> &'static str {
         match self {
+            Refusal::MalformedHead => "malformed_head",
             Refusal::NoHost => "no_host",
             Refusal::DuplicateHost => "duplicate_host",
             Refusal::FramingNamedInConnection => "framing_named_in_connection",
@@ -88,6 +92,7 @@ impl Refusal {
     /// The short text of the response body (no internals).
     pub fn message(self) -> &'static str {
         match self {
+            Refusal::MalformedHead => "malformed request head",
             Refusal::NoHost => "no Host",
             Refusal::DuplicateHost => "more than one Host header",
             Refusal::FramingNamedInConnection => {
@@ -244,6 +249,7 @@ mod tests {
     fn every_kind_is_listed() {
         use Refusal::*;
         let all = [
+            MalformedHead,
             NoHost,
             DuplicateHost,
             FramingNamedInConnection,

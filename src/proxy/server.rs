@@ -89,10 +89,12 @@ pub async fn serve_forward(
             };
             if let Served::HandOver(stream) = served {
                 let stream = stream.with_send_timeout(serving.limits.client_send_timeout);
+                let (p, n) = (proxy.clone(), name.clone());
                 let service =
-                    service_fn(move |req| forward::handle(proxy.clone(), name.clone(), peer, req));
+                    service_fn(move |req| forward::handle(p.clone(), n.clone(), peer, req));
                 let conn = http.serve_connection_with_upgrades(TokioIo::new(stream), service);
                 if let Err(e) = watcher.watch(conn).await {
+                    refused_by_hyper(&proxy, &name, peer, &*e);
                     tracing::debug!(%peer, error = %e, "forward connection ended with an error");
                 }
             }
@@ -100,6 +102,31 @@ pub async fn serve_forward(
         });
     }
     open.drain(listener).await;
+}
+
+/// A request head hyper itself refused (malformed, too large: it answered 400 or 431 and
+/// closed) gets the log line and the metric of every refusal.
+fn refused_by_hyper(
+    proxy: &Proxy,
+    listener: &str,
+    peer: SocketAddr,
+    error: &(dyn std::error::Error + 'static),
+) {
+    let Some(e) = error.downcast_ref::<hyper::Error>() else {
+        return;
+    };
+    if !e.is_parse() && !e.is_parse_too_large() {
+        return;
+    }
+    let refusal = super::exchange::Refusal::MalformedHead;
+    proxy.metrics.refusal(refusal.kind());
+    tracing::info!(
+        listener,
+        client = %peer.ip(),
+        refusal = refusal.kind(),
+        error = %e,
+        "request refused"
+    );
 }
 
 /// The limits of the direct HTTP/1.1 path, from `[limits]` and the upstream settings.
@@ -157,6 +184,7 @@ pub async fn serve_reverse(serving: Serving, site: ReverseSite) {
         let http = http.clone();
         tokio::spawn(async move {
             let proxy = serving.proxy.clone();
+            let listener_name = name.clone();
             let connection = |sni, tls| {
                 Arc::new(ReverseConnection {
                     listener: name,
@@ -203,6 +231,7 @@ pub async fn serve_reverse(serving: Serving, site: ReverseSite) {
                 }
             };
             if let Err(e) = served {
+                refused_by_hyper(&proxy, &listener_name, peer, &*e);
                 tracing::debug!(%peer, error = %e, "reverse connection ended with an error");
             }
             drop(hold);

@@ -144,7 +144,7 @@ pub(super) fn write_request_head(
     out.extend_from_slice(b"\r\n");
     for (h, class) in headers.iter().zip(shape.classes) {
         let pass = match class {
-            Known::Other | Known::ContentLength => !shape.names(h.name),
+            Known::Other | Known::ContentLength | Known::Via => !shape.names(h.name),
             Known::Forwarded => fwd.trusted,
             _ => false,
         };

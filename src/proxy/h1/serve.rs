@@ -34,6 +34,16 @@ use crate::proxy::upstream::UpstreamError;
 /// Initial size of the client and upstream read buffers.
 const READ_BUFFER: usize = 16 * 1024;
 
+/// Whether the start of a head that is not all here yet is already invalid (a head read in
+/// one piece, the common case, never comes here).
+fn malformed_so_far(buf: &[u8]) -> bool {
+    let mut headers = [httparse::EMPTY_HEADER; 16];
+    match httparse::Request::new(&mut headers).parse(buf) {
+        Ok(_) | Err(httparse::Error::TooManyHeaders) => false,
+        Err(_) => true,
+    }
+}
+
 /// The first byte of a TLS record carrying a handshake (a ClientHello).
 pub const TLS_HANDSHAKE: u8 = 0x16;
 
@@ -113,6 +123,9 @@ where
             if let (Site::Forward(conn), Some(&TLS_HANDSHAKE)) = (site, buf.first()) {
                 tls_on_proxy_port(proxy, &conn.listener, conn.peer);
                 return Served::Closed;
+            }
+            if !buf.is_empty() && malformed_so_far(&buf) {
+                return Served::HandOver(Rewind::new(buf, client)); // hyper answers 400 at once
             }
             scanned = buf.len();
             if buf.len() >= limits.max_header_bytes {
