@@ -8,6 +8,8 @@
 
 mod message;
 mod plan;
+#[cfg(test)]
+mod props;
 mod request;
 mod response;
 mod rewind;
