@@ -154,14 +154,11 @@ proptest! {
             .map(|(n, v)| httparse::Header { name: n, value: v.as_bytes() })
             .collect();
         let hosts = lines.iter().filter(|(n, _)| *n == "host").count();
-        match RequestShape::read(&headers) {
-            Ok(shape) => {
-                prop_assert!(hosts <= 1);
-                prop_assert!(!lines.iter().any(|(n, _)| *n == "transfer-encoding"));
-                prop_assert!(lines.iter().filter(|(n, _)| *n == "Content-Length").count() <= 1);
-                prop_assert_eq!(u64::from(shape.hosts), hosts as u64);
-            }
-            Err(_) => {}
+        if let Ok(shape) = RequestShape::read(&headers) {
+            prop_assert!(hosts <= 1);
+            prop_assert!(!lines.iter().any(|(n, _)| *n == "transfer-encoding"));
+            prop_assert!(lines.iter().filter(|(n, _)| *n == "Content-Length").count() <= 1);
+            prop_assert_eq!(u64::from(shape.hosts), hosts as u64);
         }
     }
 }
