@@ -72,6 +72,7 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
             connect_timeout: config.limits.connect_timeout,
             tls_timeout: config.limits.tls_handshake_timeout,
             response_timeout: config.limits.upstream_response_timeout,
+            max_per_address: config.limits.max_upstream_connections_per_address,
             parent_proxy: config.upstream.parent_proxy.clone(),
         },
     ));

@@ -13,6 +13,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 async fn start(engine: Engine) -> (Fixture, Douane, RawUpstream) {
+    start_with(engine, "").await
+}
+
+async fn start_with(engine: Engine, limits: &str) -> (Fixture, Douane, RawUpstream) {
     let up = RawUpstream::start().await;
     let fx = Fixture::new();
     fx.write_policy(&policy("all", "enforce", &[up.port], ""));
@@ -25,7 +29,9 @@ async fn start(engine: Engine) -> (Fixture, Douane, RawUpstream) {
             path_prefix: "/",
             upstream: format!("http://fr.test:{}", up.port),
         }],
-        extra: "[limits]\nclient_send_timeout_ms = 500\nrequest_body_timeout_ms = 500\n".into(),
+        extra: format!(
+            "[limits]\nclient_send_timeout_ms = 500\nrequest_body_timeout_ms = 500\n{limits}"
+        ),
         ..ConfigSpec::default()
     });
     let douane = fx.start().await;
@@ -43,6 +49,22 @@ fn active(douane: &Douane, listener: &str) -> f64 {
         .sum()
 }
 
+/// Runs the futures at once, their outputs in order.
+async fn futures_join_all<F: std::future::Future>(
+    futures: impl Iterator<Item = F>,
+) -> Vec<F::Output>
+where
+    F::Output: Send + 'static,
+    F: Send + 'static,
+{
+    let handles: Vec<_> = futures.map(tokio::spawn).collect();
+    let mut out = Vec::new();
+    for h in handles {
+        out.push(h.await.unwrap());
+    }
+    out
+}
+
 async fn until(what: impl Fn() -> bool, within: Duration) -> bool {
     let started = Instant::now();
     while started.elapsed() < within {
@@ -55,6 +77,31 @@ async fn until(what: impl Fn() -> bool, within: Duration) -> bool {
 }
 
 on_both_engines! {
+    async fn the_per_address_cap_answers_503(engine: Engine) {
+        let (_fx, douane, up) =
+            start_with(engine, "max_upstream_connections_per_address = 2\n").await;
+        let port = up.port;
+        let requests = (0..6).map(|i| async move {
+            let mut client = TcpStream::connect(douane.forward).await.unwrap();
+            let request = format!(
+                "GET http://fr.test:{port}/slow{i} HTTP/1.1\r\nHost: fr.test:{port}\r\nConnection: close\r\n\r\n"
+            );
+            client.write_all(request.as_bytes()).await.unwrap();
+            let mut answer = Vec::new();
+            let _ = tokio::time::timeout(Duration::from_secs(10), client.read_to_end(&mut answer)).await;
+            String::from_utf8_lossy(&answer).into_owned()
+        });
+        let answers = futures_join_all(requests).await;
+        let ok = answers.iter().filter(|a| a.starts_with("HTTP/1.1 200")).count();
+        let capped = answers.iter().filter(|a| a.starts_with("HTTP/1.1 503")).count();
+        assert_eq!(ok + capped, 6, "{engine:?}: {answers:?}");
+        assert!(ok >= 2 && capped >= 1, "{engine:?}: {ok} ok, {capped} capped");
+        assert!(up.connections.load(std::sync::atomic::Ordering::SeqCst) <= 2 + ok);
+        let (_, metrics) = douane.admin_get("/metrics");
+        let line = format!("douane_upstream_errors_total{{kind=\"per_address_cap\"}} {capped}");
+        assert!(metrics.contains(&line), "{engine:?}: {line}");
+    }
+
     async fn a_client_that_stops_reading_is_let_go(engine: Engine) {
         let (_fx, douane, up) = start(engine).await;
         let mut client = TcpStream::connect(douane.forward).await.unwrap();

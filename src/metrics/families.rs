@@ -171,7 +171,7 @@ impl Families {
             upstream_errors: counter_vec(
                 r,
                 "douane_upstream_errors_total",
-                "Upstream failures by kind (connect, connect_timeout, tls, tls_timeout, parent_proxy, http, response_timeout).",
+                "Upstream failures by kind (connect, connect_timeout, tls, tls_timeout, parent_proxy, http, response_timeout, per_address_cap).",
                 &["kind"],
             ),
             refusals: counter_vec(

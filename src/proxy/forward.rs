@@ -100,7 +100,7 @@ async fn connect(
         .connector
         .connect_tcp(&decision.connect, destination.port)
         .await;
-    let (upstream, addr) = match connected {
+    let (upstream, addr, slot) = match connected {
         Ok(c) => c,
         Err(e) => return upstream_failed(proxy, &facts, &decision, &e).await,
     };
@@ -111,6 +111,7 @@ async fn connect(
             Ok(upgraded) => {
                 super::connect_tunnel(upgraded, upstream, &metrics, &decision).await;
                 tracing::debug!(%addr, "tunnel ended");
+                drop(slot);
             }
             Err(e) => tracing::debug!(error = %e, "CONNECT upgrade failed"),
         }

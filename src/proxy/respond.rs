@@ -237,12 +237,22 @@ pub fn refusal(refusal: crate::proxy::exchange::Refusal, request_id: &str) -> Re
     error(refusal.status(), request_id, refusal.message())
 }
 
-/// The status, failing side and response of an upstream failure: 504 for a timeout, else
-/// 502, both the upstream's side.
+/// The status, failing side and response of an upstream failure: 504 for a timeout, 503
+/// when the per-address cap is reached (douane's side), else 502.
 pub fn upstream_failure(
     error: &crate::proxy::upstream::UpstreamError,
     request_id: &str,
 ) -> (ErrorSide, Response<ProxyBody>) {
+    if let crate::proxy::upstream::UpstreamError::PerAddressCap(_) = error {
+        return (
+            ErrorSide::Internal,
+            self::error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                request_id,
+                "too many connections open to the destination: try again later",
+            ),
+        );
+    }
     let status = if error.is_timeout() {
         StatusCode::GATEWAY_TIMEOUT
     } else {

@@ -6,6 +6,7 @@
 //! streamed or chunked request bodies, TLS upstreams, malformed requests) is handed, with
 //! the connection and the bytes already read, to the hyper path — always before deciding,
 //! so a request is decided once. See `../LIFECYCLE.md`.
+
 mod message;
 mod plan;
 #[cfg(test)]

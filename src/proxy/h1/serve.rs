@@ -29,7 +29,7 @@ use crate::proxy::context::{Arrival, Proxy, RequestFacts};
 use crate::proxy::exchange::{Life, Refusal, RequestEnd};
 use crate::proxy::forward::{block_response, upstream_failed};
 use crate::proxy::respond;
-use crate::proxy::upstream::UpstreamError;
+use crate::proxy::upstream::{Slot, UpstreamError};
 
 /// Initial size of the client and upstream read buffers.
 const READ_BUFFER: usize = 16 * 1024;
@@ -360,7 +360,7 @@ impl Exchange<'_> {
             Rewrite::Reverse { .. } => None,
         };
 
-        let (mut upstream, addr, head) = match self
+        let (mut upstream, slot, addr, head) = match self
             .send(&decision, plan.destination.port, idempotent(method))
             .await
         {
@@ -396,7 +396,7 @@ impl Exchange<'_> {
         let (next, received) = match relayed {
             Relayed::Whole { received, clean } => {
                 if clean && !response.close {
-                    proxy.connector.put_back_tcp(addr, upstream);
+                    proxy.connector.put_back_tcp(addr, upstream, slot);
                 }
                 (after(close), received)
             }
@@ -466,15 +466,15 @@ impl Exchange<'_> {
         decision: &Decision,
         port: u16,
         repeatable: bool,
-    ) -> Result<(TcpStream, SocketAddr, usize), UpstreamError> {
+    ) -> Result<(TcpStream, Slot, SocketAddr, usize), UpstreamError> {
         let connector = &self.proxy.connector;
         let pooled = decision.connect.iter().find_map(|ip| {
             let addr = SocketAddr::new(*ip, port);
-            connector.take_tcp(addr).map(|s| (s, addr))
+            connector.take_tcp(addr).map(|(s, slot)| (s, slot, addr))
         });
-        if let Some((mut stream, addr)) = pooled {
+        if let Some((mut stream, slot, addr)) = pooled {
             match self.round_trip(&mut stream, true).await {
-                Ok(head) => return Ok((stream, addr, head)),
+                Ok(head) => return Ok((stream, slot, addr, head)),
                 Err(SendError::Stale) if repeatable => {}
                 Err(SendError::Stale) => {
                     return Err(UpstreamError::Broken(
@@ -485,10 +485,10 @@ impl Exchange<'_> {
             }
         }
         let started = Instant::now();
-        let (mut stream, addr) = connector.connect_tcp(&decision.connect, port).await?;
+        let (mut stream, addr, slot) = connector.connect_tcp(&decision.connect, port).await?;
         self.proxy.metrics.observe_connect(started.elapsed());
         match self.round_trip(&mut stream, false).await {
-            Ok(head) => Ok((stream, addr, head)),
+            Ok(head) => Ok((stream, slot, addr, head)),
             Err(SendError::Stale) => Err(UpstreamError::Broken(
                 "the connection closed before answering".into(),
             )),
