@@ -110,7 +110,11 @@ async fn an_unwritable_audit_log_turns_not_ready_and_refuses_blocks_with_503() {
         .expect("request id")
         .to_owned();
     // The log line says what the client got: 503, never the 451 it did not get.
-    assert!(douane.wait_log(&id, std::time::Duration::from_secs(2)).await);
+    assert!(
+        douane
+            .wait_log(&id, std::time::Duration::from_secs(2))
+            .await
+    );
     let line = douane
         .logs()
         .into_iter()
