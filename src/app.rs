@@ -86,6 +86,7 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
             connect_timeout: config.limits.connect_timeout,
             tls_timeout: config.limits.tls_handshake_timeout,
             response_timeout: config.limits.upstream_response_timeout,
+            max_per_address: config.limits.max_upstream_connections_per_address,
             parent_proxy: config.upstream.parent_proxy.clone(),
             parent_proxy_authorization: config.upstream.parent_proxy_authorization.clone(),
         },
@@ -151,7 +152,7 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
     );
     own_addresses.extend(admin_listener.iter().filter_map(|l| l.local_addr().ok()));
 
-    let proxy = Arc::new(Proxy::new(
+    let mut proxy = Proxy::new(
         state.clone(),
         resolver,
         connector,
@@ -160,7 +161,9 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
         own_addresses,
         config.trusted_proxies.clone(),
         config.block_page.link.clone(),
-    ));
+    );
+    proxy.request_body_timeout = config.limits.request_body_timeout;
+    let proxy = Arc::new(proxy);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let serving = Serving {
         proxy,

@@ -105,7 +105,22 @@ async fn an_unwritable_audit_log_turns_not_ready_and_refuses_blocks_with_503() {
     )
     .await;
     assert_eq!(reply.status, 503, "{}", reply.text());
-    assert!(reply.header("douane-request-id").is_some());
+    let id = reply
+        .header("douane-request-id")
+        .expect("request id")
+        .to_owned();
+    // The log line says what the client got: 503, never the 451 it did not get.
+    assert!(
+        douane
+            .wait_log(&id, std::time::Duration::from_secs(2))
+            .await
+    );
+    let line = douane
+        .logs()
+        .into_iter()
+        .find(|l| l.contains(&id) && l.contains("request decided"))
+        .expect("the request's log line");
+    assert!(line.contains("\"status\":503"), "{line}");
 
     let (status, body) = douane.admin_get("/readyz");
     assert_eq!(status, 503, "{body}");

@@ -176,6 +176,12 @@ pub struct Limits {
     pub max_headers: usize,
     pub max_connections: usize,
     pub shutdown_grace: Duration,
+    /// A write to a client that makes no progress this long closes the connection.
+    pub client_send_timeout: Duration,
+    /// A request body that sends nothing this long fails the request (408).
+    pub request_body_timeout: Duration,
+    /// Upstream connections open at once per checked address; 0: no cap.
+    pub max_upstream_connections_per_address: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -462,6 +468,9 @@ impl Validator<'_> {
                 max_headers: limits.max_headers,
                 max_connections: limits.max_connections,
                 shutdown_grace: ms(limits.shutdown_grace_ms),
+                client_send_timeout: ms(limits.client_send_timeout_ms),
+                request_body_timeout: ms(limits.request_body_timeout_ms),
+                max_upstream_connections_per_address: limits.max_upstream_connections_per_address,
             },
             trusted_proxies,
             log: LogSettings {

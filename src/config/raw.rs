@@ -241,6 +241,15 @@ pub struct FileLimits {
     pub max_connections: usize,
     #[serde(default = "d_grace")]
     pub shutdown_grace_ms: u64,
+    /// How long a write to a client may make no progress (a client that stops reading).
+    #[serde(default = "d_send")]
+    pub client_send_timeout_ms: u64,
+    /// How long a request body may send nothing.
+    #[serde(default = "d_body")]
+    pub request_body_timeout_ms: u64,
+    /// Upstream connections open at once to one checked address (0: no cap).
+    #[serde(default = "d_per_address")]
+    pub max_upstream_connections_per_address: usize,
 }
 
 impl Default for FileLimits {
@@ -255,6 +264,9 @@ impl Default for FileLimits {
             max_headers: d_max_headers(),
             max_connections: d_max_connections(),
             shutdown_grace_ms: d_grace(),
+            client_send_timeout_ms: d_send(),
+            request_body_timeout_ms: d_body(),
+            max_upstream_connections_per_address: d_per_address(),
         }
     }
 }
@@ -285,6 +297,15 @@ fn d_max_connections() -> usize {
 }
 fn d_grace() -> u64 {
     10_000
+}
+fn d_send() -> u64 {
+    30_000
+}
+fn d_body() -> u64 {
+    30_000
+}
+fn d_per_address() -> usize {
+    256
 }
 
 #[derive(Debug, Deserialize, Default)]

@@ -58,6 +58,7 @@ pub(crate) struct Families {
     pub dns_failures: [IntCounter; 6],
     pub connect_duration: Histogram,
     pub upstream_errors: IntCounterVec,
+    pub refusals: IntCounterVec,
     // Connections.
     pub connections_active: IntGaugeVec,
     pub connections_refused: IntCounterVec,
@@ -204,7 +205,13 @@ impl Families {
             upstream_errors: counter_vec(
                 r,
                 "douane_upstream_errors_total",
-                "Upstream failures by kind (connect, connect_timeout, tls, tls_timeout, parent_proxy, http, response_timeout).",
+                "Upstream failures by kind (connect, connect_timeout, tls, tls_timeout, parent_proxy, http, response_timeout, per_address_cap).",
+                &["kind"],
+            ),
+            refusals: counter_vec(
+                r,
+                "douane_refusals_total",
+                "Requests refused before a decision, and client errors during an exchange, by kind (no_host, duplicate_host, framing_named_in_connection, ambiguous_framing, misdirected_request, no_route, bad_target, loop, malformed_body, tls_on_proxy_port).",
                 &["kind"],
             ),
             connections_active: gauge_vec(

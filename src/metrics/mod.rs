@@ -87,6 +87,9 @@ impl Metrics {
         for kind in crate::proxy::upstream::UpstreamError::KINDS {
             f.upstream_errors.with_label_values(&[kind]);
         }
+        for kind in crate::proxy::exchange::Refusal::KINDS {
+            f.refusals.with_label_values(&[kind]);
+        }
         f.last_reload_ok.set(1);
         Metrics {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
@@ -172,6 +175,13 @@ impl Metrics {
     /// An upstream failure; `kind` is one of `UpstreamError::kind()`'s bounded values.
     pub fn upstream_error(&self, kind: &str) {
         with_local(self.id, |l| l.upstream_error(&self.f, kind));
+    }
+
+    /// A request refused before a decision, or a client error; `kind` is one of
+    /// `Refusal::kind()`'s bounded values. Not on the path of a served request: the
+    /// family's own lookup is enough.
+    pub fn refusal(&self, kind: &str) {
+        self.f.refusals.with_label_values(&[kind]).inc();
     }
 
     /// A client connection accepted on `listener`: counted until the guard is dropped.

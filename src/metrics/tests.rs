@@ -565,7 +565,7 @@ fn connections_upstream_errors_and_connects() {
     assert_eq!(errors.values().sum::<f64>(), 3.0);
     assert_eq!(
         errors.len(),
-        7,
+        crate::proxy::upstream::UpstreamError::KINDS.len(),
         "every known kind present from the start: {errors:?}"
     );
     assert_eq!(

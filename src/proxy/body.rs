@@ -2,10 +2,14 @@
 //! from the other side. An enum rather than a boxed trait object, so that passing a body
 //! through costs no allocation.
 
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::time::Sleep;
 
 use bytes::{Buf, Bytes};
 use http_body::{Body, Frame, SizeHint};
@@ -19,11 +23,54 @@ use crate::policy::{Decision, Outcome};
 pub enum ProxyBody {
     Empty,
     Full(Option<Bytes>),
-    /// A body passed through, its bytes counted when the request is exposed.
-    Stream(Incoming, Option<Arc<ExposureTally>>),
+    /// A request body passed through, its bytes counted when the request is exposed, and
+    /// failed when it sends nothing for too long.
+    Stream(Incoming, Option<Arc<ExposureTally>>, Stall),
     /// An upstream response body: once it has been read to the end, its connection goes
     /// back to the pool.
     Upstream(Incoming, Option<PoolReturn>, Option<Arc<ExposureTally>>),
+}
+
+/// Why a body douane passes through failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    #[error(transparent)]
+    Hyper(#[from] hyper::Error),
+    /// The client's request body sent nothing for this long.
+    #[error("the request body sent nothing for {0:?}")]
+    Stalled(Duration),
+}
+
+/// The deadline of a request body that waits: made the first time it waits (a body that
+/// is all there costs no timer), pushed back by every frame.
+#[derive(Debug)]
+pub struct Stall {
+    timeout: Duration,
+    sleep: Option<Pin<Box<Sleep>>>,
+    armed: bool,
+}
+
+impl Stall {
+    pub fn new(timeout: Duration) -> Stall {
+        Stall {
+            timeout,
+            sleep: None,
+            armed: false,
+        }
+    }
+
+    /// `true` when the body has waited past its deadline.
+    fn expired(&mut self, cx: &mut Context<'_>) -> bool {
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let sleep = self
+            .sleep
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        if !self.armed {
+            sleep.as_mut().reset(deadline);
+            self.armed = true;
+        }
+        sleep.as_mut().poll(cx).is_ready()
+    }
 }
 
 /// A pooled connection waiting for its response body to end.
@@ -108,25 +155,33 @@ impl ProxyBody {
         ProxyBody::Full(Some(bytes.into()))
     }
 
-    /// A request body on its way upstream, counted as sent when `tally` is given.
-    pub fn request(body: Incoming, tally: Option<Arc<ExposureTally>>) -> Self {
-        ProxyBody::Stream(body, tally)
+    /// A request body on its way upstream, counted as sent when `tally` is given, failed
+    /// after `stall` without a frame.
+    pub fn request(body: Incoming, tally: Option<Arc<ExposureTally>>, stall: Duration) -> Self {
+        ProxyBody::Stream(body, tally, Stall::new(stall))
     }
 }
 
 impl Body for ProxyBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BodyError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         match self.get_mut() {
             ProxyBody::Empty => Poll::Ready(None),
             ProxyBody::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
-            ProxyBody::Stream(inner, tally) => {
+            ProxyBody::Stream(inner, tally, stall) => {
                 let polled = Pin::new(inner).poll_frame(cx);
+                if polled.is_pending() {
+                    if stall.expired(cx) {
+                        return Poll::Ready(Some(Err(BodyError::Stalled(stall.timeout))));
+                    }
+                    return Poll::Pending;
+                }
+                stall.armed = false;
                 if let (Some(tally), Poll::Ready(Some(Ok(frame)))) = (tally, &polled) {
                     if let Some(data) = frame.data_ref() {
                         tally
@@ -134,7 +189,7 @@ impl Body for ProxyBody {
                             .fetch_add(data.remaining() as u64, Ordering::Relaxed);
                     }
                 }
-                polled
+                polled.map(|f| f.map(|r| r.map_err(BodyError::Hyper)))
             }
             ProxyBody::Upstream(inner, ret, tally) => {
                 let polled = Pin::new(inner).poll_frame(cx);
@@ -153,7 +208,7 @@ impl Body for ProxyBody {
                     }
                     _ => {}
                 }
-                polled
+                polled.map(|f| f.map(|r| r.map_err(BodyError::Hyper)))
             }
         }
     }
@@ -162,7 +217,7 @@ impl Body for ProxyBody {
         match self {
             ProxyBody::Empty => true,
             ProxyBody::Full(bytes) => bytes.is_none(),
-            ProxyBody::Stream(inner, _) | ProxyBody::Upstream(inner, ..) => inner.is_end_stream(),
+            ProxyBody::Stream(inner, ..) | ProxyBody::Upstream(inner, ..) => inner.is_end_stream(),
         }
     }
 
@@ -172,7 +227,7 @@ impl Body for ProxyBody {
             ProxyBody::Full(bytes) => {
                 SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
             }
-            ProxyBody::Stream(inner, _) | ProxyBody::Upstream(inner, ..) => inner.size_hint(),
+            ProxyBody::Stream(inner, ..) | ProxyBody::Upstream(inner, ..) => inner.size_hint(),
         }
     }
 }

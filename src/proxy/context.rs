@@ -12,6 +12,11 @@ use arc_swap::ArcSwap;
 use http::HeaderValue;
 use ipnet::IpNet;
 
+use http::Response;
+
+use super::body::ProxyBody;
+use super::exchange::{Life, Refusal, RequestEnd};
+use super::respond;
 use super::upstream::Connector;
 use crate::audit::{AuditEvent, AuditLog, OnFailure};
 use crate::metrics::Metrics;
@@ -32,6 +37,35 @@ pub struct RequestFacts<'a> {
     pub destination: &'a Destination,
     pub path: Option<&'a str>,
     pub started: Instant,
+    /// Marked by `finish`.
+    pub life: &'a Life,
+}
+
+/// What is known of a request before it is routed or decided: enough for the log line of
+/// a refusal.
+#[derive(Debug, Clone, Copy)]
+pub struct Arrival<'a> {
+    pub request_id: &'a str,
+    pub listener: &'a str,
+    pub client: IpAddr,
+    pub method: &'a str,
+    /// The host the client asked for, as it sent it.
+    pub host: Option<&'a str>,
+    pub started: Instant,
+    /// Marked by `refused`.
+    pub life: &'a Life,
+}
+
+/// An address as log text, without `Option` wrappers: `-` when there is none.
+fn text_of(addr: Option<SocketAddr>, buf: &mut [u8; 48]) -> &str {
+    use std::io::Write;
+    let Some(addr) = addr else { return "-" };
+    let mut cursor = std::io::Cursor::new(&mut buf[..]);
+    if write!(cursor, "{addr}").is_err() {
+        return "-";
+    }
+    let len = cursor.position() as usize;
+    std::str::from_utf8(&buf[..len]).unwrap_or("-")
 }
 
 /// Why a request that needed an audit record was refused.
@@ -54,6 +88,8 @@ pub struct Proxy {
     /// This instance's `Via` token: a request that already carries it is a loop.
     pub via_token: String,
     pub via: HeaderValue,
+    /// A request body that sends nothing this long fails the request (408).
+    pub request_body_timeout: std::time::Duration,
     ids: RequestIds,
 }
 
@@ -85,6 +121,7 @@ impl Proxy {
             blocked_by,
             via_token,
             via,
+            request_body_timeout: std::time::Duration::from_secs(30),
             ids,
         }
     }
@@ -152,33 +189,14 @@ impl Proxy {
         }
     }
 
-    /// The single exit of every decided request: log line, metrics and audit record from the
-    /// same facts. For a request that is not let through, this runs before the response goes
-    /// out; an audit failure then refuses the request when the audit config says so.
-    pub async fn finish(
+    /// The audit gate of a decided request, passed before anything of it goes out (upstream
+    /// or, for a block, the 451): the record is written when the audit config wants one. A
+    /// write that fails refuses the request (503) when the audit config says so.
+    pub async fn record(
         &self,
         facts: &RequestFacts<'_>,
         decision: &Decision,
-        status: u16,
     ) -> Result<(), AuditRefusal> {
-        let elapsed = facts.started.elapsed();
-        self.metrics
-            .observe_request(facts.listener, facts.route, decision, elapsed);
-        let ip = decision.ips.first().map(|v| v.class.ip);
-        tracing::info!(
-            request_id = facts.request_id,
-            listener = facts.listener,
-            client = %facts.client,
-            method = facts.method.unwrap_or("CONNECT"),
-            destination = %facts.destination,
-            ip = ?ip,
-            outcome = decision.outcome.as_str(),
-            reason = decision.reason.as_str(),
-            rule = decision.rule.as_deref().unwrap_or("-"),
-            status,
-            elapsed_ms = elapsed.as_secs_f64() * 1000.0,
-            "request decided"
-        );
         let Some(audit) = &self.audit else {
             return Ok(());
         };
@@ -205,6 +223,54 @@ impl Proxy {
                 Ok(())
             }
         }
+    }
+
+    /// The single exit of every decided request, once the status actually written is
+    /// known: the log line and the metrics, from the same facts as the audit record.
+    pub fn finish(&self, facts: &RequestFacts<'_>, decision: &Decision, end: &RequestEnd<'_>) {
+        if !facts.life.finish() {
+            debug_assert!(false, "finish called twice for {}", facts.request_id);
+            tracing::error!(request_id = facts.request_id, "finish called twice");
+            return;
+        }
+        self.metrics
+            .observe_request(facts.listener, facts.route, decision, end.duration);
+        let mut addr = [0u8; 48];
+        tracing::info!(
+            request_id = facts.request_id,
+            listener = facts.listener,
+            route = facts.route.unwrap_or("-"),
+            client = %facts.client,
+            method = facts.method.unwrap_or("CONNECT"),
+            destination = %facts.destination,
+            upstream = text_of(end.upstream, &mut addr),
+            outcome = decision.outcome.as_str(),
+            reason = decision.reason.as_str(),
+            rule = decision.rule.as_deref().unwrap_or(crate::metrics::DEFAULT_RULE),
+            status = end.status,
+            elapsed_ms = end.duration.as_secs_f64() * 1000.0,
+            "request decided"
+        );
+    }
+
+    /// The single exit of a request refused before a decision (or failed by its client):
+    /// its log line and the refusal metric; returns the response the client gets.
+    pub fn refused(&self, arrival: &Arrival<'_>, refusal: Refusal) -> Response<ProxyBody> {
+        let status = refusal.status();
+        arrival.life.finish();
+        self.metrics.refusal(refusal.kind());
+        tracing::info!(
+            request_id = arrival.request_id,
+            listener = arrival.listener,
+            client = %arrival.client,
+            method = arrival.method,
+            host = arrival.host.unwrap_or("-"),
+            refusal = refusal.kind(),
+            status = status.as_u16(),
+            elapsed_ms = arrival.started.elapsed().as_secs_f64() * 1000.0,
+            "request refused"
+        );
+        respond::refusal(refusal, arrival.request_id)
     }
 
     /// The client as policy rules see it: the TCP peer, or the last untrusted hop of

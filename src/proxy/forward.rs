@@ -11,15 +11,17 @@ use http::{header, Method, Request, Response, StatusCode, Uri};
 use hyper::body::Incoming;
 
 use super::body::{ExposureTally, PoolReturn, ProxyBody};
-use super::context::{Proxy, RequestFacts, RequestId};
+use super::context::{Arrival, Proxy, RequestFacts, RequestId};
+use super::exchange::{admit_head, Life, Refusal, RequestEnd};
 use super::headers;
 use super::respond;
-use super::upstream::PoolKey;
+use super::upstream::{PoolKey, UpstreamError};
 use crate::policy::decide::HttpFacts;
 use crate::policy::Decision;
 use crate::resolve::{Destination, Scheme};
 
-/// Handles one request of a forward-proxy connection.
+/// Handles one request of a forward-proxy connection. `client` is the client as policy
+/// rules see it (the peer, or a trusted peer's `X-Forwarded-For`).
 pub async fn handle(
     proxy: Arc<Proxy>,
     listener: Arc<str>,
@@ -27,28 +29,57 @@ pub async fn handle(
     req: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, hyper::Error> {
     let started = Instant::now();
+    let life = Life::new();
     let request_id = proxy.next_request_id();
+    let client = proxy.client_address(
+        peer.ip(),
+        req.headers()
+            .get(super::forwarding::X_FORWARDED_FOR)
+            .map(|v| v.as_bytes()),
+    );
+    let arrival = Arrival {
+        request_id: &request_id,
+        listener: &listener,
+        client,
+        method: req.method().as_str(),
+        host: req.uri().authority().map(|a| a.as_str()),
+        started,
+        life: &life,
+    };
+    if let Err(refusal) = admit_head(req.headers()) {
+        return Ok(proxy.refused(&arrival, refusal));
+    }
     if req.method() == Method::CONNECT {
-        Ok(connect(&proxy, &listener, peer, req, request_id, started).await)
+        Ok(connect(&proxy, &listener, client, req, (request_id, started, &life)).await)
     } else {
-        Ok(absolute_form(&proxy, &listener, peer, req, request_id, started).await)
+        Ok(absolute_form(&proxy, &listener, client, req, (request_id, started, &life)).await)
     }
 }
 
 async fn connect(
     proxy: &Arc<Proxy>,
     listener: &str,
-    peer: SocketAddr,
+    client: std::net::IpAddr,
     req: Request<Incoming>,
-    request_id: RequestId,
-    started: Instant,
+    (request_id, started, life): (RequestId, Instant, &Life),
 ) -> Response<ProxyBody> {
     let authority = req.uri().authority().map(|a| a.as_str()).unwrap_or("");
     let destination = match Destination::parse_authority(authority) {
         Ok(d) => d,
-        Err(e) => return respond::error(StatusCode::BAD_REQUEST, &request_id, &e.to_string()),
+        Err(e) => {
+            tracing::debug!(request_id = %request_id, error = %e, "bad CONNECT authority");
+            let arrival = Arrival {
+                request_id: &request_id,
+                listener,
+                client,
+                method: "CONNECT",
+                host: Some(authority),
+                started,
+                life,
+            };
+            return proxy.refused(&arrival, Refusal::BadTarget);
+        }
     };
-    let client = peer.ip();
     let decision = proxy.check(client, &destination, None).await;
     let facts = RequestFacts {
         request_id: &request_id,
@@ -60,31 +91,27 @@ async fn connect(
         destination: &destination,
         path: None,
         started,
+        life,
     };
-    if !decision.outcome.lets_through() {
-        return refuse(proxy, &facts, &decision, &req).await;
+    if let Some(response) = gate(proxy, &facts, &decision, &req).await {
+        return response;
     }
     let connected = proxy
         .connector
         .connect_tcp(&decision.connect, destination.port)
         .await;
-    let (upstream, addr) = match connected {
+    let (upstream, addr, slot) = match connected {
         Ok(c) => c,
         Err(e) => return upstream_failed(proxy, &facts, &decision, &e).await,
     };
-    if let Err(refusal) = proxy.finish(&facts, &decision, 200).await {
-        return respond::error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            &request_id,
-            &refusal.to_string(),
-        );
-    }
+    proxy.finish(&facts, &decision, &ended(&facts, 200, Some(addr)));
     let metrics = proxy.metrics.clone();
     tokio::spawn(async move {
         match hyper::upgrade::on(req).await {
             Ok(upgraded) => {
                 super::connect_tunnel(upgraded, upstream, &metrics, &decision).await;
                 tracing::debug!(%addr, "tunnel ended");
+                drop(slot);
             }
             Err(e) => tracing::debug!(error = %e, "CONNECT upgrade failed"),
         }
@@ -99,34 +126,37 @@ async fn connect(
 async fn absolute_form(
     proxy: &Arc<Proxy>,
     listener: &str,
-    peer: SocketAddr,
+    client: std::net::IpAddr,
     mut req: Request<Incoming>,
-    request_id: RequestId,
-    started: Instant,
+    (request_id, started, life): (RequestId, Instant, &Life),
 ) -> Response<ProxyBody> {
+    let arrival = Arrival {
+        request_id: &request_id,
+        listener,
+        client,
+        method: req.method().as_str(),
+        host: req.uri().authority().map(|a| a.as_str()),
+        started,
+        life,
+    };
     if headers::is_loop(req.headers(), &proxy.via_token) {
-        return respond::error(
-            StatusCode::LOOP_DETECTED,
-            &request_id,
-            "this request already went through this proxy",
-        );
+        return proxy.refused(&arrival, Refusal::Loop);
     }
     let (scheme, destination) = match Destination::from_uri(req.uri()) {
         Ok(d) => d,
         Err(e) => {
-            return respond::error(
-                StatusCode::BAD_REQUEST,
-                &request_id,
-                &format!("a forward proxy takes CONNECT or absolute-form requests: {e}"),
-            )
+            tracing::debug!(request_id = %request_id, error = %e, "not an absolute-form request");
+            return proxy.refused(&arrival, Refusal::BadTarget);
         }
     };
-    let client = peer.ip();
-    let path_and_query = req
-        .uri()
-        .path_and_query()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "/".into());
+    let Ok(origin) = Uri::try_from(
+        req.uri()
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/"),
+    ) else {
+        return proxy.refused(&arrival, Refusal::BadTarget);
+    };
     let path = req.uri().path().to_owned();
     let method = req.method().clone();
     let decision = proxy
@@ -149,19 +179,15 @@ async fn absolute_form(
         destination: &destination,
         path: Some(&path),
         started,
+        life,
     };
-    if !decision.outcome.lets_through() {
-        return refuse(proxy, &facts, &decision, &req).await;
+    if let Some(response) = gate(proxy, &facts, &decision, &req).await {
+        return response;
     }
 
     // The request as it goes upstream: origin-form, no hop-by-hop headers, our Via.
     let host_header = req.uri().authority().map(|a| a.as_str().to_owned());
-    *req.uri_mut() = match Uri::try_from(path_and_query) {
-        Ok(uri) => uri,
-        Err(_) => {
-            return respond::error(StatusCode::BAD_REQUEST, &request_id, "bad request target")
-        }
-    };
+    *req.uri_mut() = origin;
     let headers = req.headers_mut();
     headers::strip_hop_by_hop(headers, false);
     headers::append_via(headers, &proxy.via);
@@ -173,56 +199,79 @@ async fn absolute_form(
         Scheme::Http => None,
     };
     match send_to_checked(proxy, &decision, destination.port, tls_name, req).await {
-        Ok(mut response) => {
+        Ok((mut response, addr)) => {
             let status = response.status().as_u16();
             let headers = response.headers_mut();
             headers::strip_hop_by_hop(headers, false);
             headers::append_via(headers, &proxy.via);
-            if let Err(refusal) = proxy.finish(&facts, &decision, status).await {
-                return respond::error(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    &request_id,
-                    &refusal.to_string(),
-                );
-            }
+            proxy.finish(&facts, &decision, &ended(&facts, status, Some(addr)));
             response
         }
         Err(e) => upstream_failed(proxy, &facts, &decision, &e).await,
     }
 }
 
-/// The response when the checked destination did not answer: 504 for a timeout, else 502;
-/// the request is still finished (log line, metrics, audit) with that status.
+/// The end of a request on hyper's path, where the exit is the response head.
+pub fn ended<'a>(
+    facts: &RequestFacts<'a>,
+    status: u16,
+    upstream: Option<SocketAddr>,
+) -> RequestEnd<'a> {
+    RequestEnd {
+        status,
+        upstream,
+        sent: None,
+        received: None,
+        duration: facts.started.elapsed(),
+        route: facts.route,
+        requested_host: None,
+        sni: None,
+    }
+}
+
+/// The response when the checked destination did not answer (502, 504), or when the client
+/// broke its own request body on the way (400, the client's side); the request is finished
+/// with that status, the cause in the log.
 pub async fn upstream_failed(
     proxy: &Proxy,
     facts: &RequestFacts<'_>,
     decision: &Decision,
-    error: &super::upstream::UpstreamError,
+    error: &UpstreamError,
 ) -> Response<ProxyBody> {
-    proxy.metrics.upstream_error(error.kind());
-    let status = if error.is_timeout() {
-        StatusCode::GATEWAY_TIMEOUT
+    let response = if let Some(refusal) = error.client_refusal() {
+        tracing::info!(request_id = facts.request_id, error = %error, "client broke its request");
+        proxy.metrics.refusal(refusal.kind());
+        respond::refusal(refusal, facts.request_id)
     } else {
-        StatusCode::BAD_GATEWAY
+        proxy.metrics.upstream_error(error.kind());
+        tracing::warn!(
+            request_id = facts.request_id,
+            destination = %facts.destination,
+            error = %error,
+            "upstream failed"
+        );
+        respond::upstream_failure(error, facts.request_id).1
     };
-    tracing::debug!(request_id = facts.request_id, error = %error, "upstream failed");
-    let _ = proxy.finish(facts, decision, status.as_u16()).await;
-    respond::error(status, facts.request_id, "the destination did not answer")
+    let status = response.status().as_u16();
+    proxy.finish(facts, decision, &ended(facts, status, None));
+    response
 }
 
-/// Sends `request` to the first checked address that takes it, over a pooled connection.
-/// The bodies of an exposed request (would-block, exempt) are counted for the metrics.
+/// Sends `request` to the first checked address that takes it, over a pooled connection;
+/// returns the response and the address it came from. The bodies of an exposed request
+/// (would-block, exempt) are counted for the metrics.
 pub async fn send_to_checked(
     proxy: &Arc<Proxy>,
     decision: &Decision,
     port: u16,
     tls_name: Option<Arc<str>>,
     request: Request<Incoming>,
-) -> Result<Response<ProxyBody>, super::upstream::UpstreamError> {
+) -> Result<(Response<ProxyBody>, SocketAddr), UpstreamError> {
     let connector = &proxy.connector;
     let upgrade = headers::wants_upgrade(request.headers());
     let tally = ExposureTally::for_decision(&proxy.metrics, decision);
-    let request = request.map(|body| ProxyBody::request(body, tally.clone()));
+    let stall = proxy.request_body_timeout;
+    let request = request.map(|body| ProxyBody::request(body, tally.clone(), stall));
     let mut last = None;
     for ip in &decision.connect {
         let key = PoolKey {
@@ -239,37 +288,62 @@ pub async fn send_to_checked(
         };
         proxy.metrics.observe_connect(started.elapsed());
         let (response, sender) = connector.send(&key, sender, request).await?;
+        let addr = key.addr;
         let ret = PoolReturn {
             connector: connector.clone(),
             key,
             sender,
         };
-        return Ok(response.map(|body| ProxyBody::Upstream(body, Some(ret), tally)));
+        return Ok((
+            response.map(|body| ProxyBody::Upstream(body, Some(ret), tally)),
+            addr,
+        ));
     }
     Err(last.unwrap_or_else(|| {
-        super::upstream::UpstreamError::Connect(std::io::Error::new(
+        UpstreamError::Connect(std::io::Error::new(
             std::io::ErrorKind::AddrNotAvailable,
             "no checked address",
         ))
     }))
 }
 
-/// The response to a request that is not let through: the audit record first, then 451/403
-/// (or 502/504 when the name did not resolve, 503 when the record could not be written).
-pub async fn refuse<B>(
+/// The audit gate and the refusal of a decided request, before anything goes upstream:
+/// `Some` response when the request stops here — 503 when its audit record could not be
+/// written, else 451/403 for a block (502/504 when the name did not resolve) — finished
+/// with the status it carries; `None` when it goes on.
+pub async fn gate<B>(
     proxy: &Proxy,
     facts: &RequestFacts<'_>,
     decision: &Decision,
     req: &Request<B>,
+) -> Option<Response<ProxyBody>> {
+    let response = match proxy.record(facts, decision).await {
+        Err(refusal) => respond::audit_refusal(&refusal, facts.request_id).1,
+        Ok(()) if decision.outcome.lets_through() => return None,
+        Ok(()) => block_response(
+            proxy,
+            facts,
+            decision,
+            respond::wants_json(req.headers().get(header::ACCEPT)),
+        ),
+    };
+    proxy.finish(
+        facts,
+        decision,
+        &ended(facts, response.status().as_u16(), None),
+    );
+    Some(response)
+}
+
+/// The response to a decision that does not let the request through: the block page, or
+/// 502/504 when the name did not resolve.
+pub fn block_response(
+    proxy: &Proxy,
+    facts: &RequestFacts<'_>,
+    decision: &Decision,
+    wants_json: bool,
 ) -> Response<ProxyBody> {
     let status = decision.block_status();
-    if let Err(refusal) = proxy.finish(facts, decision, status).await {
-        return respond::error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            facts.request_id,
-            &refusal.to_string(),
-        );
-    }
     if decision.outcome == crate::policy::Outcome::Failed {
         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
         return respond::error(status, facts.request_id, decision.reason.as_str());
@@ -278,7 +352,7 @@ pub async fn refuse<B>(
         decision,
         &facts.destination.to_string(),
         facts.request_id,
-        respond::wants_json(req.headers().get(header::ACCEPT)),
+        wants_json,
         &proxy.blocked_by,
     )
 }

@@ -7,6 +7,13 @@
 use std::borrow::Cow;
 use std::net::{IpAddr, Ipv4Addr};
 
+use http::header::HeaderName;
+
+// Header names as constants: a `&str` name is parsed again on every use.
+pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+pub const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+
 /// Who forwards the request to us, and how it came.
 #[derive(Debug, Clone, Copy)]
 pub struct Forwarding {

@@ -3,8 +3,9 @@
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
-/// Headers that describe one hop and never cross a proxy.
-const HOP_BY_HOP: [HeaderName; 8] = [
+/// Headers that describe one hop and never cross a proxy. `HTTP2-Settings` belongs to an
+/// `h2c` upgrade (RFC 7540 §3.2.1), which never crosses douane.
+const HOP_BY_HOP: [HeaderName; 9] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
@@ -13,6 +14,7 @@ const HOP_BY_HOP: [HeaderName; 8] = [
     header::TE,
     header::TRAILER,
     header::TRANSFER_ENCODING,
+    HeaderName::from_static("http2-settings"),
 ];
 
 /// Removes hop-by-hop headers, including every header that `Connection` names. `Upgrade`
@@ -83,7 +85,24 @@ pub fn host_of(value: &[u8]) -> &[u8] {
     &host[..host.len() - dots]
 }
 
-/// Whether a request asks for a protocol upgrade (WebSocket).
+/// Whether a request asks for a WebSocket upgrade, the only one douane passes: `Upgrade`
+/// names `websocket` and nothing else (an `h2c` upgrade would carry undecided HTTP/2
+/// requests), and `Connection` names `upgrade`.
+pub fn wants_websocket(headers: &HeaderMap) -> bool {
+    let mut tokens = headers
+        .get_all(header::UPGRADE)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+        .map(<[u8]>::trim_ascii)
+        .filter(|t| !t.is_empty());
+    let only_websocket = tokens
+        .next()
+        .is_some_and(|t| t.eq_ignore_ascii_case(b"websocket"))
+        && tokens.next().is_none();
+    only_websocket && wants_upgrade(headers)
+}
+
+/// Whether a request asks for a protocol upgrade (of any kind).
 pub fn wants_upgrade(headers: &HeaderMap) -> bool {
     headers.contains_key(header::UPGRADE)
         && headers
@@ -139,6 +158,27 @@ mod tests {
         strip_hop_by_hop(&mut h, true);
         assert_eq!(h.get(header::UPGRADE).unwrap(), "websocket");
         assert_eq!(h.get(header::CONNECTION).unwrap(), "upgrade");
+    }
+
+    #[test]
+    fn only_a_websocket_upgrade_is_one() {
+        let with = |upgrade: &'static str, connection: &'static str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::UPGRADE, HeaderValue::from_static(upgrade));
+            h.insert(header::CONNECTION, HeaderValue::from_static(connection));
+            h
+        };
+        assert!(wants_websocket(&with("WebSocket", "keep-alive, Upgrade")));
+        assert!(!wants_websocket(&with("h2c", "Upgrade, HTTP2-Settings")));
+        assert!(!wants_websocket(&with("websocket, h2c", "upgrade")));
+        assert!(!wants_websocket(&with("websocket", "keep-alive")));
+        let mut h = with("h2c", "Upgrade, HTTP2-Settings");
+        h.insert(
+            "http2-settings",
+            HeaderValue::from_static("AAMAAABkAAQCAAAAAAIAAAAA"),
+        );
+        strip_hop_by_hop(&mut h, false);
+        assert!(h.is_empty(), "{h:?}");
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! The proxy: forward listener (CONNECT and absolute-form), reverse listeners (TLS routes),
-//! the upstream connector that dials only checked addresses, and the responses.
+//! the upstream connector that dials only checked addresses, and the responses. One request's
+//! life on both HTTP engines, accept to `finish`, is drawn in `LIFECYCLE.md` beside this file.
 
 pub mod body;
 pub mod context;
+pub mod exchange;
 pub mod forward;
 pub mod forwarding;
 pub mod h1;

@@ -232,6 +232,53 @@ pub fn error(status: StatusCode, request_id: &str, message: &str) -> Response<Pr
     response
 }
 
+/// The response to a request refused before a decision, or failed by its client.
+pub fn refusal(refusal: crate::proxy::exchange::Refusal, request_id: &str) -> Response<ProxyBody> {
+    error(refusal.status(), request_id, refusal.message())
+}
+
+/// The status, failing side and response of an upstream failure: 504 for a timeout, 503
+/// when the per-address cap is reached (douane's side), else 502.
+pub fn upstream_failure(
+    error: &crate::proxy::upstream::UpstreamError,
+    request_id: &str,
+) -> (ErrorSide, Response<ProxyBody>) {
+    if let crate::proxy::upstream::UpstreamError::PerAddressCap(_) = error {
+        return (
+            ErrorSide::Internal,
+            self::error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                request_id,
+                "too many connections open to the destination: try again later",
+            ),
+        );
+    }
+    let status = if error.is_timeout() {
+        StatusCode::GATEWAY_TIMEOUT
+    } else {
+        StatusCode::BAD_GATEWAY
+    };
+    (
+        ErrorSide::Upstream,
+        self::error(status, request_id, "the destination did not answer"),
+    )
+}
+
+/// The response when the audit record of a request could not be written (douane's side).
+pub fn audit_refusal(
+    refusal: &crate::proxy::context::AuditRefusal,
+    request_id: &str,
+) -> (ErrorSide, Response<ProxyBody>) {
+    (
+        ErrorSide::Internal,
+        error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            request_id,
+            &refusal.to_string(),
+        ),
+    )
+}
+
 /// Whether the client prefers JSON (`Accept: application/json` before any HTML type).
 pub fn wants_json(accept: Option<&HeaderValue>) -> bool {
     let Some(accept) = accept.and_then(|v| v.to_str().ok()) else {

@@ -7,25 +7,22 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use http::header::{self, HeaderName, HeaderValue};
+use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode, Uri};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 
 use super::body::ProxyBody;
-use super::context::{Proxy, RequestFacts};
-use super::forward::{refuse, send_to_checked, upstream_failed};
-use super::forwarding::{forwardable_host, Forwarding};
+use super::context::{Arrival, Proxy, RequestFacts};
+use super::exchange::{admit_head, Life, Refusal};
+use super::forward::{ended, gate, send_to_checked, upstream_failed};
+use super::forwarding::{
+    forwardable_host, Forwarding, X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO,
+};
 use super::headers;
-use super::respond;
 use crate::config::{Route, UpstreamScheme};
 use crate::policy::decide::HttpFacts;
 use crate::resolve::{Destination, DestinationError, Host};
-
-// Header names as constants: a `&str` name is parsed again on every use.
-const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
-const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
 /// One route, ready for the hot path.
 #[derive(Debug)]
@@ -126,6 +123,14 @@ fn request_host<B>(req: &Request<B>) -> Option<String> {
     Some(host.to_ascii_lowercase())
 }
 
+/// The host a request asked for, as it sent it: the authority, or `Host`.
+fn asked_host<B>(req: &Request<B>) -> Option<&str> {
+    match req.uri().authority() {
+        Some(a) => Some(a.as_str()),
+        None => req.headers().get(header::HOST)?.to_str().ok(),
+    }
+}
+
 /// Handles one request of a reverse connection.
 pub async fn handle(
     proxy: Arc<Proxy>,
@@ -133,36 +138,47 @@ pub async fn handle(
     mut req: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, hyper::Error> {
     let started = Instant::now();
+    let life = Life::new();
     let request_id = proxy.next_request_id();
-    let Some(host) = request_host(&req) else {
-        return Ok(respond::error(
-            StatusCode::BAD_REQUEST,
-            &request_id,
-            "no Host",
-        ));
-    };
-    if let Some(sni) = &conn.sni {
-        if **sni != *host {
-            return Ok(respond::error(
-                StatusCode::MISDIRECTED_REQUEST,
-                &request_id,
-                "the TLS server name and the Host header disagree",
-            ));
-        }
-    }
-    let path = req.uri().path().to_owned();
-    let Some(route) = conn.routes.find(&host, &path) else {
-        return Ok(respond::error(
-            StatusCode::NOT_FOUND,
-            &request_id,
-            "no route for this host and path",
-        ));
-    };
     let client = proxy.client_address(
         conn.peer.ip(),
         req.headers().get(&X_FORWARDED_FOR).map(|v| v.as_bytes()),
     );
+    let arrival = Arrival {
+        request_id: &request_id,
+        listener: &conn.listener,
+        client,
+        method: req.method().as_str(),
+        host: asked_host(&req),
+        started,
+        life: &life,
+    };
+    if let Err(refusal) = admit_head(req.headers()) {
+        return Ok(proxy.refused(&arrival, refusal));
+    }
+    let Some(host) = request_host(&req) else {
+        return Ok(proxy.refused(&arrival, Refusal::NoHost));
+    };
+    if conn.sni.as_deref().is_some_and(|sni| sni != host) {
+        return Ok(proxy.refused(&arrival, Refusal::MisdirectedRequest));
+    }
+    let path = req.uri().path().to_owned();
+    let Some(route) = conn.routes.find(&host, &path) else {
+        return Ok(proxy.refused(&arrival, Refusal::NoRoute));
+    };
+    let target = match req.uri().query() {
+        Some(q) => format!("{}{}?{}", route.base_path, path, q),
+        None => format!("{}{}", route.base_path, path),
+    };
+    let Ok(target) = Uri::try_from(target) else {
+        return Ok(proxy.refused(&arrival, Refusal::BadTarget));
+    };
     let method = req.method().clone();
+    let asked = req
+        .uri()
+        .authority()
+        .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+        .or_else(|| req.headers().get(header::HOST).cloned());
     let decision = proxy
         .check(
             client,
@@ -183,29 +199,18 @@ pub async fn handle(
         destination: &route.destination,
         path: Some(&path),
         started,
+        life: &life,
     };
-    if !decision.outcome.lets_through() {
-        return Ok(refuse(&proxy, &facts, &decision, &req).await);
+    if let Some(response) = gate(&proxy, &facts, &decision, &req).await {
+        return Ok(response);
     }
 
-    // The request as the upstream gets it.
-    let upgrade = headers::wants_upgrade(req.headers()) && req.version() == http::Version::HTTP_11;
+    // The request as the upstream gets it. Only a WebSocket upgrade crosses (after the
+    // decision, on HTTP/1.1): any other token (`h2c` above all) is dropped with `Upgrade`.
+    let upgrade =
+        headers::wants_websocket(req.headers()) && req.version() == http::Version::HTTP_11;
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
-    let target = match req.uri().query() {
-        Some(q) => format!("{}{}?{}", route.base_path, path, q),
-        None => format!("{}{}", route.base_path, path),
-    };
-    match Uri::try_from(target) {
-        Ok(uri) => *req.uri_mut() = uri,
-        Err(_) => {
-            return Ok(respond::error(
-                StatusCode::BAD_REQUEST,
-                &request_id,
-                "bad request target",
-            ))
-        }
-    }
-    let original_host = req.headers().get(header::HOST).cloned();
+    *req.uri_mut() = target;
     let headers = req.headers_mut();
     headers::strip_hop_by_hop(headers, upgrade);
     headers.insert(header::HOST, route.host_header.clone());
@@ -214,7 +219,7 @@ pub async fn handle(
         trusted: proxy.is_trusted(conn.peer.ip()),
         tls: conn.tls,
     };
-    let host_value = original_host.or_else(|| HeaderValue::from_str(&host).ok());
+    let host_value = asked.clone().or_else(|| HeaderValue::from_str(&host).ok());
     set_forwarded(headers, &forwarding, host_value.as_ref());
 
     let response = send_to_checked(
@@ -225,19 +230,21 @@ pub async fn handle(
         req,
     )
     .await;
-    let mut response = match response {
+    let (mut response, addr) = match response {
         Ok(r) => r,
         Err(e) => return Ok(upstream_failed(&proxy, &facts, &decision, &e).await),
     };
     let status = response.status();
-    if let Err(refusal) = proxy.finish(&facts, &decision, status.as_u16()).await {
-        return Ok(respond::error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            &request_id,
-            &refusal.to_string(),
-        ));
-    }
     let upgraded = status == StatusCode::SWITCHING_PROTOCOLS;
+    if upgraded && !upgrade {
+        // A 101 to a request that asked for no upgrade douane lets through: never relayed.
+        let e = super::upstream::UpstreamError::Broken("101 to a request without upgrade".into());
+        return Ok(upstream_failed(&proxy, &facts, &decision, &e).await);
+    }
+    let mut end = ended(&facts, status.as_u16(), Some(addr));
+    end.requested_host = asked.as_ref().and_then(|h| h.to_str().ok());
+    end.sni = conn.sni.as_deref();
+    proxy.finish(&facts, &decision, &end);
     headers::strip_hop_by_hop(response.headers_mut(), upgraded && upgrade);
     if let (true, Some(client_upgrade)) = (upgraded, client_upgrade) {
         let upstream_upgrade = hyper::upgrade::on(&mut response);
@@ -269,6 +276,9 @@ fn set_forwarded(headers: &mut http::HeaderMap, fwd: &Forwarding, host: Option<&
         headers.insert(X_FORWARDED_FOR, v);
     }
     headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(fwd.proto()));
+    // The client's own `X-Forwarded-Host` never passes: douane sets it from the host the
+    // request was routed by, or leaves it out.
+    headers.remove(X_FORWARDED_HOST);
     let host = host.map(HeaderValue::as_bytes);
     if let Some(v) = host
         .filter(|h| forwardable_host(h))

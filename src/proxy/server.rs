@@ -69,13 +69,32 @@ pub async fn serve_forward(
                     let site = Site::Forward(&conn);
                     h1::serve(stream, &proxy, site, limits, serving.shutdown.clone()).await
                 }
-                None => Served::HandOver(Rewind::new(Vec::new(), stream)),
+                None => {
+                    // hyper would wait out the header timeout on a TLS ClientHello.
+                    let mut first = [0u8; 1];
+                    let peeked = tokio::time::timeout(
+                        serving.limits.header_read_timeout,
+                        stream.peek(&mut first),
+                    )
+                    .await;
+                    match peeked {
+                        Ok(Ok(1)) if first[0] == h1::TLS_HANDSHAKE => {
+                            h1::tls_on_proxy_port(&proxy, &name, peer);
+                            Served::Closed
+                        }
+                        Ok(Ok(1..)) => Served::HandOver(Rewind::new(Vec::new(), stream)),
+                        _ => Served::Closed,
+                    }
+                }
             };
             if let Served::HandOver(stream) = served {
+                let stream = stream.with_send_timeout(serving.limits.client_send_timeout);
+                let (p, n) = (proxy.clone(), name.clone());
                 let service =
-                    service_fn(move |req| forward::handle(proxy.clone(), name.clone(), peer, req));
+                    service_fn(move |req| forward::handle(p.clone(), n.clone(), peer, req));
                 let conn = http.serve_connection_with_upgrades(TokioIo::new(stream), service);
                 if let Err(e) = watcher.watch(conn).await {
+                    refused_by_hyper(&proxy, &name, peer, &*e);
                     tracing::debug!(%peer, error = %e, "forward connection ended with an error");
                 }
             }
@@ -85,6 +104,31 @@ pub async fn serve_forward(
     open.drain(listener).await;
 }
 
+/// A request head hyper itself refused (malformed, too large: it answered 400 or 431 and
+/// closed) gets the log line and the metric of every refusal.
+fn refused_by_hyper(
+    proxy: &Proxy,
+    listener: &str,
+    peer: SocketAddr,
+    error: &(dyn std::error::Error + 'static),
+) {
+    let Some(e) = error.downcast_ref::<hyper::Error>() else {
+        return;
+    };
+    if !e.is_parse() && !e.is_parse_too_large() {
+        return;
+    }
+    let refusal = super::exchange::Refusal::MalformedHead;
+    proxy.metrics.refusal(refusal.kind());
+    tracing::info!(
+        listener,
+        client = %peer.ip(),
+        refusal = refusal.kind(),
+        error = %e,
+        "request refused"
+    );
+}
+
 /// The limits of the direct HTTP/1.1 path, from `[limits]` and the upstream settings.
 fn direct_limits(serving: &Serving) -> DirectLimits {
     DirectLimits {
@@ -92,6 +136,7 @@ fn direct_limits(serving: &Serving) -> DirectLimits {
         response_timeout: serving.proxy.connector.settings().response_timeout,
         max_header_bytes: serving.limits.max_header_bytes,
         max_headers: serving.limits.max_headers,
+        client_send_timeout: serving.limits.client_send_timeout,
     }
 }
 
@@ -139,6 +184,7 @@ pub async fn serve_reverse(serving: Serving, site: ReverseSite) {
         let http = http.clone();
         tokio::spawn(async move {
             let proxy = serving.proxy.clone();
+            let listener_name = name.clone();
             let connection = |sni, tls| {
                 Arc::new(ReverseConnection {
                     listener: name,
@@ -149,6 +195,7 @@ pub async fn serve_reverse(serving: Serving, site: ReverseSite) {
                 })
             };
             let one = OneConnection {
+                send_timeout: serving.limits.client_send_timeout,
                 proxy: &proxy,
                 http: &http,
                 watcher,
@@ -184,6 +231,7 @@ pub async fn serve_reverse(serving: Serving, site: ReverseSite) {
                 }
             };
             if let Err(e) = served {
+                refused_by_hyper(&proxy, &listener_name, peer, &*e);
                 tracing::debug!(%peer, error = %e, "reverse connection ended with an error");
             }
             drop(hold);
@@ -194,6 +242,7 @@ pub async fn serve_reverse(serving: Serving, site: ReverseSite) {
 
 /// What serving one reverse connection needs besides the connection itself.
 struct OneConnection<'a> {
+    send_timeout: Duration,
     proxy: &'a Arc<Proxy>,
     http: &'a auto::Builder<TokioExecutor>,
     watcher: hyper_util::server::graceful::Watcher,
@@ -221,6 +270,7 @@ impl OneConnection<'_> {
             }
             None => Rewind::new(Vec::new(), stream),
         };
+        let stream = stream.with_send_timeout(self.send_timeout);
         let service = reverse_service(self.proxy.clone(), conn);
         self.watcher
             .watch(

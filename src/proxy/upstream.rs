@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -20,7 +21,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
-use super::body::ProxyBody;
+use super::body::{BodyError, ProxyBody};
 
 /// Which upstream connection: the checked address, and for TLS the name to verify.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -36,8 +37,8 @@ pub enum UpstreamError {
     Connect(io::Error),
     #[error("connecting timed out")]
     ConnectTimeout,
-    #[error("tls handshake with the upstream failed: {0}")]
-    Tls(io::Error),
+    #[error("tls handshake with `{name}` failed: {source}")]
+    Tls { name: Arc<str>, source: io::Error },
     #[error("tls handshake with the upstream timed out")]
     TlsTimeout,
     #[error("`{0}` is not a valid TLS server name")]
@@ -52,11 +53,18 @@ pub enum UpstreamError {
     Broken(String),
     #[error("the upstream did not answer in time")]
     ResponseTimeout,
+    /// `[limits] max_upstream_connections_per_address` connections are open to it already.
+    #[error("{0} has the most upstream connections allowed open already")]
+    PerAddressCap(SocketAddr),
+    /// The client's request body broke while it was being sent (a malformed chunk, cut
+    /// short): the client's fault, not the upstream's.
+    #[error("the client's request body failed: {error}")]
+    ClientBody { error: hyper::Error, stalled: bool },
 }
 
 impl UpstreamError {
     /// Every value of [`UpstreamError::kind`], for metrics that exist at 0 from the start.
-    pub const KINDS: [&'static str; 7] = [
+    pub const KINDS: [&'static str; 8] = [
         "connect",
         "connect_timeout",
         "tls",
@@ -64,6 +72,7 @@ impl UpstreamError {
         "parent_proxy",
         "http",
         "response_timeout",
+        "per_address_cap",
     ];
 
     /// A stable metric label, one of [`UpstreamError::KINDS`].
@@ -71,13 +80,39 @@ impl UpstreamError {
         match self {
             UpstreamError::Connect(_) => "connect",
             UpstreamError::ConnectTimeout => "connect_timeout",
-            UpstreamError::Tls(_) | UpstreamError::BadName(_) => "tls",
+            UpstreamError::Tls { .. } | UpstreamError::BadName(_) => "tls",
             UpstreamError::TlsTimeout => "tls_timeout",
             UpstreamError::Parent(_) => "parent_proxy",
-            UpstreamError::Handshake(_) | UpstreamError::Http(_) | UpstreamError::Broken(_) => {
-                "http"
-            }
+            UpstreamError::Handshake(_)
+            | UpstreamError::Http(_)
+            | UpstreamError::Broken(_)
+            | UpstreamError::ClientBody { .. } => "http",
             UpstreamError::ResponseTimeout => "response_timeout",
+            UpstreamError::PerAddressCap(_) => "per_address_cap",
+        }
+    }
+
+    /// The client's fault, not the upstream's: its request body broke or stalled.
+    pub fn client_refusal(&self) -> Option<super::exchange::Refusal> {
+        use super::exchange::Refusal;
+        match self {
+            UpstreamError::ClientBody { stalled: true, .. } => Some(Refusal::BodyTimeout),
+            UpstreamError::ClientBody { .. } => Some(Refusal::MalformedBody),
+            _ => None,
+        }
+    }
+
+    /// A failed `send_request`: the client's when hyper reports a failed request body
+    /// whose cause is the client connection's own parse error (hyper wraps the error of
+    /// the body it was polling, here the client's `Incoming`).
+    fn of_send(e: hyper::Error) -> UpstreamError {
+        let body = std::error::Error::source(&e).and_then(|c| c.downcast_ref::<BodyError>());
+        match body {
+            Some(b) => UpstreamError::ClientBody {
+                stalled: matches!(b, BodyError::Stalled(_)),
+                error: e,
+            },
+            None => UpstreamError::Http(e),
         }
     }
 
@@ -107,6 +142,22 @@ pub struct ConnectorSettings {
     pub parent_proxy: Option<String>,
     /// Its `Proxy-Authorization` value (`Basic …`), computed by the config.
     pub parent_proxy_authorization: Option<String>,
+    /// Upstream connections open at once per checked address; 0: no cap.
+    pub max_per_address: usize,
+}
+
+/// One open upstream connection's place under the per-address cap, given back on drop (it
+/// lives as long as the connection: in the pool beside a bare socket, in hyper's
+/// connection task, in a tunnel's task).
+#[derive(Debug)]
+pub struct Slot(Option<Arc<AtomicUsize>>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if let Some(open) = &self.0 {
+            open.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
 }
 
 pub struct Connector {
@@ -119,7 +170,10 @@ pub struct Connector {
     h2: Mutex<HashMap<PoolKey, http2::SendRequest<ProxyBody>>>,
     /// Idle plain-HTTP connections of the direct HTTP/1.1 path (`proxy::h1`), by checked
     /// address: bare sockets, with no hyper connection task behind them.
-    tcp_idle: Mutex<rustc_hash::FxHashMap<SocketAddr, Vec<TcpStream>>>,
+    tcp_idle: Mutex<rustc_hash::FxHashMap<SocketAddr, Vec<(TcpStream, Slot)>>>,
+    /// Connections open per checked address (only counted under a cap). Taken when a
+    /// connection is opened, never for a pooled one.
+    open: Mutex<rustc_hash::FxHashMap<SocketAddr, Arc<AtomicUsize>>>,
 }
 
 /// Idle HTTP/1.1 connections kept per key; more are closed.
@@ -136,6 +190,7 @@ impl Connector {
             idle: Mutex::new(HashMap::new()),
             h2: Mutex::new(HashMap::new()),
             tcp_idle: Mutex::new(Default::default()),
+            open: Mutex::new(Default::default()),
         }
     }
 
@@ -149,15 +204,23 @@ impl Connector {
         &self,
         addrs: &[IpAddr],
         port: u16,
-    ) -> Result<(TcpStream, SocketAddr), UpstreamError> {
+    ) -> Result<(TcpStream, SocketAddr, Slot), UpstreamError> {
         let mut last = UpstreamError::Connect(io::Error::new(
             io::ErrorKind::AddrNotAvailable,
             "no address to connect to",
         ));
         for ip in addrs {
             let addr = SocketAddr::new(*ip, port);
+            let slot = match self.slot(addr) {
+                Ok(slot) => slot,
+                Err(e) => {
+                    tracing::debug!(%addr, error = %e, "upstream address at its cap, trying the next checked one");
+                    last = e;
+                    continue;
+                }
+            };
             match self.connect_one(addr).await {
-                Ok(stream) => return Ok((stream, addr)),
+                Ok(stream) => return Ok((stream, addr, slot)),
                 Err(e) => {
                     tracing::debug!(%addr, error = %e, "upstream address refused, trying the next checked one");
                     last = e;
@@ -165,6 +228,25 @@ impl Connector {
             }
         }
         Err(last)
+    }
+
+    /// A place under the per-address cap for a new connection to `addr`.
+    fn slot(&self, addr: SocketAddr) -> Result<Slot, UpstreamError> {
+        let cap = self.settings.max_per_address;
+        if cap == 0 {
+            return Ok(Slot(None));
+        }
+        let open = {
+            let mut map = self.open.lock().unwrap_or_else(|p| p.into_inner());
+            map.entry(addr).or_default().clone()
+        };
+        let taken = open.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+            (n < cap).then_some(n + 1)
+        });
+        match taken {
+            Ok(_) => Ok(Slot(Some(open))),
+            Err(_) => Err(UpstreamError::PerAddressCap(addr)),
+        }
     }
 
     async fn connect_one(&self, addr: SocketAddr) -> Result<TcpStream, UpstreamError> {
@@ -237,16 +319,16 @@ impl Connector {
     }
 
     /// An idle plain connection to `addr` that is still open, if there is one.
-    pub fn take_tcp(&self, addr: SocketAddr) -> Option<TcpStream> {
+    pub fn take_tcp(&self, addr: SocketAddr) -> Option<(TcpStream, Slot)> {
         let mut idle = self.tcp_idle.lock().unwrap_or_else(|p| p.into_inner());
         let list = idle.get_mut(&addr)?;
-        while let Some(stream) = list.pop() {
+        while let Some((stream, slot)) = list.pop() {
             // An idle connection has nothing to say: end of stream means the upstream closed
             // it, bytes mean it is out of step. Costs no system call unless the socket became
             // readable since it was put back.
             let mut probe = [0u8; 1];
             match stream.try_read(&mut probe) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Some(stream),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Some((stream, slot)),
                 _ => continue,
             }
         }
@@ -254,11 +336,11 @@ impl Connector {
     }
 
     /// Gives back a plain connection whose exchange ended cleanly.
-    pub fn put_back_tcp(&self, addr: SocketAddr, stream: TcpStream) {
+    pub fn put_back_tcp(&self, addr: SocketAddr, stream: TcpStream, slot: Slot) {
         let mut idle = self.tcp_idle.lock().unwrap_or_else(|p| p.into_inner());
         let list = idle.entry(addr).or_default();
         if list.len() < MAX_IDLE_PER_KEY {
-            list.push(stream);
+            list.push((stream, slot));
         }
     }
 
@@ -269,9 +351,9 @@ impl Connector {
         key: &PoolKey,
         http1_only: bool,
     ) -> Result<Sender, UpstreamError> {
-        let (tcp, _) = self.connect_tcp(&[key.addr.ip()], key.addr.port()).await?;
+        let (tcp, _, slot) = self.connect_tcp(&[key.addr.ip()], key.addr.port()).await?;
         let Some(name) = &key.tls_name else {
-            return handshake_h1(TokioIo::new(tcp)).await;
+            return handshake_h1(TokioIo::new(tcp), slot).await;
         };
         let server_name = ServerName::try_from(name.to_string())
             .map_err(|_| UpstreamError::BadName(name.to_string()))?;
@@ -286,9 +368,12 @@ impl Connector {
         )
         .await
         .map_err(|_| UpstreamError::TlsTimeout)?
-        .map_err(UpstreamError::Tls)?;
+        .map_err(|source| UpstreamError::Tls {
+            name: name.clone(),
+            source,
+        })?;
         if tls.get_ref().1.alpn_protocol() != Some(b"h2") {
-            return handshake_h1(TokioIo::new(tls)).await;
+            return handshake_h1(TokioIo::new(tls), slot).await;
         }
         let (sender, conn) = http2::Builder::new(TokioExecutor::new())
             .timer(TokioTimer::new())
@@ -299,6 +384,7 @@ impl Connector {
             if let Err(e) = conn.await {
                 tracing::debug!(error = %e, "upstream h2 connection ended");
             }
+            drop(slot);
         });
         self.h2
             .lock()
@@ -332,7 +418,10 @@ impl Connector {
         match sender {
             Sender::H2(mut s) => {
                 shape_for_h2(&mut request, key);
-                let response = s.send_request(request).await.map_err(UpstreamError::Http)?;
+                let response = s
+                    .send_request(request)
+                    .await
+                    .map_err(UpstreamError::of_send)?;
                 return Ok((response, Sender::H2(s)));
             }
             Sender::H1(mut s) => {
@@ -343,7 +432,7 @@ impl Connector {
                         Err(mut e) => match e.take_message() {
                             // Never sent: the pooled connection was stale.
                             Some(unsent) => request = unsent,
-                            None => return Err(UpstreamError::Http(e.into_error())),
+                            None => return Err(UpstreamError::of_send(e.into_error())),
                         },
                     }
                 }
@@ -354,12 +443,18 @@ impl Connector {
         match Box::pin(self.connect_http(key, true)).await? {
             Sender::H1(mut s) => {
                 shape_for_h1(&mut request);
-                let response = s.send_request(request).await.map_err(UpstreamError::Http)?;
+                let response = s
+                    .send_request(request)
+                    .await
+                    .map_err(UpstreamError::of_send)?;
                 Ok((response, Sender::H1(s)))
             }
             Sender::H2(mut s) => {
                 shape_for_h2(&mut request, key);
-                let response = s.send_request(request).await.map_err(UpstreamError::Http)?;
+                let response = s
+                    .send_request(request)
+                    .await
+                    .map_err(UpstreamError::of_send)?;
                 Ok((response, Sender::H2(s)))
             }
         }
@@ -400,7 +495,7 @@ fn shape_for_h2(request: &mut Request<ProxyBody>, key: &PoolKey) {
     }
 }
 
-async fn handshake_h1<I>(io: I) -> Result<Sender, UpstreamError>
+async fn handshake_h1<I>(io: I, slot: Slot) -> Result<Sender, UpstreamError>
 where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
@@ -412,6 +507,7 @@ where
         if let Err(e) = conn.with_upgrades().await {
             tracing::debug!(error = %e, "upstream connection ended");
         }
+        drop(slot);
     });
     Ok(Sender::H1(sender))
 }

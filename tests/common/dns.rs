@@ -33,6 +33,11 @@ pub enum Reply {
         target: String,
         ttl: u32,
     },
+    /// Each query gets the next set of addresses, round the list (DNS rebinding).
+    Alternating {
+        sets: Vec<Vec<IpAddr>>,
+        ttl: u32,
+    },
     ServFail,
     Refused,
 }
@@ -41,6 +46,17 @@ impl Reply {
     /// Addresses with a TTL of 300 s.
     pub fn addresses<'a>(ips: impl IntoIterator<Item = &'a str>) -> Reply {
         Reply::with_ttl(ips, 300)
+    }
+
+    /// Answers alternating between these sets, query after query.
+    pub fn alternating(sets: &[&[&str]], ttl: u32) -> Reply {
+        Reply::Alternating {
+            sets: sets
+                .iter()
+                .map(|set| set.iter().map(|s| s.parse().expect("test IP")).collect())
+                .collect(),
+            ttl,
+        }
     }
 
     pub fn with_ttl<'a>(ips: impl IntoIterator<Item = &'a str>, ttl: u32) -> Reply {
@@ -137,6 +153,7 @@ impl ZoneHandler {
         &self,
         qname: &Name,
         qtype: RecordType,
+        nth: usize,
     ) -> Option<Result<Vec<Record>, ResponseCode>> {
         let mut records = Vec::new();
         let mut name = qname.clone();
@@ -153,7 +170,12 @@ impl ZoneHandler {
                     ));
                     name = target;
                 }
-                Reply::Addresses { ips, ttl } => {
+                Reply::Addresses { .. } | Reply::Alternating { .. } => {
+                    let (ips, ttl) = match self.zone.get(&normal(&name.to_ascii()))? {
+                        Reply::Addresses { ips, ttl } => (ips, ttl),
+                        Reply::Alternating { sets, ttl } => (&sets[nth % sets.len()], ttl),
+                        _ => return None,
+                    };
                     for ip in ips {
                         let data = match (ip, qtype) {
                             (IpAddr::V4(v4), RecordType::A) => RData::A(A(*v4)),
@@ -190,18 +212,18 @@ impl RequestHandler for ZoneHandler {
         };
         let qname: Name = info.query.name().into();
         let qtype = info.query.query_type();
-        *self
-            .counts
-            .lock()
-            .expect("counts")
-            .entry(normal(&qname.to_ascii()))
-            .or_default() += 1;
+        let nth = {
+            let mut counts = self.counts.lock().expect("counts");
+            let count = counts.entry(normal(&qname.to_ascii())).or_default();
+            *count += 1;
+            *count - 1
+        };
 
         let builder = MessageResponseBuilder::from_message_request(request);
         let mut metadata = Metadata::response_from_request(&request.metadata);
         metadata.authoritative = true;
         metadata.recursion_available = true;
-        let sent = match self.answers(&qname, qtype) {
+        let sent = match self.answers(&qname, qtype, nth) {
             None => {
                 metadata.response_code = ResponseCode::NXDomain;
                 response

@@ -6,4 +6,5 @@ pub mod dns;
 pub mod mmdb;
 pub mod pki;
 pub mod proxy;
+pub mod raw;
 pub mod upstream;

@@ -111,9 +111,52 @@ pub struct RouteSpec {
     pub upstream: String,
 }
 
+/// Which HTTP/1.1 engine the listeners start on: the direct path (`direct_http1 = true`,
+/// the default) or hyper alone. Proxy tests run on both ([`crate::on_both_engines`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Engine {
+    #[default]
+    Direct,
+    Hyper,
+}
+
+impl Engine {
+    pub const BOTH: [Engine; 2] = [Engine::Direct, Engine::Hyper];
+
+    fn direct_http1(self) -> bool {
+        self == Engine::Direct
+    }
+}
+
+/// Writes each test body once and runs it on both engines: `$name::direct` and
+/// `$name::hyper`, each given its [`Engine`].
+#[macro_export]
+macro_rules! on_both_engines {
+    ($(async fn $name:ident($engine:ident: Engine) $body:block)*) => {$(
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn direct() {
+                run($crate::common::proxy::Engine::Direct).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn hyper() {
+                run($crate::common::proxy::Engine::Hyper).await
+            }
+
+            async fn run($engine: $crate::common::proxy::Engine) $body
+        }
+    )*};
+}
+
 /// What `douane.toml` says beyond the fixed parts.
 #[derive(Default)]
 pub struct ConfigSpec {
+    /// The engine of every listener.
+    pub engine: Engine,
     /// Static resolver answers.
     pub overrides: Vec<(&'static str, Vec<&'static str>)>,
     /// A loopback DNS server; none: only overrides resolve (other names go to a dead port).
@@ -125,6 +168,8 @@ pub struct ConfigSpec {
     pub parent_proxy: Option<String>,
     /// Appended TOML (e.g. a `[limits]` table).
     pub extra: String,
+    /// Appended to the `[resolver]` table (e.g. `min_ttl = 0`).
+    pub resolver_extra: String,
     /// The admin bearer token (written to `admin-token`, named by `token_file`).
     pub admin_token: Option<&'static str>,
 }
@@ -195,11 +240,13 @@ asn = "asn.mmdb"
 
 [forward]
 listen = "127.0.0.1:0"
+direct_http1 = {direct}
 
 [[reverse]]
 name = "tls"
 listen = "127.0.0.1:0"
 tls = [{{ cert = "certs/reverse.pem", key = "certs/reverse-key.pem" }}]
+direct_http1 = {direct}
 
 {routes}
 [admin]
@@ -231,11 +278,14 @@ nameservers = ["{nameserver}"]
 timeout = 1000
 attempts = 1
 ipv6 = false
+{resolver_extra}
 
 [resolver.overrides]
 {overrides}
 "#,
             admin = spec.admin_port,
+            direct = spec.engine.direct_http1(),
+            resolver_extra = spec.resolver_extra,
             token_file = spec
                 .admin_token
                 .map(|_| "token_file = \"admin-token\"")

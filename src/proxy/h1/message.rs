@@ -21,7 +21,7 @@ pub enum Known {
     Forwarded,
     Via,
     /// `Keep-Alive`, `Proxy-Connection`, `Proxy-Authenticate`, `Proxy-Authorization`, `TE`,
-    /// `Trailer`: they describe one hop and never cross a proxy (RFC 9110 §7.6.1).
+    /// `Trailer`, `HTTP2-Settings`: they describe one hop and never cross a proxy (RFC 9110 §7.6.1).
     HopByHop,
     #[default]
     Other,
@@ -43,6 +43,7 @@ impl Known {
             10 if is("connection") => Known::Connection,
             10 if is("keep-alive") => Known::HopByHop,
             14 if is("content-length") => Known::ContentLength,
+            14 if is("http2-settings") => Known::HopByHop,
             15 if is("x-forwarded-for") => Known::XForwardedFor,
             16 if is("x-forwarded-host") => Known::XForwardedHost,
             16 if is("proxy-connection") => Known::HopByHop,
@@ -117,6 +118,8 @@ pub struct ChunkedScanner {
     size: u64,
     /// Hex digits read in the current size line (a cap against endless zeros).
     digits: u8,
+    /// Chunk data bytes seen so far (the body without its framing).
+    data: u64,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -140,6 +143,11 @@ enum ChunkState {
 impl ChunkedScanner {
     pub fn is_done(&self) -> bool {
         self.state == ChunkState::Done
+    }
+
+    /// The chunk data bytes seen so far: the body as its recipient decodes it.
+    pub fn data_len(&self) -> u64 {
+        self.data
     }
 
     /// Feeds the next bytes of the body; returns how many of them belong to it — fewer than
@@ -185,6 +193,7 @@ impl ChunkedScanner {
                     let take =
                         (bytes.len() - i).min(usize::try_from(self.size).unwrap_or(usize::MAX));
                     self.size -= take as u64;
+                    self.data += take as u64;
                     i += take;
                     if self.size == 0 {
                         self.state = ChunkState::DataCr;
@@ -279,6 +288,7 @@ mod tests {
         assert_eq!(Known::of("x-forwarded-proto"), Known::XForwardedProto);
         assert_eq!(Known::of("Proxy-Authorization"), Known::HopByHop);
         assert_eq!(Known::of("TE"), Known::HopByHop);
+        assert_eq!(Known::of("HTTP2-Settings"), Known::HopByHop);
         assert_eq!(Known::of("Hosts"), Known::Other);
         assert_eq!(Known::of("x-forwarded-fox"), Known::Other);
     }

@@ -90,6 +90,7 @@ pub(super) fn plan_reverse<'a>(
 /// A forward request's plan: an `http://` absolute-form target without userinfo, and no
 /// `Via` yet (loop detection is hyper's path's, as are CONNECT and `https://`).
 pub(super) fn plan_forward<'a>(
+    proxy: &Proxy,
     conn: &'a ForwardConnection,
     target: &'a str,
     shape: &RequestShape<'a>,
@@ -113,7 +114,7 @@ pub(super) fn plan_forward<'a>(
         destination: Cow::Owned(destination),
         listener: &conn.listener,
         route: None,
-        client: conn.peer.ip(),
+        client: proxy.client_address(conn.peer.ip(), shape.forwarded_for),
         path,
         rewrite: Rewrite::Forward { authority, origin },
     })

@@ -2,6 +2,7 @@
 //! in one pass, and the head the upstream gets — rewritten as on hyper's path.
 
 use super::message::{parse_content_length, push_header, tokens, Known, MAX_HEADERS};
+use crate::proxy::exchange::{names_framing, Refusal};
 use crate::proxy::forwarding::{forwardable_host, Forwarding};
 use crate::proxy::reverse::CompiledRoute;
 
@@ -22,12 +23,26 @@ pub(super) struct RequestShape<'b> {
     pub(super) named_len: usize,
     /// What each header is, by position: classified once.
     pub(super) classes: [Known; MAX_HEADERS],
+    /// The `Accept` value, for the block page's language of choice.
+    pub(super) accept: Option<&'b [u8]>,
+}
+
+/// Why the direct path does not take a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum NotDirect {
+    /// hyper's path takes it (before any decision): an upgrade, `Expect`, a chunked body,
+    /// a long `Connection` list, an odd head.
+    Hyper,
+    /// Refused on the spot: its framing is ambiguous, or it has two `Host`s.
+    Refuse(Refusal),
 }
 
 impl<'b> RequestShape<'b> {
-    /// `None` when the request needs hyper: an upgrade, `Expect`, a transfer coding, an odd
-    /// `Content-Length`, a `Connection` list too long.
-    pub(super) fn read(headers: &[httparse::Header<'b>]) -> Option<RequestShape<'b>> {
+    /// The facts of a request head. Refused: framing headers named in `Connection` (the
+    /// hop-by-hop rule would drop them while the body is still sent: smuggling), both
+    /// framings or several lengths, two `Host`s. For hyper: an upgrade, `Expect`, a transfer
+    /// coding alone, an invalid `Content-Length`, a `Connection` list too long.
+    pub(super) fn read(headers: &[httparse::Header<'b>]) -> Result<RequestShape<'b>, NotDirect> {
         let mut shape = RequestShape {
             host: b"",
             hosts: 0,
@@ -38,8 +53,9 @@ impl<'b> RequestShape<'b> {
             named: [b""; MAX_NAMED],
             named_len: 0,
             classes: [Known::Other; MAX_HEADERS],
+            accept: None,
         };
-        let mut lengths = 0;
+        let (mut lengths, mut codings, mut hyper, mut framing_named) = (0, 0, false, false);
         for (h, class) in headers.iter().zip(shape.classes.iter_mut()) {
             *class = Known::of(h.name);
             match *class {
@@ -50,26 +66,48 @@ impl<'b> RequestShape<'b> {
                 Known::Via => shape.via = true,
                 Known::ContentLength => {
                     lengths += 1;
-                    shape.content_length = parse_content_length(h.value)?;
+                    match parse_content_length(h.value) {
+                        Some(n) => shape.content_length = n,
+                        None => hyper = true, // hyper answers 400
+                    }
                 }
-                Known::TransferEncoding | Known::Upgrade | Known::Expect => return None,
+                Known::TransferEncoding => codings += 1,
+                Known::Upgrade | Known::Expect => hyper = true,
                 Known::Connection => {
                     for token in tokens(h.value) {
                         if token.eq_ignore_ascii_case(b"close") {
                             shape.close = true;
-                        } else if !token.eq_ignore_ascii_case(b"keep-alive") {
-                            *shape.named.get_mut(shape.named_len)? = token;
+                        } else if names_framing(token) {
+                            framing_named = true;
+                        } else if token.eq_ignore_ascii_case(b"keep-alive") {
+                        } else if let Some(slot) = shape.named.get_mut(shape.named_len) {
+                            *slot = token;
                             shape.named_len += 1;
+                        } else {
+                            hyper = true;
                         }
                     }
                 }
                 Known::XForwardedFor if shape.forwarded_for.is_none() => {
                     shape.forwarded_for = Some(h.value);
                 }
+                Known::Other if shape.accept.is_none() && h.name.eq_ignore_ascii_case("accept") => {
+                    shape.accept = Some(h.value);
+                }
                 _ => {}
             }
         }
-        (lengths <= 1).then_some(shape)
+        if framing_named {
+            Err(NotDirect::Refuse(Refusal::FramingNamedInConnection))
+        } else if (codings > 0 && lengths > 0) || lengths > 1 {
+            Err(NotDirect::Refuse(Refusal::AmbiguousFraming))
+        } else if shape.hosts > 1 {
+            Err(NotDirect::Refuse(Refusal::DuplicateHost))
+        } else if hyper || codings > 0 {
+            Err(NotDirect::Hyper)
+        } else {
+            Ok(shape)
+        }
     }
 
     pub(super) fn names(&self, name: &str) -> bool {
@@ -106,7 +144,7 @@ pub(super) fn write_request_head(
     out.extend_from_slice(b"\r\n");
     for (h, class) in headers.iter().zip(shape.classes) {
         let pass = match class {
-            Known::Other | Known::ContentLength => !shape.names(h.name),
+            Known::Other | Known::ContentLength | Known::Via => !shape.names(h.name),
             Known::Forwarded => fwd.trusted,
             _ => false,
         };

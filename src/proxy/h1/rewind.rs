@@ -1,17 +1,25 @@
 //! A client stream with the bytes already read from it put back in front, so that a
 //! connection the direct path hands over is read by hyper from its very first unread byte.
 
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::Sleep;
 
 pub struct Rewind<S> {
     prefix: Vec<u8>,
     /// How much of `prefix` has been read again.
     consumed: usize,
     inner: S,
+    /// A write that makes no progress this long fails (a client that stops reading).
+    send_timeout: Option<Duration>,
+    /// The deadline of the write that is waiting; made the first time a write waits.
+    stalled: Option<Pin<Box<Sleep>>>,
+    armed: bool,
 }
 
 impl<S> Rewind<S> {
@@ -20,6 +28,46 @@ impl<S> Rewind<S> {
             prefix,
             consumed: 0,
             inner,
+            send_timeout: None,
+            stalled: None,
+            armed: false,
+        }
+    }
+
+    /// Writes that make no progress for `timeout` fail with `TimedOut`, which ends the
+    /// connection (and drops the upstream exchange behind it).
+    pub fn with_send_timeout(mut self, timeout: Duration) -> Self {
+        self.send_timeout = Some(timeout);
+        self
+    }
+
+    /// What a write that returned `polled` means once its deadline is counted.
+    fn deadline<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        polled: Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        let Some(timeout) = self.send_timeout else {
+            return polled;
+        };
+        if polled.is_ready() {
+            self.armed = false;
+            return polled;
+        }
+        let deadline = tokio::time::Instant::now() + timeout;
+        let sleep = self
+            .stalled
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        if !self.armed {
+            sleep.as_mut().reset(deadline);
+            self.armed = true;
+        }
+        match sleep.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the client stopped reading",
+            ))),
+            Poll::Pending => Poll::Pending,
         }
     }
 
@@ -58,7 +106,9 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Rewind<S> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+        let this = &mut *self;
+        let polled = Pin::new(&mut this.inner).poll_write(cx, buf);
+        this.deadline(cx, polled)
     }
 
     fn poll_write_vectored(
@@ -66,7 +116,9 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Rewind<S> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+        let this = &mut *self;
+        let polled = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        this.deadline(cx, polled)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -74,7 +126,9 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Rewind<S> {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
+        let this = &mut *self;
+        let polled = Pin::new(&mut this.inner).poll_flush(cx);
+        this.deadline(cx, polled)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -101,5 +155,16 @@ mod tests {
         let mut rest = String::new();
         r.read_to_string(&mut rest).await.unwrap();
         assert_eq!(rest, "lo world");
+    }
+
+    #[tokio::test]
+    async fn a_write_the_peer_never_reads_times_out() {
+        use tokio::io::AsyncWriteExt;
+        let (_peer, b) = tokio::io::duplex(16);
+        let mut w = Rewind::new(Vec::new(), b).with_send_timeout(Duration::from_millis(50));
+        let started = std::time::Instant::now();
+        let err = w.write_all(&[0u8; 1024]).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        assert!(started.elapsed() < Duration::from_secs(2));
     }
 }

@@ -3,12 +3,13 @@
 //! with three reused buffers and one reused timer. A request the path does not take is
 //! handed to hyper, with the connection, before anything of it went upstream.
 
+use std::future::Future;
 use std::mem::MaybeUninit;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::time::{Duration, Instant};
 
-use http::Response;
+use http::{HeaderValue, Response};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
@@ -17,20 +18,47 @@ use tokio::time::Sleep;
 use super::message::{head_end, ChunkedScanner, Framing, MAX_HEADERS};
 use super::plan::{plan_forward, plan_reverse, Rewrite, Site};
 use super::request::{
-    idempotent, write_forward_head, write_request_head, RequestLine, RequestShape,
+    idempotent, write_forward_head, write_request_head, NotDirect, RequestLine, RequestShape,
 };
 use super::response::{is_informational, write_whole_response, ResponseShape};
 use super::rewind::Rewind;
 use crate::policy::decide::HttpFacts;
 use crate::policy::{Decision, Outcome};
 use crate::proxy::body::ProxyBody;
-use crate::proxy::context::{Proxy, RequestFacts};
-use crate::proxy::forward::upstream_failed;
+use crate::proxy::context::{Arrival, Proxy, RequestFacts};
+use crate::proxy::exchange::{Life, Refusal, RequestEnd};
+use crate::proxy::forward::{block_response, upstream_failed};
 use crate::proxy::respond;
-use crate::proxy::upstream::UpstreamError;
+use crate::proxy::upstream::{Slot, UpstreamError};
 
 /// Initial size of the client and upstream read buffers.
 const READ_BUFFER: usize = 16 * 1024;
+
+/// Whether the start of a head that is not all here yet is already invalid (a head read in
+/// one piece, the common case, never comes here).
+fn malformed_so_far(buf: &[u8]) -> bool {
+    let mut headers = [httparse::EMPTY_HEADER; 16];
+    match httparse::Request::new(&mut headers).parse(buf) {
+        Ok(_) | Err(httparse::Error::TooManyHeaders) => false,
+        Err(_) => true,
+    }
+}
+
+/// The first byte of a TLS record carrying a handshake (a ClientHello).
+pub const TLS_HANDSHAKE: u8 = 0x16;
+
+/// A client spoke TLS to a forward proxy port (it took the proxy for the origin, or was
+/// configured with `https://` for the proxy): closed at once, with a line that says so.
+pub fn tls_on_proxy_port(proxy: &Proxy, listener: &str, peer: SocketAddr) {
+    let refusal = Refusal::TlsOnProxyPort;
+    proxy.metrics.refusal(refusal.kind());
+    tracing::warn!(
+        listener,
+        %peer,
+        refusal = refusal.kind(),
+        "a TLS ClientHello came to a plain proxy port: closed (is the client configured with https:// for the proxy?)"
+    );
+}
 
 /// How a connection left the direct path.
 pub enum Served<S> {
@@ -48,6 +76,8 @@ pub struct DirectLimits {
     pub response_timeout: Duration,
     pub max_header_bytes: usize,
     pub max_headers: usize,
+    /// A write to the client that makes no progress this long closes the connection.
+    pub client_send_timeout: Duration,
 }
 
 /// What the client connection does after an exchange.
@@ -90,6 +120,13 @@ where
             if let Some(n) = head_end(&buf, scanned) {
                 break n;
             }
+            if let (Site::Forward(conn), Some(&TLS_HANDSHAKE)) = (site, buf.first()) {
+                tls_on_proxy_port(proxy, &conn.listener, conn.peer);
+                return Served::Closed;
+            }
+            if !buf.is_empty() && malformed_so_far(&buf) {
+                return Served::HandOver(Rewind::new(buf, client)); // hyper answers 400 at once
+            }
             scanned = buf.len();
             if buf.len() >= limits.max_header_bytes {
                 return Served::HandOver(Rewind::new(buf, client)); // hyper answers 431
@@ -129,6 +166,44 @@ struct Exchange<'a> {
     timer: Pin<Box<Sleep>>,
 }
 
+/// Writes `bytes` to the client and flushes. The common write completes at once and costs
+/// no timer; one that waits is bounded by `timeout` (the reused `timer`, re-armed).
+async fn send_within<S>(
+    client: &mut S,
+    bytes: &[u8],
+    timer: &mut Pin<Box<Sleep>>,
+    timeout: Duration,
+) -> std::io::Result<()>
+where
+    S: AsyncWrite + Unpin,
+{
+    let mut write = std::pin::pin!(async {
+        client.write_all(bytes).await?;
+        client.flush().await
+    });
+    let first = std::future::poll_fn(|cx| std::task::Poll::Ready(write.as_mut().poll(cx))).await;
+    if let std::task::Poll::Ready(done) = first {
+        return done;
+    }
+    timer.as_mut().reset(tokio::time::Instant::now() + timeout);
+    tokio::select! {
+        biased;
+        done = &mut write => done,
+        _ = timer.as_mut() => Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "the client stopped reading",
+        )),
+    }
+}
+
+/// How a response body went through.
+enum Relayed {
+    /// To its end; `clean` when nothing followed it.
+    Whole { received: u64, clean: bool },
+    /// Cut short, by either side.
+    Cut { received: u64 },
+}
+
 /// Where an upstream exchange stands when it fails, to know whether it may be tried again.
 enum SendError {
     /// Nothing came back on a reused connection: it may have been closed while idle.
@@ -160,8 +235,14 @@ impl Exchange<'_> {
         if req.headers.len() > self.limits.max_headers {
             return Next::HandOver;
         }
-        let Some(shape) = RequestShape::read(req.headers) else {
-            return Next::HandOver;
+        let shape = match RequestShape::read(req.headers) {
+            Ok(shape) => shape,
+            Err(NotDirect::Hyper) => return Next::HandOver,
+            // Where this request ends is in doubt, so where the next one starts is too: the
+            // connection closes after the refusal.
+            Err(NotDirect::Refuse(refusal)) => {
+                return self.refuse(client, refusal, method, started).await
+            }
         };
         let Ok(body_len) = usize::try_from(shape.content_length) else {
             return Next::HandOver;
@@ -174,11 +255,14 @@ impl Exchange<'_> {
         let proxy = self.proxy;
         let plan = match self.site {
             Site::Reverse(conn) => plan_reverse(proxy, conn, target, &shape, &mut host_buf),
-            Site::Forward(conn) => plan_forward(conn, target, &shape),
+            Site::Forward(conn) => plan_forward(proxy, conn, target, &shape),
         };
         let Some(plan) = plan else {
             return Next::HandOver;
         };
+        // From here the request is decided once, here, and answered here whatever the
+        // decision: it is never handed to hyper again.
+        let life = Life::new();
         let decision = proxy
             .check(
                 plan.client,
@@ -189,10 +273,6 @@ impl Exchange<'_> {
                 }),
             )
             .await;
-        // Blocks, exposed requests (counted byte by byte) and failures take hyper's path.
-        if decision.outcome != Outcome::Allow {
-            return Next::HandOver;
-        }
         let request_id = proxy.next_request_id();
         let facts = RequestFacts {
             request_id: &request_id,
@@ -204,6 +284,7 @@ impl Exchange<'_> {
             destination: &plan.destination,
             path: Some(plan.path),
             started,
+            life: &life,
         };
         let used = head_len + body_len;
         // Douane stopping: this is the connection's last answer (read when it is written).
@@ -215,6 +296,38 @@ impl Exchange<'_> {
                 Next::KeepAlive(used)
             }
         };
+        let sni = match self.site {
+            Site::Reverse(conn) => conn.sni.as_deref(),
+            Site::Forward(_) => None,
+        };
+        let end = |status: u16, upstream: Option<SocketAddr>, received: Option<u64>| RequestEnd {
+            status,
+            upstream,
+            sent: Some(body_len as u64),
+            received,
+            duration: started.elapsed(),
+            route: plan.route,
+            requested_host: std::str::from_utf8(shape.host).ok(),
+            sni,
+        };
+
+        // The audit gate, then the block: nothing has gone upstream.
+        let stop = match proxy.record(&facts, &decision).await {
+            Err(refusal) => Some(respond::audit_refusal(&refusal, &request_id).1),
+            Ok(()) if decision.outcome.lets_through() => None,
+            Ok(()) => {
+                let accept = shape.accept.and_then(|a| HeaderValue::from_bytes(a).ok());
+                let json = respond::wants_json(accept.as_ref());
+                Some(block_response(proxy, &facts, &decision, json))
+            }
+        };
+        if let Some(response) = stop {
+            let status = response.status().as_u16();
+            let close = shape.close || draining();
+            let next = self.answer(client, response, close, after).await;
+            proxy.finish(&facts, &decision, &end(status, None, None));
+            return next;
+        }
 
         self.out.clear();
         match &plan.rewrite {
@@ -247,7 +360,7 @@ impl Exchange<'_> {
             Rewrite::Reverse { .. } => None,
         };
 
-        let (mut upstream, addr, head) = match self
+        let (mut upstream, slot, addr, head) = match self
             .send(&decision, plan.destination.port, idempotent(method))
             .await
         {
@@ -259,7 +372,7 @@ impl Exchange<'_> {
             }
         };
         let close = shape.close || draining();
-        // The response head as the client gets it, written aside until the request is finished.
+        // The response head as the client gets it.
         self.out.clear();
         let shaped = ResponseShape::rewrite(
             &self.up_buf[..head],
@@ -276,27 +389,73 @@ impl Exchange<'_> {
                 return self.answer(client, response, close, after).await;
             }
         };
-        if let Err(refusal) = proxy.finish(&facts, &decision, response.status).await {
-            let response = respond::error(
-                http::StatusCode::SERVICE_UNAVAILABLE,
-                &request_id,
-                &refusal.to_string(),
-            );
-            return self.answer(client, response, close, after).await;
-        }
         let close = close || response.framing == Framing::UntilClose;
         let relayed = self
             .relay_body(client, &mut upstream, head, response.framing)
             .await;
-        match relayed {
-            Ok(clean) => {
+        let (next, received) = match relayed {
+            Relayed::Whole { received, clean } => {
                 if clean && !response.close {
-                    proxy.connector.put_back_tcp(addr, upstream);
+                    proxy.connector.put_back_tcp(addr, upstream, slot);
                 }
-                after(close)
+                (after(close), received)
             }
-            Err(()) => Next::Close,
+            Relayed::Cut { received } => {
+                self.out.clear();
+                (Next::Close, received)
+            }
+        };
+        if decision.outcome != Outcome::Allow {
+            // Exposed (monitor mode, exemption): its bytes are counted, as on hyper's path.
+            proxy
+                .metrics
+                .observe_bytes(&decision, body_len as u64, received);
         }
+        proxy.finish(
+            &facts,
+            &decision,
+            &end(response.status, Some(addr), Some(received)),
+        );
+        if !self.out.is_empty() {
+            let timeout = self.limits.client_send_timeout;
+            let written = send_within(client, &self.out, &mut self.timer, timeout)
+                .await
+                .is_ok();
+            self.out.clear();
+            if !written {
+                return Next::Close;
+            }
+        }
+        next
+    }
+
+    /// Answers a request refused before any decision, and closes the connection.
+    async fn refuse<S>(
+        &mut self,
+        client: &mut S,
+        refusal: Refusal,
+        method: &str,
+        started: Instant,
+    ) -> Next
+    where
+        S: AsyncWrite + Unpin,
+    {
+        let request_id = self.proxy.next_request_id();
+        let (listener, peer) = match self.site {
+            Site::Reverse(conn) => (&*conn.listener, conn.peer),
+            Site::Forward(conn) => (&*conn.listener, conn.peer),
+        };
+        let arrival = Arrival {
+            request_id: &request_id,
+            listener,
+            client: peer.ip(),
+            method,
+            host: None,
+            started,
+            life: &Life::new(),
+        };
+        let response = self.proxy.refused(&arrival, refusal);
+        self.answer(client, response, true, |_| Next::Close).await
     }
 
     /// Sends `self.out` to the first checked address that takes it, over a pooled socket
@@ -307,15 +466,15 @@ impl Exchange<'_> {
         decision: &Decision,
         port: u16,
         repeatable: bool,
-    ) -> Result<(TcpStream, SocketAddr, usize), UpstreamError> {
+    ) -> Result<(TcpStream, Slot, SocketAddr, usize), UpstreamError> {
         let connector = &self.proxy.connector;
         let pooled = decision.connect.iter().find_map(|ip| {
             let addr = SocketAddr::new(*ip, port);
-            connector.take_tcp(addr).map(|s| (s, addr))
+            connector.take_tcp(addr).map(|(s, slot)| (s, slot, addr))
         });
-        if let Some((mut stream, addr)) = pooled {
+        if let Some((mut stream, slot, addr)) = pooled {
             match self.round_trip(&mut stream, true).await {
-                Ok(head) => return Ok((stream, addr, head)),
+                Ok(head) => return Ok((stream, slot, addr, head)),
                 Err(SendError::Stale) if repeatable => {}
                 Err(SendError::Stale) => {
                     return Err(UpstreamError::Broken(
@@ -326,10 +485,10 @@ impl Exchange<'_> {
             }
         }
         let started = Instant::now();
-        let (mut stream, addr) = connector.connect_tcp(&decision.connect, port).await?;
+        let (mut stream, addr, slot) = connector.connect_tcp(&decision.connect, port).await?;
         self.proxy.metrics.observe_connect(started.elapsed());
         match self.round_trip(&mut stream, false).await {
-            Ok(head) => Ok((stream, addr, head)),
+            Ok(head) => Ok((stream, slot, addr, head)),
             Err(SendError::Stale) => Err(UpstreamError::Broken(
                 "the connection closed before answering".into(),
             )),
@@ -396,15 +555,16 @@ impl Exchange<'_> {
     }
 
     /// Sends `self.out` (the response head) with the body bytes read so far, then the rest
-    /// of the body as it comes. `Ok(true)` when the body ended exactly where its framing
-    /// said, so the upstream socket can serve again.
+    /// of the body as it comes, counting the body bytes; the last piece is left in
+    /// `self.out` for the caller to write once the request is finished. `clean` when the
+    /// body ended exactly where its framing said, so the upstream socket can serve again.
     async fn relay_body<S>(
         &mut self,
         client: &mut S,
         upstream: &mut TcpStream,
         head: usize,
         framing: Framing,
-    ) -> Result<bool, ()>
+    ) -> Relayed
     where
         S: AsyncWrite + Unpin,
     {
@@ -414,6 +574,13 @@ impl Exchange<'_> {
         };
         let mut chunks = ChunkedScanner::default();
         let mut start = head;
+        // Body bytes as the client decodes them (chunk data, without its framing).
+        let mut received = 0u64;
+        let mut head_left = self.out.len();
+        let decoded = |received: u64, chunks: &ChunkedScanner| match framing {
+            Framing::Chunked => chunks.data_len(),
+            _ => received,
+        };
         loop {
             let bytes = &self.up_buf[start..];
             let (take, done) = match framing {
@@ -422,27 +589,56 @@ impl Exchange<'_> {
                     left -= take as u64;
                     (take, left == 0)
                 }
-                Framing::Chunked => {
-                    let take = chunks.feed(bytes).map_err(|_| ())?;
-                    (take, chunks.is_done())
-                }
+                Framing::Chunked => match chunks.feed(bytes) {
+                    Ok(take) => (take, chunks.is_done()),
+                    Err(_) => {
+                        return Relayed::Cut {
+                            received: decoded(received, &chunks),
+                        }
+                    }
+                },
                 Framing::UntilClose => (bytes.len(), false),
             };
             self.out.extend_from_slice(&bytes[..take]);
             let extra = take < bytes.len();
-            if !self.out.is_empty() {
-                client.write_all(&self.out).await.map_err(|_| ())?;
-                client.flush().await.map_err(|_| ())?;
-                self.out.clear();
-            }
             if done {
-                return Ok(!extra);
+                // The last piece stays in `self.out`: the exit is taken before the client
+                // sees the end of its response.
+                received += (self.out.len() - head_left) as u64;
+                return Relayed::Whole {
+                    received: decoded(received, &chunks),
+                    clean: !extra,
+                };
+            }
+            if !self.out.is_empty() {
+                let timeout = self.limits.client_send_timeout;
+                if send_within(client, &self.out, &mut self.timer, timeout)
+                    .await
+                    .is_err()
+                {
+                    return Relayed::Cut {
+                        received: decoded(received, &chunks),
+                    };
+                }
+                received += (self.out.len() - head_left) as u64;
+                head_left = 0;
+                self.out.clear();
             }
             self.up_buf.clear();
             start = 0;
             match upstream.read_buf(&mut self.up_buf).await {
-                Ok(0) if framing == Framing::UntilClose => return Ok(false),
-                Ok(0) | Err(_) => return Err(()), // cut short: the client must see it cut
+                Ok(0) if framing == Framing::UntilClose => {
+                    return Relayed::Whole {
+                        received,
+                        clean: false,
+                    }
+                }
+                // Cut short: the client must see it cut.
+                Ok(0) | Err(_) => {
+                    return Relayed::Cut {
+                        received: decoded(received, &chunks),
+                    }
+                }
                 Ok(_) => {}
             }
         }
@@ -461,7 +657,11 @@ impl Exchange<'_> {
     {
         self.out.clear();
         write_whole_response(&mut self.out, response, close);
-        if client.write_all(&self.out).await.is_err() || client.flush().await.is_err() {
+        let timeout = self.limits.client_send_timeout;
+        if send_within(client, &self.out, &mut self.timer, timeout)
+            .await
+            .is_err()
+        {
             return Next::Close;
         }
         after(close)
