@@ -4,6 +4,7 @@
 pub mod db;
 pub mod import;
 pub mod networks;
+pub mod published;
 pub mod registry;
 pub mod special;
 
