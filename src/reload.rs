@@ -27,6 +27,7 @@ impl Fingerprint {
         let mut paths = vec![config_path.to_path_buf(), config.operators.clone()];
         paths.extend(config.geo.country.iter().cloned());
         paths.extend(config.geo.asn.iter().cloned());
+        paths.extend(config.geo.published.iter().cloned());
         if let Ok(entries) = std::fs::read_dir(&config.policy_dir) {
             let mut files: Vec<PathBuf> = entries
                 .filter_map(Result::ok)

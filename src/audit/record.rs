@@ -382,6 +382,7 @@ pub(crate) mod tests {
                     operator: Some(Arc::from("Amazon")),
                     jurisdiction: Some(us),
                     operator_origin: Origin::Registry,
+                    published: None,
                 },
                 violation: Some(Violation::OperatorNotAllowed { jurisdiction: us }),
             }],
@@ -393,6 +394,7 @@ pub(crate) mod tests {
                 country_db_built: None,
                 asn_db_built: None,
                 registry_version: Arc::from("1"),
+                published: None,
             }),
         }
     }

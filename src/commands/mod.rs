@@ -5,6 +5,8 @@ pub mod audit;
 pub mod check;
 pub mod explain;
 pub mod geodb;
+pub mod ranges;
+pub mod registry;
 pub mod test;
 
 use std::path::Path;

@@ -47,6 +47,9 @@ pub struct GeoPaths {
     pub country: Option<PathBuf>,
     pub asn: Option<PathBuf>,
     pub max_age_days: u32,
+    /// The published-ranges artifact (`douane ranges import`), optional.
+    pub published: Option<PathBuf>,
+    pub published_max_age_days: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -357,6 +360,8 @@ impl Validator<'_> {
                 country: raw.geo.country.as_ref().map(|p| self.path(p.get_ref())),
                 asn: raw.geo.asn.as_ref().map(|p| self.path(p.get_ref())),
                 max_age_days: raw.geo.max_age_days,
+                published: raw.geo.published.as_ref().map(|p| self.path(p.get_ref())),
+                published_max_age_days: raw.geo.published_max_age_days,
             },
             resolver: raw.resolver.clone(),
             forward: raw.forward.as_ref().map(|f| ForwardListener {

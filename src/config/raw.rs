@@ -75,6 +75,15 @@ pub struct FileGeo {
     /// `douane check` warns about a database older than this.
     #[serde(default = "default_max_age_days")]
     pub max_age_days: u32,
+    /// The providers' published ranges, compiled by `douane ranges import`.
+    pub published: Option<Spanned<PathBuf>>,
+    /// `douane check` warns about published ranges whose oldest source is older than this.
+    #[serde(default = "default_published_max_age_days")]
+    pub published_max_age_days: u32,
+}
+
+fn default_published_max_age_days() -> u32 {
+    30
 }
 
 fn default_max_age_days() -> u32 {
@@ -87,6 +96,8 @@ impl Default for FileGeo {
             country: None,
             asn: None,
             max_age_days: default_max_age_days(),
+            published: None,
+            published_max_age_days: default_published_max_age_days(),
         }
     }
 }

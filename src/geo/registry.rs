@@ -7,6 +7,8 @@
 //! jurisdiction = "US"            # the parent company's country, never the RIR's
 //! asns = [16509, 14618]
 //! cidrs = ["192.0.2.0/24"]       # optional: a joint venture inside a partner's network
+//! published = ["aws"]            # optional: the publisher of published ranges it runs
+//!                                # ("aws:cn-north-1": one region of it, which wins)
 //! source = "where the fact comes from"
 //! note = "optional"
 //! ```
@@ -33,6 +35,9 @@ pub struct Operator {
     pub jurisdiction: Country,
     pub asns: Vec<u32>,
     pub cidrs: Vec<IpNet>,
+    /// Publishers of published ranges (`aws`, `azure:centralfrance`) this operator runs.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub published: Vec<String>,
     /// Where the facts come from.
     pub source: String,
     pub note: Option<String>,
@@ -45,6 +50,7 @@ pub struct OperatorRegistry {
     pub version: String,
     operators: Vec<Operator>,
     by_asn: HashMap<u32, usize>,
+    by_publisher: HashMap<String, usize>,
     /// `(cidr, operator index)`, longest prefix first.
     by_cidr: Vec<(IpNet, usize)>,
 }
@@ -70,6 +76,8 @@ struct RawOperator {
     asns: Vec<Spanned<u32>>,
     #[serde(default)]
     cidrs: Vec<Spanned<String>>,
+    #[serde(default)]
+    published: Vec<Spanned<String>>,
     source: Option<Spanned<String>>,
     note: Option<String>,
 }
@@ -138,7 +146,11 @@ impl OperatorRegistry {
     pub fn from_operators(operators: Vec<Operator>) -> Self {
         let mut by_asn = HashMap::new();
         let mut by_cidr = Vec::new();
+        let mut by_publisher = HashMap::new();
         for (i, op) in operators.iter().enumerate() {
+            for key in &op.published {
+                by_publisher.entry(key.clone()).or_insert(i);
+            }
             for &asn in &op.asns {
                 by_asn.entry(asn).or_insert(i);
             }
@@ -152,8 +164,16 @@ impl OperatorRegistry {
             version,
             operators,
             by_asn,
+            by_publisher,
             by_cidr,
         }
+    }
+
+    /// The operator whose `published` keys list `key` (`aws`, or `aws:cn-north-1`).
+    pub fn by_publisher(&self, key: &str) -> Option<&Operator> {
+        self.by_publisher
+            .get(key)
+            .and_then(|&i| self.operators.get(i))
     }
 
     /// The operator of an address: a CIDR entry (most specific) first, then the ASN.
@@ -208,6 +228,7 @@ fn validate(
     // ASN / CIDR / name → (operator name, line) of the first entry that claimed it.
     let mut asn_owner: HashMap<u32, (String, usize)> = HashMap::new();
     let mut cidr_owner: HashMap<IpNet, (String, usize)> = HashMap::new();
+    let mut publisher_owner: HashMap<String, (String, usize)> = HashMap::new();
     let mut name_line: HashMap<String, usize> = HashMap::new();
     for (span, raw) in raws {
         let at = |s: &std::ops::Range<usize>, m: String| file.error_at(Some(s.clone()), m);
@@ -318,11 +339,32 @@ fn validate(
                 )),
             }
         }
-        if raw.asns.is_empty() && raw.cidrs.is_empty() {
+        let mut published = Vec::new();
+        for key in &raw.published {
+            let k = key.get_ref().trim().to_ascii_lowercase();
+            let valid = !k.is_empty()
+                && k.chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '-' | '_' | ':' | '.'));
+            if !valid {
+                errors.push(at(
+                    &key.span(),
+                    format!("`{}` is not a publisher key (write e.g. \"aws\" or \"aws:cn-north-1\", as `douane ranges info` names them)", key.get_ref()),
+                ));
+            } else if let Some((owner, line)) = publisher_owner.get(&k) {
+                errors.push(at(
+                    &key.span(),
+                    format!("publisher `{k}` of `{label}` is already listed for `{owner}` at line {line}"),
+                ));
+            } else {
+                publisher_owner.insert(k.clone(), (label.to_owned(), entry_line));
+                published.push(k);
+            }
+        }
+        if raw.asns.is_empty() && raw.cidrs.is_empty() && raw.published.is_empty() {
             errors.push(at(
                 &span,
                 format!(
-                    "operator `{label}` lists neither `asns` nor `cidrs`: it would match nothing"
+                    "operator `{label}` lists neither `asns`, `cidrs` nor `published`: it would match nothing"
                 ),
             ));
         }
@@ -334,6 +376,7 @@ fn validate(
                     jurisdiction,
                     asns,
                     cidrs,
+                    published,
                     source,
                     note: raw.note.filter(|n| !n.trim().is_empty()),
                 });
@@ -475,7 +518,7 @@ homepage = "x"
         assert!(err("[operators]\n").contains("ops.toml:1:2: unknown key `operators`"));
         assert!(
             err("[[operator]]\nname = \"X\"\njurisdiction = \"FR\"\nsource = \"s\"\n")
-                .contains("neither `asns` nor `cidrs`")
+                .contains("neither `asns`, `cidrs` nor `published`")
         );
         assert!(err(
             "[[operator]]\nname = \"X\"\njurisdiction = \"FR\"\nsource = \"s\"\nasns = [-1]\n"

@@ -226,6 +226,8 @@ impl Default for Policy {
                 allowed_operators: Default::default(),
                 unknown_location: Default::default(),
                 unknown_operator: Default::default(),
+                no_asn: None,
+                anycast_location: Default::default(),
                 ip_selection: Default::default(),
                 allowed_ports: crate::policy::parse::DEFAULT_PORTS.to_vec(),
             },

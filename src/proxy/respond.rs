@@ -56,6 +56,10 @@ fn reason_text(reason: Reason) -> (&'static str, &'static str) {
         Reason::DnsNoAddresses => ("le nom n'a pas d'adresse", "the name has no address"),
         Reason::DnsRefused => ("le serveur DNS a refusé", "the DNS server refused"),
         Reason::DnsError => ("erreur DNS", "DNS error"),
+        Reason::NoAsn => (
+            "la destination n'appartient à aucun système autonome connu",
+            "the destination belongs to no known autonomous system",
+        ),
     }
 }
 
