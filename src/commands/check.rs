@@ -96,6 +96,33 @@ fn warn_about_state(config: &Config, state: &State, warnings: &mut Vec<String>) 
             ));
         }
     }
+    match &state.geo.published {
+        Some(p) => {
+            let max = i64::from(config.geo.published_max_age_days);
+            let now_s = now.unix_timestamp();
+            for s in &p.ranges.sources {
+                let Some(t) = crate::geo::published::date_epoch(&s.date) else {
+                    warnings.push(format!("{}: published source {} has a date douane cannot read (`{}`)", p.ranges.path.display(), s.file, s.date));
+                    continue;
+                };
+                let days = (now_s - t) / 86_400;
+                if days > max {
+                    warnings.push(format!(
+                        "{}: published source {} ({}) is dated {} ({days} days ago, more than geo.published_max_age_days = {max}); refresh it from the publisher and run `douane ranges import`",
+                        p.ranges.path.display(), s.file, s.publisher, s.date
+                    ));
+                }
+            }
+            for publisher in p.unattributed_publishers() {
+                warnings.push(format!(
+                    "published ranges of `{publisher}` name no operator: no registry entry lists `published = [\"{publisher}\"]`"
+                ));
+            }
+        }
+        None => warnings.push(
+            "no published ranges ([geo] published): provider addresses are judged by the databases alone".into(),
+        ),
+    }
     if state.geo.country.is_none() {
         warnings.push("no country database: every location is unknown".into());
     }
