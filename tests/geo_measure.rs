@@ -58,10 +58,18 @@ impl Share {
 /// Up to 16 addresses spread over a prefix, each with the weight it stands for.
 fn samples(net: IpNet) -> Vec<(IpAddr, f64)> {
     let (first, bits, unit_bits): (u128, u32, u32) = match net {
-        IpNet::V4(n) => (u128::from(u32::from(n.network())), 32 - u32::from(n.prefix_len()), 0),
+        IpNet::V4(n) => (
+            u128::from(u32::from(n.network())),
+            32 - u32::from(n.prefix_len()),
+            0,
+        ),
         IpNet::V6(n) => (u128::from(n.network()), 128 - u32::from(n.prefix_len()), 64),
     };
-    let size = if bits >= 127 { u128::MAX } else { 1u128 << bits };
+    let size = if bits >= 127 {
+        u128::MAX
+    } else {
+        1u128 << bits
+    };
     let k: u128 = size.min(16);
     let weight = 2f64.powi(bits.saturating_sub(unit_bits) as i32) / k as f64;
     (0..k)
