@@ -408,3 +408,59 @@ fn maxmind_test_databases_answer_as_maxminds_sources() {
         assert!(checked > 20, "{country}: {checked}");
     }
 }
+
+#[test]
+fn a_rule_requires_an_unexpired_qualification() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = dir.path().join("operators.toml");
+    std::fs::write(
+        &registry,
+        r#"[[operator]]
+name = "OVHcloud"
+jurisdiction = "FR"
+asns = [16276]
+source = "test"
+qualifications = [{ name = "SecNumCloud", offer = "Hosted Private Cloud", source = "test", expires = 2027-06-30, cidrs = ["51.75.0.0/24"] }]
+"#,
+    )
+    .unwrap();
+    let r = root();
+    let geo = || {
+        Geo::load(
+            Some(&r.join("data/country.mmdb")),
+            Some(&r.join("data/asn.mmdb")),
+            &registry,
+        )
+        .unwrap()
+    };
+    let text = "[policy]\nname = \"t\"\nallowed_locations = [\"EU\"]\nallowed_operators = [\"EU\"]\n\n[[rule]]\nid = \"sensible\"\nrequired_qualifications = [\"SecNumCloud\"]\n";
+    let p = || Policy::from_sources(vec![SourceFile::new("p.toml", text)]).unwrap();
+    let at = |addr: &str, day: time::Date| {
+        let state = State::new(p(), geo());
+        let d = Destination::parse_authority(&format!("{addr}:443")).unwrap();
+        let req = Request {
+            client: ip("127.0.0.1"),
+            destination: &d,
+            http: None,
+        };
+        let decision = decide(&state, &req, Resolution::Addresses(&[]), day);
+        (decision.outcome, decision.reason)
+    };
+    let day =
+        |y, m, d| time::Date::from_calendar_date(y, time::Month::try_from(m).unwrap(), d).unwrap();
+    // 51.75.0.1: OVHcloud, in the qualified offer's addresses.
+    assert_eq!(
+        at("51.75.0.1", day(2027, 6, 30)),
+        (Outcome::Allow, Reason::Compliant)
+    );
+    assert_eq!(
+        at("51.75.0.1", day(2027, 7, 1)),
+        (Outcome::Block, Reason::QualificationMissing),
+        "expired: no longer counts"
+    );
+    // Another OVHcloud address: same operator, same jurisdiction, not the qualified offer.
+    assert_eq!(
+        at("51.75.1.1", day(2026, 12, 1)),
+        (Outcome::Block, Reason::QualificationMissing)
+    );
+}

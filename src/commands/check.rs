@@ -11,6 +11,10 @@ use crate::state::State;
 /// Exemptions ending within this many days are worth a warning.
 const EXEMPTION_WARNING_DAYS: u32 = 30;
 
+/// Qualifications (SecNumCloud, HDS) ending within this many days are worth a warning:
+/// a renewal takes months.
+const QUALIFICATION_WARNING_DAYS: i64 = 90;
+
 pub fn run(config_path: &Path) -> Exit {
     let mut errors: Vec<String> = Vec::new();
     let mut warnings: Vec<String> = Vec::new();
@@ -81,6 +85,22 @@ fn warn_about_state(config: &Config, state: &State, warnings: &mut Vec<String>) 
             e.expires,
             plural(days as usize)
         ));
+    }
+    for op in state.geo.registry.operators() {
+        for q in &op.qualifications {
+            let days = (q.expires - today).whole_days();
+            if days < 0 {
+                warnings.push(format!(
+                    "operator `{}`: qualification {} ({}) expired on {} and no longer counts",
+                    op.name, q.name, q.offer, q.expires
+                ));
+            } else if days <= QUALIFICATION_WARNING_DAYS {
+                warnings.push(format!(
+                    "operator `{}`: qualification {} ({}) expires on {} (in {days} days); renew it or rules requiring it will block",
+                    op.name, q.name, q.offer, q.expires
+                ));
+            }
+        }
     }
     let now = time::OffsetDateTime::now_utc();
     let max_age = time::Duration::days(i64::from(config.geo.max_age_days));

@@ -41,6 +41,45 @@ pub struct Operator {
     /// Where the facts come from.
     pub source: String,
     pub note: Option<String>,
+    /// Dated qualifications of this operator's offers (SecNumCloud, HDS), kept apart from
+    /// its jurisdiction.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub qualifications: Vec<Qualification>,
+}
+
+/// A qualification of one offer: what, for which offer and scope, from which source, until
+/// when. An expired one no longer counts.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Qualification {
+    pub name: String,
+    pub offer: String,
+    pub scope: Option<String>,
+    pub source: String,
+    #[serde(serialize_with = "crate::policy::normal::iso_date")]
+    pub expires: time::Date,
+    /// The offer's addresses, when known; empty: every address of the operator.
+    pub cidrs: Vec<IpNet>,
+}
+
+impl Qualification {
+    /// Counts for `ip` on `today`: not expired (it still counts on its last day), and the
+    /// address is in the offer's CIDRs when they are given.
+    pub fn covers(&self, ip: IpAddr, today: time::Date) -> bool {
+        today <= self.expires
+            && (self.cidrs.is_empty() || self.cidrs.iter().any(|c| c.contains(&ip)))
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawQualification {
+    name: String,
+    offer: String,
+    scope: Option<String>,
+    source: String,
+    expires: toml::value::Datetime,
+    #[serde(default)]
+    cidrs: Vec<String>,
 }
 
 /// The loaded registry: lookups by CIDR (most specific first), then by ASN.
@@ -80,6 +119,8 @@ struct RawOperator {
     published: Vec<Spanned<String>>,
     source: Option<Spanned<String>>,
     note: Option<String>,
+    #[serde(default)]
+    qualifications: Vec<Spanned<RawQualification>>,
 }
 
 impl OperatorRegistry {
@@ -182,6 +223,24 @@ impl OperatorRegistry {
             return self.operators.get(*i);
         }
         self.by_asn.get(&asn?).and_then(|&i| self.operators.get(i))
+    }
+
+    /// Whether the operator named `operator` holds `qualification`, unexpired on `today`,
+    /// for `ip`.
+    pub fn qualified(
+        &self,
+        operator: &str,
+        qualification: &str,
+        ip: IpAddr,
+        today: time::Date,
+    ) -> bool {
+        self.operators.iter().any(|op| {
+            &*op.name == operator
+                && op
+                    .qualifications
+                    .iter()
+                    .any(|q| q.name.eq_ignore_ascii_case(qualification) && q.covers(ip, today))
+        })
     }
 
     /// The operator that lists `asn`.
@@ -369,6 +428,56 @@ fn validate(
             ));
         }
 
+        let mut qualifications = Vec::new();
+        for q in &raw.qualifications {
+            let span = q.span();
+            let q = q.get_ref();
+            let expires = q.expires.date.and_then(|d| {
+                time::Date::from_calendar_date(
+                    i32::from(d.year),
+                    time::Month::try_from(d.month).ok()?,
+                    d.day,
+                )
+                .ok()
+            });
+            let Some(expires) = expires.filter(|_| q.expires.time.is_none()) else {
+                errors.push(at(
+                    &span,
+                    format!(
+                        "qualification `{}` of `{label}`: `expires` must be a date (YYYY-MM-DD)",
+                        q.name
+                    ),
+                ));
+                continue;
+            };
+            if q.name.trim().is_empty() || q.source.trim().is_empty() || q.offer.trim().is_empty() {
+                errors.push(at(
+                    &span,
+                    format!(
+                        "a qualification of `{label}` needs a `name`, an `offer` and a `source`"
+                    ),
+                ));
+                continue;
+            }
+            let mut cidrs = Vec::new();
+            for c in &q.cidrs {
+                match c.parse::<IpNet>() {
+                    Ok(n) => cidrs.push(n.trunc()),
+                    Err(_) => errors.push(at(
+                        &span,
+                        format!("qualification `{}`: `{c}` is not a CIDR", q.name),
+                    )),
+                }
+            }
+            qualifications.push(Qualification {
+                name: q.name.trim().to_owned(),
+                offer: q.offer.trim().to_owned(),
+                scope: q.scope.clone(),
+                source: q.source.trim().to_owned(),
+                expires,
+                cidrs,
+            });
+        }
         if errors.len() == before {
             if let Some(jurisdiction) = jurisdiction {
                 operators.push(Operator {
@@ -379,6 +488,7 @@ fn validate(
                     published,
                     source,
                     note: raw.note.filter(|n| !n.trim().is_empty()),
+                    qualifications,
                 });
             }
         }
@@ -537,5 +647,45 @@ homepage = "x"
     #[test]
     fn empty_file_is_an_empty_registry() {
         assert!(parse("# nothing yet\n").unwrap().is_empty());
+    }
+}
+
+#[cfg(test)]
+mod qualification_tests {
+    use super::*;
+
+    #[test]
+    fn dated_qualifications_count_until_they_expire() {
+        let text = r#"
+[[operator]]
+name = "Cloud FR"
+jurisdiction = "FR"
+asns = [64500]
+source = "test"
+qualifications = [
+  { name = "SecNumCloud", offer = "IaaS", scope = "région cloudgouv", source = "ANSSI list", expires = 2027-06-30, cidrs = ["192.0.2.0/25"] },
+  { name = "HDS", offer = "hébergement", source = "certificate", expires = 2026-01-31 },
+]
+"#;
+        let r = OperatorRegistry::parse(&SourceFile::new("ops.toml", text)).unwrap();
+        let d = |y, m, day| {
+            time::Date::from_calendar_date(y, time::Month::try_from(m).unwrap(), day).unwrap()
+        };
+        let inside: IpAddr = "192.0.2.1".parse().unwrap();
+        let outside: IpAddr = "192.0.2.200".parse().unwrap();
+        assert!(r.qualified("Cloud FR", "SecNumCloud", inside, d(2027, 6, 30)));
+        assert!(
+            !r.qualified("Cloud FR", "SecNumCloud", inside, d(2027, 7, 1)),
+            "expired"
+        );
+        assert!(
+            !r.qualified("Cloud FR", "SecNumCloud", outside, d(2026, 1, 1)),
+            "other offer"
+        );
+        assert!(r.qualified("Cloud FR", "hds", outside, d(2026, 1, 31)));
+        assert!(!r.qualified("Cloud FR", "HDS", outside, d(2026, 2, 1)));
+        assert!(!r.qualified("Other", "HDS", outside, d(2026, 1, 1)));
+        let bad = text.replace("expires = 2026-01-31", "expires = \"soon\"");
+        assert!(OperatorRegistry::parse(&SourceFile::new("ops.toml", bad)).is_err());
     }
 }

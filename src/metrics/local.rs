@@ -36,7 +36,7 @@ pub(crate) fn outcome_index(o: Outcome) -> usize {
     }
 }
 
-pub(crate) const REASONS: [Reason; 17] = Reason::ALL;
+pub(crate) const REASONS: [Reason; 18] = Reason::ALL;
 
 #[inline]
 pub(crate) fn reason_index(r: Reason) -> usize {
@@ -58,6 +58,7 @@ pub(crate) fn reason_index(r: Reason) -> usize {
         Reason::DnsRefused => 14,
         Reason::DnsError => 15,
         Reason::NoAsn => 16,
+        Reason::QualificationMissing => 17,
     }
 }
 

@@ -228,6 +228,7 @@ impl Default for Policy {
                 unknown_operator: Default::default(),
                 no_asn: None,
                 anycast_location: Default::default(),
+                required_qualifications: Vec::new(),
                 ip_selection: Default::default(),
                 allowed_ports: crate::policy::parse::DEFAULT_PORTS.to_vec(),
             },

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use time::Date;
 
-use crate::geo::Classification;
+use crate::geo::{Classification, OperatorRegistry};
 use crate::policy::compile::{MatchInput, Policy};
 use crate::policy::decision::{Decision, IpVerdict, Mode, Outcome, Provenance, Reason, Violation};
 use crate::policy::model::{
@@ -59,7 +59,13 @@ pub fn decide(
             Ok(addrs.iter().map(|ip| classify(*ip)).collect())
         }
     };
-    policy.evaluate(req, classes, today, &state.provenance)
+    policy.evaluate(
+        req,
+        classes,
+        today,
+        &state.provenance,
+        Some(&state.geo.registry),
+    )
 }
 
 impl Policy {
@@ -72,7 +78,7 @@ impl Policy {
         today: Date,
         provenance: &Arc<Provenance>,
     ) -> Decision {
-        self.evaluate(req, Ok(classes), today, provenance)
+        self.evaluate(req, Ok(classes), today, provenance, None)
     }
 
     fn evaluate(
@@ -81,6 +87,7 @@ impl Policy {
         classes: Result<Vec<Classification>, DnsFailure>,
         today: Date,
         provenance: &Arc<Provenance>,
+        registry: Option<&OperatorRegistry>,
     ) -> Decision {
         let input = MatchInput {
             client: req.client,
@@ -119,7 +126,8 @@ impl Policy {
         d.ips = classes
             .into_iter()
             .map(|class| {
-                let violation = violation(&class, criteria, action);
+                let violation = violation(&class, criteria, action)
+                    .or_else(|| missing_qualification(&class, criteria, action, registry, today));
                 IpVerdict { class, violation }
             })
             .collect();
@@ -187,6 +195,26 @@ impl Policy {
         }
         d
     }
+}
+
+/// A rule's `required_qualifications`: each must be held, unexpired on `today`, by the
+/// address's operator for that address (the registry's `qualifications`). Without a
+/// registry (`Policy::judge`), none is held.
+fn missing_qualification(
+    class: &Classification,
+    criteria: &Criteria,
+    action: Action,
+    registry: Option<&OperatorRegistry>,
+    today: Date,
+) -> Option<Violation> {
+    if action != Action::Enforce || criteria.required_qualifications.is_empty() {
+        return None;
+    }
+    let held = |q: &Arc<str>| match (registry, class.operator.as_deref()) {
+        (Some(r), Some(op)) => r.qualified(op, q, class.ip, today),
+        _ => false,
+    };
+    (!criteria.required_qualifications.iter().all(held)).then_some(Violation::QualificationMissing)
 }
 
 /// Why one address does not comply, if it does not. Special-purpose addresses that no

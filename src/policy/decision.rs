@@ -97,11 +97,14 @@ pub enum Reason {
     /// entry, a published range or a registry CIDR) and the policy's `no_asn` blocks it.
     /// An ASN that the registry does not know is `unknown_operator`.
     NoAsn,
+    /// A rule requires a qualification (SecNumCloud, HDS, …) that an address's operator does
+    /// not hold, unexpired, for it.
+    QualificationMissing,
 }
 
 impl Reason {
     /// Every reason, in declaration order: for listing labels and parsing names.
-    pub const ALL: [Reason; 17] = [
+    pub const ALL: [Reason; 18] = [
         Reason::Compliant,
         Reason::Exemption,
         Reason::RuleBlock,
@@ -119,6 +122,7 @@ impl Reason {
         Reason::DnsRefused,
         Reason::DnsError,
         Reason::NoAsn,
+        Reason::QualificationMissing,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -140,6 +144,7 @@ impl Reason {
             Reason::DnsRefused => "dns_refused",
             Reason::DnsError => "dns_error",
             Reason::NoAsn => "no_asn",
+            Reason::QualificationMissing => "qualification_missing",
         }
     }
 
@@ -181,11 +186,20 @@ impl Reason {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Violation {
-    Special { range: SpecialRange },
-    LocationNotAllowed { location: Country },
-    OperatorNotAllowed { jurisdiction: Country },
+    Special {
+        range: SpecialRange,
+    },
+    LocationNotAllowed {
+        location: Country,
+    },
+    OperatorNotAllowed {
+        jurisdiction: Country,
+    },
     UnknownLocation,
     UnknownOperator,
+    /// The rule requires a qualification (`required_qualifications`) that the address's
+    /// operator does not hold, unexpired, for it.
+    QualificationMissing,
 }
 
 impl Violation {
@@ -196,6 +210,7 @@ impl Violation {
             Violation::OperatorNotAllowed { .. } => Reason::OperatorNotAllowed,
             Violation::UnknownLocation => Reason::UnknownLocation,
             Violation::UnknownOperator => Reason::UnknownOperator,
+            Violation::QualificationMissing => Reason::QualificationMissing,
         }
     }
 }

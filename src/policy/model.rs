@@ -156,6 +156,8 @@ pub struct RawRule {
     pub unknown_operator: Option<Spanned<UnknownOperator>>,
     pub no_asn: Option<Spanned<UnknownOperator>>,
     pub anycast_location: Option<Spanned<AnycastLocation>>,
+    /// Qualifications (SecNumCloud, HDS) each address's operator must hold, unexpired.
+    pub required_qualifications: Option<SpannedList<String>>,
     pub ip_selection: Option<Spanned<IpSelection>>,
     pub allowed_ports: Option<SpannedList<i64>>,
     pub justification: Option<Spanned<String>>,

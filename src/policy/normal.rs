@@ -42,6 +42,8 @@ pub struct Criteria {
     /// No ASN at all; `None`: as `unknown_operator`.
     pub no_asn: Option<UnknownOperator>,
     pub anycast_location: AnycastLocation,
+    /// Qualifications the operator of each address must hold (rules only).
+    pub required_qualifications: Vec<Arc<str>>,
     pub ip_selection: IpSelection,
     /// Sorted, without duplicates.
     pub allowed_ports: Vec<u16>,
@@ -194,6 +196,8 @@ struct CanonCriteria<'a> {
     no_asn: Option<UnknownOperator>,
     #[serde(skip_serializing_if = "AnycastLocation::is_default")]
     anycast_location: AnycastLocation,
+    #[serde(skip_serializing_if = "<[Arc<str>]>::is_empty")]
+    required_qualifications: &'a [Arc<str>],
     ip_selection: IpSelection,
     allowed_ports: &'a [u16],
 }
@@ -233,6 +237,7 @@ impl<'a> Canonical<'a> {
                 unknown_operator: c.unknown_operator,
                 no_asn: c.no_asn,
                 anycast_location: c.anycast_location,
+                required_qualifications: &c.required_qualifications,
                 ip_selection: c.ip_selection,
                 allowed_ports: &c.allowed_ports,
             }

@@ -116,6 +116,7 @@ pub(super) struct RuleDraft {
     unknown_operator: Option<crate::policy::model::UnknownOperator>,
     no_asn: Option<crate::policy::model::UnknownOperator>,
     anycast_location: Option<crate::policy::model::AnycastLocation>,
+    required_qualifications: Vec<Arc<str>>,
     ip_selection: Option<crate::policy::model::IpSelection>,
 }
 
@@ -224,6 +225,7 @@ impl Validator {
                 unknown_operator: raw.unknown_operator,
                 no_asn: raw.no_asn,
                 anycast_location: raw.anycast_location,
+                required_qualifications: Vec::new(),
                 ip_selection: raw.ip_selection,
                 allowed_ports: ports,
             }),
@@ -303,7 +305,11 @@ impl Validator {
             .filter(|j| !j.is_empty());
 
         // Settings that an action makes meaningless are refused rather than ignored.
-        let jurisdiction_keys: [(&str, Option<Range<usize>>); 6] = [
+        let jurisdiction_keys: [(&str, Option<Range<usize>>); 7] = [
+            (
+                "required_qualifications",
+                raw.required_qualifications.as_ref().map(Spanned::span),
+            ),
             ("no_asn", raw.no_asn.as_ref().map(Spanned::span)),
             (
                 "anycast_location",
@@ -378,6 +384,7 @@ impl Validator {
                     unknown_operator: Default::default(),
                     no_asn: None,
                     anycast_location: Default::default(),
+                    required_qualifications: Vec::new(),
                     ip_selection: Default::default(),
                     allowed_ports: Vec::new(),
                 },
@@ -394,6 +401,16 @@ impl Validator {
             unknown_operator: raw.unknown_operator.as_ref().map(|s| *s.get_ref()),
             no_asn: raw.no_asn.as_ref().map(|s| *s.get_ref()),
             anycast_location: raw.anycast_location.as_ref().map(|s| *s.get_ref()),
+            required_qualifications: raw
+                .required_qualifications
+                .as_ref()
+                .map(|l| {
+                    l.get_ref()
+                        .iter()
+                        .map(|q| Arc::from(q.get_ref().trim()))
+                        .collect()
+                })
+                .unwrap_or_default(),
             ip_selection: raw.ip_selection.as_ref().map(|s| *s.get_ref()),
         });
     }
@@ -604,6 +621,7 @@ impl Validator {
                     unknown_operator: d.unknown_operator.unwrap_or(defaults.unknown_operator),
                     no_asn: d.no_asn.or(defaults.no_asn),
                     anycast_location: d.anycast_location.unwrap_or(defaults.anycast_location),
+                    required_qualifications: d.required_qualifications,
                     ip_selection: d.ip_selection.unwrap_or(defaults.ip_selection),
                     allowed_ports: d
                         .allowed_ports
