@@ -46,6 +46,7 @@ fn state() -> State {
         country: None,
         asn: None,
         registry: OperatorRegistry::from_operators(Vec::new()),
+        published: None,
     };
     State::new(policy, geo)
 }
@@ -63,6 +64,7 @@ fn verdict(ip: &str, location: &str, operator: &str, violation: Option<Violation
             operator: Some("Amazon".into()),
             jurisdiction: Country::parse(operator).ok(),
             operator_origin: Origin::Registry,
+            published: None,
         },
         violation,
     }

@@ -49,6 +49,7 @@ fn state(policy: Policy) -> State {
         country_db_built: None,
         asn_db_built: None,
         registry_version: "bench".into(),
+        published: None,
     });
     State {
         policy,
@@ -56,6 +57,7 @@ fn state(policy: Policy) -> State {
             country: None,
             asn: None,
             registry: Default::default(),
+            published: None,
         },
         provenance,
     }

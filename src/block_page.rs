@@ -53,6 +53,8 @@ pub fn reason_words(reason: Reason) -> [(&'static str, &'static str); 2] {
         Reason::DnsTimeout => [("DNS trop lent", "Le DNS n’a pas répondu à temps pour ce nom."), ("DNS timeout", "DNS did not answer in time for this name.")],
         Reason::DnsNoAddresses => [("Aucune adresse", "Ce nom n’a aucune adresse IP."), ("No address", "This name has no IP address.")],
         Reason::DnsRefused => [("DNS refusé", "Le serveur DNS a refusé de répondre pour ce nom."), ("DNS refused", "The DNS server refused to answer for this name.")],
+        Reason::NoAsn => [("Réseau sans opérateur connu", "Aucun système autonome n’annonce cette adresse : on ne peut pas dire quelle entreprise l’exploite ni sous quel droit, et la politique bloque ce cas."), ("Network with no known operator", "No autonomous system announces this address: it cannot be said which company runs it nor under which law, and the policy blocks that case.")],
+        Reason::QualificationMissing => [("Qualification requise absente", "La politique exige pour cette destination une qualification (SecNumCloud, HDS…) que son opérateur n’a pas, ou plus."), ("Required qualification missing", "The policy requires a qualification (SecNumCloud, HDS…) for this destination that its operator does not hold, or no longer holds.")],
         Reason::DnsError => [("Erreur DNS", "Le nom n’a pas pu être résolu."), ("DNS error", "The name could not be resolved.")],
     }
 }

@@ -65,6 +65,12 @@ pub enum Command {
         #[arg(value_enum)]
         shell: CompletionTarget,
     },
+    /// Compile and inspect the providers' published address ranges.
+    #[command(subcommand)]
+    Ranges(RangesCommand),
+    /// Inspect the operator registry.
+    #[command(subcommand)]
+    Registry(RegistryCommand),
 }
 
 /// What `douane completions` writes.
@@ -77,6 +83,43 @@ pub enum CompletionTarget {
     Powershell,
     /// The manual page douane(1), roff.
     Man,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RangesCommand {
+    /// Compile provider range files (AWS, Google Cloud, Azure, Oracle, GitHub, Fastly,
+    /// Cloudflare, Akamai, Zscaler, RFC 8805 geofeeds) into the artifact douane loads.
+    Import {
+        /// Directories (every file with a known name) or files.
+        #[arg(required = true)]
+        inputs: Vec<PathBuf>,
+        #[arg(long, short = 'o', default_value = "data/published.bin")]
+        output: PathBuf,
+        /// The day the files were fetched (YYYY-MM-DD): the date of files that carry none.
+        #[arg(long)]
+        fetched: Option<String>,
+        /// Build date to record (YYYY-MM-DD); defaults to now.
+        #[arg(long)]
+        build_date: Option<String>,
+    },
+    /// Print an artifact's version, build date and sources with their dates.
+    Info {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RegistryCommand {
+    /// The autonomous systems holding the most address space in the ASN database that no
+    /// registry entry (nor a published range) attributes.
+    Gaps {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// How many to list.
+        #[arg(long, default_value_t = 30)]
+        top: usize,
+    },
 }
 
 #[derive(Debug, Args)]

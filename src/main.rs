@@ -5,7 +5,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use douane::cli::{AuditCommand, CertsCommand, Cli, Command, GeodbCommand};
+use douane::cli::{
+    AuditCommand, CertsCommand, Cli, Command, GeodbCommand, RangesCommand, RegistryCommand,
+};
 use douane::commands::{self, Exit, InvalidSetup};
 
 fn main() -> ExitCode {
@@ -85,6 +87,16 @@ fn dispatch(command: Command) -> anyhow::Result<Exit> {
         }) => commands::geodb::import(kind, &output, build_date.as_deref(), &csv),
         Command::Geodb(GeodbCommand::Info { files }) => commands::geodb::info(&files),
         Command::Geodb(GeodbCommand::Update(args)) => commands::geodb::update(&args),
+        Command::Ranges(RangesCommand::Import {
+            inputs,
+            output,
+            fetched,
+            build_date,
+        }) => commands::ranges::import(&inputs, &output, fetched.as_deref(), build_date.as_deref()),
+        Command::Ranges(RangesCommand::Info { files }) => commands::ranges::info(&files),
+        Command::Registry(RegistryCommand::Gaps { config, top }) => {
+            commands::registry::gaps(&config.config, top)
+        }
         Command::Certs(CertsCommand::Dev { cert, key, names }) => {
             let names: Vec<&str> = names.iter().map(String::as_str).collect();
             douane::tls::write_self_signed(&cert, &key, &names)?;

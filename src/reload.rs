@@ -56,6 +56,7 @@ impl Fingerprint {
                 paths.push(c.key.clone());
             }
         }
+        paths.extend(config.geo.published.iter().cloned());
         if let Ok(entries) = std::fs::read_dir(&config.policy_dir) {
             let mut files: Vec<PathBuf> = entries
                 .filter_map(Result::ok)

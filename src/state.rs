@@ -37,6 +37,15 @@ impl State {
             config.geo.asn.as_deref(),
             &config.operators,
         )
+        .and_then(|geo| {
+            let published = config
+                .geo
+                .published
+                .as_deref()
+                .map(Geo::load_published)
+                .transpose()?;
+            Ok(geo.with_published(published))
+        })
         .map_err(|e| errors.extend(geo_errors(e)))
         .ok();
         match (policy, geo) {
@@ -62,6 +71,7 @@ impl State {
             country_db_built: built(&geo.country),
             asn_db_built: built(&geo.asn),
             registry_version: geo.registry.version().into(),
+            published: geo.published.as_ref().map(|p| Arc::new(p.ranges.summary())),
         });
         State {
             policy,

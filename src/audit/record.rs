@@ -545,6 +545,7 @@ pub(crate) mod tests {
                     operator: Some(Arc::from("Amazon")),
                     jurisdiction: Some(us),
                     operator_origin: Origin::Registry,
+                    published: None,
                 },
                 violation: Some(Violation::OperatorNotAllowed { jurisdiction: us }),
             }],
@@ -556,6 +557,7 @@ pub(crate) mod tests {
                 country_db_built: None,
                 asn_db_built: None,
                 registry_version: Arc::from("1"),
+                published: None,
             }),
         }
     }

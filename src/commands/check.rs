@@ -11,6 +11,10 @@ use crate::state::State;
 /// Exemptions ending within this many days are worth a warning.
 const EXEMPTION_WARNING_DAYS: u32 = 30;
 
+/// Qualifications (SecNumCloud, HDS) ending within this many days are worth a warning:
+/// a renewal takes months.
+const QUALIFICATION_WARNING_DAYS: i64 = 90;
+
 pub fn run(config_path: &Path) -> Exit {
     let mut errors: Vec<String> = Vec::new();
     let mut warnings: Vec<String> = Vec::new();
@@ -87,6 +91,22 @@ fn warn_about_state(config: &Config, state: &State, warnings: &mut Vec<String>) 
             plural(days as usize)
         ));
     }
+    for op in state.geo.registry.operators() {
+        for q in &op.qualifications {
+            let days = (q.expires - today).whole_days();
+            if days < 0 {
+                warnings.push(format!(
+                    "operator `{}`: qualification {} ({}) expired on {} and no longer counts",
+                    op.name, q.name, q.offer, q.expires
+                ));
+            } else if days <= QUALIFICATION_WARNING_DAYS {
+                warnings.push(format!(
+                    "operator `{}`: qualification {} ({}) expires on {} (in {days} days); renew it or rules requiring it will block",
+                    op.name, q.name, q.offer, q.expires
+                ));
+            }
+        }
+    }
     let now = time::OffsetDateTime::now_utc();
     let max_age = time::Duration::days(i64::from(config.geo.max_age_days));
     for db in [&state.geo.country, &state.geo.asn].into_iter().flatten() {
@@ -100,6 +120,33 @@ fn warn_about_state(config: &Config, state: &State, warnings: &mut Vec<String>) 
                 config.geo.max_age_days
             ));
         }
+    }
+    match &state.geo.published {
+        Some(p) => {
+            let max = i64::from(config.geo.published_max_age_days);
+            let now_s = now.unix_timestamp();
+            for s in &p.ranges.sources {
+                let Some(t) = crate::geo::published::date_epoch(&s.date) else {
+                    warnings.push(format!("{}: published source {} has a date douane cannot read (`{}`)", p.ranges.path.display(), s.file, s.date));
+                    continue;
+                };
+                let days = (now_s - t) / 86_400;
+                if days > max {
+                    warnings.push(format!(
+                        "{}: published source {} ({}) is dated {} ({days} days ago, more than geo.published_max_age_days = {max}); refresh it from the publisher and run `douane ranges import`",
+                        p.ranges.path.display(), s.file, s.publisher, s.date
+                    ));
+                }
+            }
+            for publisher in p.unattributed_publishers() {
+                warnings.push(format!(
+                    "published ranges of `{publisher}` name no operator: no registry entry lists `published = [\"{publisher}\"]`"
+                ));
+            }
+        }
+        None => warnings.push(
+            "no published ranges ([geo] published): provider addresses are judged by the databases alone".into(),
+        ),
     }
     if state.geo.country.is_none() {
         warnings.push("no country database: every location is unknown".into());

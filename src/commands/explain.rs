@@ -104,6 +104,16 @@ pub fn render(what: &str, client: std::net::IpAddr, d: &Decision) -> String {
         p.asn_db_built.as_deref().unwrap_or("none"),
         short(&p.registry_version)
     );
+    if let Some(r) = &p.published {
+        let oldest = r.sources.iter().map(|s| &*s.date).min().unwrap_or("none");
+        let _ = writeln!(
+            out,
+            "ranges    published ranges {} built {}, {} sources, oldest dated {oldest}",
+            short(&r.version),
+            r.built,
+            r.sources.len()
+        );
+    }
     let _ = writeln!(out, "addresses");
     for ip in &d.ips {
         let _ = writeln!(out, "  {}", address_line(ip));
@@ -135,14 +145,34 @@ pub fn render(what: &str, client: std::net::IpAddr, d: &Decision) -> String {
 pub fn address_line(v: &IpVerdict) -> String {
     let c = &v.class;
     let location = match (c.location, c.special) {
+        _ if c.anycast() => format!(
+            "anycast, no location claimed (country database: {})",
+            c.location.map_or("none".to_string(), |l| l.to_string())
+        ),
         (Some(l), _) => format!("located in {l} ({})", c.location_origin.as_str()),
         (None, Some(s)) => format!("special-purpose ({})", s.as_str()),
         (None, None) => "location unknown".to_string(),
     };
+    let published = match &c.published {
+        Some(p) => {
+            let region = p.facts.region.as_deref().unwrap_or("no region");
+            let other = match (p.database_location, c.location_origin) {
+                (Some(db), crate::geo::Origin::Published) if Some(db) != c.location => {
+                    format!("; used over the country database, which says {db}")
+                }
+                _ => String::new(),
+            };
+            format!(
+                ", published range {} ({} {region}, {} dated {}{other})",
+                p.prefix, p.facts.publisher, p.facts.source_file, p.facts.source_date
+            )
+        }
+        None => String::new(),
+    };
     let asn = match (c.asn, c.as_org.as_deref()) {
         (Some(n), Some(org)) => format!("AS{n} \"{org}\""),
         (Some(n), None) => format!("AS{n}"),
-        _ => "no ASN".to_string(),
+        _ => "no ASN at all".to_string(),
     };
     let operator = match (c.operator.as_deref(), c.jurisdiction) {
         (Some(name), Some(j)) => format!(
@@ -162,10 +192,13 @@ pub fn address_line(v: &IpVerdict) -> String {
         .unwrap_or_default();
     let verdict = match &v.violation {
         None => "ok".to_string(),
-        Some(violation) => format!("NOT ALLOWED: {}", violation_text(violation)),
+        Some(violation) => match v.reason() {
+            Some(crate::policy::Reason::NoAsn) => "NOT ALLOWED: no ASN at all (no_asn)".into(),
+            _ => format!("NOT ALLOWED: {}", violation_text(violation)),
+        },
     };
     format!(
-        "{:<39} {location}, {asn}, {operator}{network} — {verdict}",
+        "{:<39} {location}{published}, {asn}, {operator}{network} — {verdict}",
         c.ip
     )
 }

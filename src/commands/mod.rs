@@ -6,6 +6,8 @@ pub mod check;
 pub mod completions;
 pub mod explain;
 pub mod geodb;
+pub mod ranges;
+pub mod registry;
 pub mod test;
 
 use std::path::Path;

@@ -81,6 +81,9 @@ pub struct GeoPaths {
     pub max_age_days: u32,
     /// `[geo.update]`: the sources of `douane geodb update`.
     pub update: UpdateSettings,
+    /// The published-ranges artifact (`douane ranges import`), optional.
+    pub published: Option<PathBuf>,
+    pub published_max_age_days: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -436,6 +439,8 @@ impl Validator<'_> {
                 asn: raw.geo.asn.as_ref().map(|p| self.path(p.get_ref())),
                 max_age_days: raw.geo.max_age_days,
                 update,
+                published: raw.geo.published.as_ref().map(|p| self.path(p.get_ref())),
+                published_max_age_days: raw.geo.published_max_age_days,
             },
             resolver: raw.resolver.clone(),
             forward: raw.forward.as_ref().map(|f| ForwardListener {

@@ -80,6 +80,11 @@ pub struct FileGeo {
     /// (`douane_geo_max_age_seconds`) for the shipped alert to use the same number.
     #[serde(default = "default_max_age_days")]
     pub max_age_days: u32,
+    /// The providers' published ranges, compiled by `douane ranges import`.
+    pub published: Option<Spanned<PathBuf>>,
+    /// `douane check` warns about published ranges whose oldest source is older than this.
+    #[serde(default = "default_published_max_age_days")]
+    pub published_max_age_days: u32,
     /// Where `douane geodb update` gets new data; none: only `--from DIR`.
     #[serde(default)]
     pub update: FileUpdate,
@@ -114,6 +119,10 @@ pub struct FileSource {
     pub license_key_file: Option<Spanned<PathBuf>>,
 }
 
+fn default_published_max_age_days() -> u32 {
+    30
+}
+
 fn default_max_age_days() -> u32 {
     30
 }
@@ -125,6 +134,8 @@ impl Default for FileGeo {
             asn: None,
             max_age_days: default_max_age_days(),
             update: Default::default(),
+            published: None,
+            published_max_age_days: default_published_max_age_days(),
         }
     }
 }

@@ -246,6 +246,35 @@ impl GeoDb {
     }
 }
 
+impl GeoDb {
+    /// Calls `f` with every network of an ASN database: its first address, prefix length,
+    /// ASN and organisation. (For `douane registry gaps`; not on the request path.)
+    pub fn for_each_asn_block(
+        &self,
+        mut f: impl FnMut(IpAddr, u8, u32, Option<&str>),
+    ) -> Result<(), GeoDbError> {
+        let invalid = |e: maxminddb::MaxMindDbError| GeoDbError::Invalid {
+            path: self.info.path.clone(),
+            message: e.to_string(),
+        };
+        for item in self.reader.networks(Default::default()).map_err(invalid)? {
+            let result = item.map_err(invalid)?;
+            let net = result.network().map_err(invalid)?;
+            if let Ok(Some(record)) = result.decode::<AsnRecord<'_>>() {
+                if let Some(asn) = record.autonomous_system_number {
+                    f(
+                        net.ip(),
+                        net.prefix(),
+                        asn,
+                        record.autonomous_system_organization,
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 fn detect_kind(database_type: &str) -> Option<DbKind> {
     // Country first: ip-location-db names its country data after its method
     // (`geo-whois-asn-country`), which mentions ASNs.

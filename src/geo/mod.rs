@@ -4,6 +4,7 @@
 pub mod db;
 pub mod import;
 pub mod networks;
+pub mod published;
 pub mod registry;
 pub mod special;
 
@@ -18,6 +19,7 @@ use crate::diag::Errors;
 
 pub use db::{DatabaseInfo, DbKind, GeoDb, GeoDbError, Schema};
 pub use networks::{LocalNetwork, LocalNetworks};
+pub use published::{PublishedError, PublishedRanges, PublishedSummary, RangeFacts};
 pub use registry::{Operator, OperatorRegistry, RegistryError};
 pub use special::{canonical, special_range, SpecialRange};
 
@@ -27,6 +29,8 @@ pub use special::{canonical, special_range, SpecialRange};
 pub enum Origin {
     /// A `[[network]]` entry of the policy.
     Network,
+    /// A provider's own published ranges (`data/published.bin`).
+    Published,
     /// The country or ASN database.
     Database,
     /// The operator registry (`operators.toml`).
@@ -39,6 +43,7 @@ impl Origin {
     pub fn as_str(self) -> &'static str {
         match self {
             Origin::Network => "network",
+            Origin::Published => "published",
             Origin::Database => "database",
             Origin::Registry => "registry",
             Origin::Unknown => "unknown",
@@ -65,6 +70,36 @@ pub struct Classification {
     /// The operator jurisdiction.
     pub jurisdiction: Option<Country>,
     pub operator_origin: Origin,
+    /// The provider's published range holding the address, if one does (with what the
+    /// country database says, kept whether or not it agrees).
+    pub published: Option<PublishedFact>,
+}
+
+impl Classification {
+    /// Published without a region by its provider (and not placed by a `[[network]]`
+    /// entry): no location is claimed; the policy's `anycast_location` says how to judge it.
+    pub fn anycast(&self) -> bool {
+        self.location_origin != Origin::Network
+            && self.published.as_ref().is_some_and(|p| p.anycast)
+    }
+
+    /// No autonomous system at all for this address (and no operator from anywhere else):
+    /// a different unknown from an ASN the registry does not know.
+    pub fn no_asn(&self) -> bool {
+        self.asn.is_none() && self.jurisdiction.is_none()
+    }
+}
+
+/// The published range an address is in: the most specific prefix, its facts and source.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PublishedFact {
+    pub prefix: ipnet::IpNet,
+    #[serde(flatten)]
+    pub facts: Arc<RangeFacts>,
+    /// Published without a region: no location claimed.
+    pub anycast: bool,
+    /// The country database's answer for the address, kept beside the published region's.
+    pub database_location: Option<Country>,
 }
 
 /// Why the geolocation state could not be loaded.
@@ -81,6 +116,8 @@ pub enum GeoError {
     },
     #[error(transparent)]
     Registry(#[from] Errors),
+    #[error(transparent)]
+    Published(#[from] PublishedError),
 }
 
 /// The loaded geolocation state: both databases (each optional) and the operator registry.
@@ -90,6 +127,64 @@ pub struct Geo {
     pub country: Option<GeoDb>,
     pub asn: Option<GeoDb>,
     pub registry: OperatorRegistry,
+    /// The providers' published ranges, with the operator each publisher maps to.
+    pub published: Option<PublishedAttribution>,
+}
+
+/// Published ranges joined to the registry: for each range fact, the operator that the
+/// registry's `published` keys give its publisher (`"aws:cn-north-1"` before `"aws"`).
+#[derive(Debug)]
+pub struct PublishedAttribution {
+    pub ranges: Arc<PublishedRanges>,
+    operators: Vec<Option<PublisherOperator>>,
+}
+
+/// The registry operator (name, jurisdiction) a publisher's ranges are attributed to.
+pub type PublisherOperator = (Arc<str>, Country);
+
+impl PublishedAttribution {
+    pub fn new(ranges: Arc<PublishedRanges>, registry: &OperatorRegistry) -> Self {
+        let operators = ranges
+            .facts()
+            .iter()
+            .map(|f| {
+                let op = f
+                    .region
+                    .as_ref()
+                    .and_then(|r| registry.by_publisher(&format!("{}:{r}", f.publisher)))
+                    .or_else(|| registry.by_publisher(&f.publisher))?;
+                Some((op.name.clone(), op.jurisdiction))
+            })
+            .collect();
+        PublishedAttribution { ranges, operators }
+    }
+
+    /// Publishers (or publisher:region keys) of the loaded ranges that no registry entry
+    /// names: their ranges place addresses but attribute no operator.
+    pub fn unattributed_publishers(&self) -> Vec<Arc<str>> {
+        let mut out: Vec<Arc<str>> = self
+            .ranges
+            .facts()
+            .iter()
+            .zip(&self.operators)
+            .filter(|(_, op)| op.is_none())
+            .map(|(f, _)| f.publisher.clone())
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    #[inline]
+    fn find(
+        &self,
+        ip: IpAddr,
+    ) -> Option<(ipnet::IpNet, &Arc<RangeFacts>, Option<&PublisherOperator>)> {
+        let (prefix, index) = self.ranges.lookup(ip)?;
+        let facts = self.ranges.fact(index)?;
+        let operator = self.operators.get(index as usize).and_then(Option::as_ref);
+        Some((prefix, facts, operator))
+    }
 }
 
 impl Geo {
@@ -107,16 +202,33 @@ impl Geo {
             country,
             asn,
             registry,
+            published: None,
         })
     }
 
-    /// Classifies one address. `networks` (the policy's own entries) win over every database.
+    /// Adds the providers' published ranges (attributed through this registry).
+    pub fn with_published(mut self, ranges: Option<Arc<PublishedRanges>>) -> Geo {
+        self.published = ranges.map(|r| PublishedAttribution::new(r, &self.registry));
+        self
+    }
+
+    /// Reads the published-ranges artifact, refusing a truncated or corrupt one.
+    pub fn load_published(path: &Path) -> Result<Arc<PublishedRanges>, GeoError> {
+        Ok(Arc::new(PublishedRanges::open(path)?))
+    }
+
+    /// Classifies one address. Precedence (README, "Where an address's facts come from"):
     ///
-    /// Order: canonical form (IPv4-mapped and NAT64 as their IPv4); the most specific
-    /// `[[network]]` entry (its location and operator jurisdiction, where it names them);
-    /// the special range; then, unless the address is special and no network entry names
-    /// it, the country database, the ASN database, and the registry (by CIDR, then ASN)
-    /// for the operator. An ASN that the registry does not list leaves the operator unknown.
+    /// 1. canonical form (IPv4-mapped and NAT64 as their IPv4), then the most specific
+    ///    `[[network]]` entry: its location and operator jurisdiction, where it names them;
+    /// 2. a special-purpose address that no network entry names stops here;
+    /// 3. the most specific **published range**: the location from the region it names (the
+    ///    country database's answer is kept beside it), the operator from its publisher
+    ///    through the registry's `published` keys; a range without a region (anycast)
+    ///    claims no location, and the country database's answer stands, marked anycast;
+    /// 4. the country database for a location still unknown; the ASN database;
+    /// 5. the registry (by CIDR, then ASN) for an operator still unknown. An ASN the
+    ///    registry does not list leaves the operator unknown; so does no ASN at all.
     pub fn classify(&self, ip: IpAddr, networks: &LocalNetworks) -> Classification {
         let ip = special::canonical(ip);
         let special = special::special_range(ip);
@@ -131,6 +243,7 @@ impl Geo {
             operator: None,
             jurisdiction: None,
             operator_origin: Origin::Unknown,
+            published: None,
         };
         let entry = networks.lookup(ip);
         if let Some(net) = entry {
@@ -150,15 +263,44 @@ impl Geo {
         if special.is_some() && entry.is_none() {
             return c;
         }
+        let published = self.published.as_ref().and_then(|p| p.find(ip));
+        let database_location = if c.location.is_none() || published.is_some() {
+            self.country.as_ref().and_then(|db| db.country(ip))
+        } else {
+            None
+        };
         if c.location.is_none() {
-            if let Some(location) = self.country.as_ref().and_then(|db| db.country(ip)) {
-                c.location = Some(location);
-                c.location_origin = Origin::Database;
+            match published.and_then(|(_, facts, _)| facts.country) {
+                Some(country) => {
+                    c.location = Some(country);
+                    c.location_origin = Origin::Published;
+                }
+                None => {
+                    if let Some(location) = database_location {
+                        c.location = Some(location);
+                        c.location_origin = Origin::Database;
+                    }
+                }
             }
         }
         if let Some((asn, org)) = self.asn.as_ref().and_then(|db| db.asn(ip)) {
             c.asn = Some(asn);
             c.as_org = org.map(Box::from);
+        }
+        if let Some((prefix, facts, operator)) = published {
+            if c.operator_origin == Origin::Unknown {
+                if let Some((name, jurisdiction)) = operator {
+                    c.operator = Some(name.clone());
+                    c.jurisdiction = Some(*jurisdiction);
+                    c.operator_origin = Origin::Published;
+                }
+            }
+            c.published = Some(PublishedFact {
+                prefix,
+                facts: facts.clone(),
+                anycast: facts.anycast(),
+                database_location,
+            });
         }
         if c.operator_origin == Origin::Unknown {
             if let Some(op) = self.registry.lookup(ip, c.asn) {

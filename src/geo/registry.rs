@@ -7,6 +7,8 @@
 //! jurisdiction = "US"            # the parent company's country, never the RIR's
 //! asns = [16509, 14618]
 //! cidrs = ["192.0.2.0/24"]       # optional: a joint venture inside a partner's network
+//! published = ["aws"]            # optional: the publisher of published ranges it runs
+//!                                # ("aws:cn-north-1": one region of it, which wins)
 //! source = "where the fact comes from"
 //! note = "optional"
 //! ```
@@ -33,9 +35,51 @@ pub struct Operator {
     pub jurisdiction: Country,
     pub asns: Vec<u32>,
     pub cidrs: Vec<IpNet>,
+    /// Publishers of published ranges (`aws`, `azure:centralfrance`) this operator runs.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub published: Vec<String>,
     /// Where the facts come from.
     pub source: String,
     pub note: Option<String>,
+    /// Dated qualifications of this operator's offers (SecNumCloud, HDS), kept apart from
+    /// its jurisdiction.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub qualifications: Vec<Qualification>,
+}
+
+/// A qualification of one offer: what, for which offer and scope, from which source, until
+/// when. An expired one no longer counts.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Qualification {
+    pub name: String,
+    pub offer: String,
+    pub scope: Option<String>,
+    pub source: String,
+    #[serde(serialize_with = "crate::policy::normal::iso_date")]
+    pub expires: time::Date,
+    /// The offer's addresses, when known; empty: every address of the operator.
+    pub cidrs: Vec<IpNet>,
+}
+
+impl Qualification {
+    /// Counts for `ip` on `today`: not expired (it still counts on its last day), and the
+    /// address is in the offer's CIDRs when they are given.
+    pub fn covers(&self, ip: IpAddr, today: time::Date) -> bool {
+        today <= self.expires
+            && (self.cidrs.is_empty() || self.cidrs.iter().any(|c| c.contains(&ip)))
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawQualification {
+    name: String,
+    offer: String,
+    scope: Option<String>,
+    source: String,
+    expires: toml::value::Datetime,
+    #[serde(default)]
+    cidrs: Vec<String>,
 }
 
 /// The loaded registry: lookups by CIDR (most specific first), then by ASN.
@@ -45,6 +89,7 @@ pub struct OperatorRegistry {
     pub version: String,
     operators: Vec<Operator>,
     by_asn: HashMap<u32, usize>,
+    by_publisher: HashMap<String, usize>,
     /// `(cidr, operator index)`, longest prefix first.
     by_cidr: Vec<(IpNet, usize)>,
 }
@@ -70,8 +115,12 @@ struct RawOperator {
     asns: Vec<Spanned<u32>>,
     #[serde(default)]
     cidrs: Vec<Spanned<String>>,
+    #[serde(default)]
+    published: Vec<Spanned<String>>,
     source: Option<Spanned<String>>,
     note: Option<String>,
+    #[serde(default)]
+    qualifications: Vec<Spanned<RawQualification>>,
 }
 
 impl OperatorRegistry {
@@ -138,7 +187,11 @@ impl OperatorRegistry {
     pub fn from_operators(operators: Vec<Operator>) -> Self {
         let mut by_asn = HashMap::new();
         let mut by_cidr = Vec::new();
+        let mut by_publisher = HashMap::new();
         for (i, op) in operators.iter().enumerate() {
+            for key in &op.published {
+                by_publisher.entry(key.clone()).or_insert(i);
+            }
             for &asn in &op.asns {
                 by_asn.entry(asn).or_insert(i);
             }
@@ -152,8 +205,16 @@ impl OperatorRegistry {
             version,
             operators,
             by_asn,
+            by_publisher,
             by_cidr,
         }
+    }
+
+    /// The operator whose `published` keys list `key` (`aws`, or `aws:cn-north-1`).
+    pub fn by_publisher(&self, key: &str) -> Option<&Operator> {
+        self.by_publisher
+            .get(key)
+            .and_then(|&i| self.operators.get(i))
     }
 
     /// The operator of an address: a CIDR entry (most specific) first, then the ASN.
@@ -162,6 +223,24 @@ impl OperatorRegistry {
             return self.operators.get(*i);
         }
         self.by_asn.get(&asn?).and_then(|&i| self.operators.get(i))
+    }
+
+    /// Whether the operator named `operator` holds `qualification`, unexpired on `today`,
+    /// for `ip`.
+    pub fn qualified(
+        &self,
+        operator: &str,
+        qualification: &str,
+        ip: IpAddr,
+        today: time::Date,
+    ) -> bool {
+        self.operators.iter().any(|op| {
+            &*op.name == operator
+                && op
+                    .qualifications
+                    .iter()
+                    .any(|q| q.name.eq_ignore_ascii_case(qualification) && q.covers(ip, today))
+        })
     }
 
     /// The operator that lists `asn`.
@@ -208,6 +287,7 @@ fn validate(
     // ASN / CIDR / name → (operator name, line) of the first entry that claimed it.
     let mut asn_owner: HashMap<u32, (String, usize)> = HashMap::new();
     let mut cidr_owner: HashMap<IpNet, (String, usize)> = HashMap::new();
+    let mut publisher_owner: HashMap<String, (String, usize)> = HashMap::new();
     let mut name_line: HashMap<String, usize> = HashMap::new();
     for (span, raw) in raws {
         let at = |s: &std::ops::Range<usize>, m: String| file.error_at(Some(s.clone()), m);
@@ -318,15 +398,86 @@ fn validate(
                 )),
             }
         }
-        if raw.asns.is_empty() && raw.cidrs.is_empty() {
+        let mut published = Vec::new();
+        for key in &raw.published {
+            let k = key.get_ref().trim().to_ascii_lowercase();
+            let valid = !k.is_empty()
+                && k.chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '-' | '_' | ':' | '.'));
+            if !valid {
+                errors.push(at(
+                    &key.span(),
+                    format!("`{}` is not a publisher key (write e.g. \"aws\" or \"aws:cn-north-1\", as `douane ranges info` names them)", key.get_ref()),
+                ));
+            } else if let Some((owner, line)) = publisher_owner.get(&k) {
+                errors.push(at(
+                    &key.span(),
+                    format!("publisher `{k}` of `{label}` is already listed for `{owner}` at line {line}"),
+                ));
+            } else {
+                publisher_owner.insert(k.clone(), (label.to_owned(), entry_line));
+                published.push(k);
+            }
+        }
+        if raw.asns.is_empty() && raw.cidrs.is_empty() && raw.published.is_empty() {
             errors.push(at(
                 &span,
                 format!(
-                    "operator `{label}` lists neither `asns` nor `cidrs`: it would match nothing"
+                    "operator `{label}` lists neither `asns`, `cidrs` nor `published`: it would match nothing"
                 ),
             ));
         }
 
+        let mut qualifications = Vec::new();
+        for q in &raw.qualifications {
+            let span = q.span();
+            let q = q.get_ref();
+            let expires = q.expires.date.and_then(|d| {
+                time::Date::from_calendar_date(
+                    i32::from(d.year),
+                    time::Month::try_from(d.month).ok()?,
+                    d.day,
+                )
+                .ok()
+            });
+            let Some(expires) = expires.filter(|_| q.expires.time.is_none()) else {
+                errors.push(at(
+                    &span,
+                    format!(
+                        "qualification `{}` of `{label}`: `expires` must be a date (YYYY-MM-DD)",
+                        q.name
+                    ),
+                ));
+                continue;
+            };
+            if q.name.trim().is_empty() || q.source.trim().is_empty() || q.offer.trim().is_empty() {
+                errors.push(at(
+                    &span,
+                    format!(
+                        "a qualification of `{label}` needs a `name`, an `offer` and a `source`"
+                    ),
+                ));
+                continue;
+            }
+            let mut cidrs = Vec::new();
+            for c in &q.cidrs {
+                match c.parse::<IpNet>() {
+                    Ok(n) => cidrs.push(n.trunc()),
+                    Err(_) => errors.push(at(
+                        &span,
+                        format!("qualification `{}`: `{c}` is not a CIDR", q.name),
+                    )),
+                }
+            }
+            qualifications.push(Qualification {
+                name: q.name.trim().to_owned(),
+                offer: q.offer.trim().to_owned(),
+                scope: q.scope.clone(),
+                source: q.source.trim().to_owned(),
+                expires,
+                cidrs,
+            });
+        }
         if errors.len() == before {
             if let Some(jurisdiction) = jurisdiction {
                 operators.push(Operator {
@@ -334,8 +485,10 @@ fn validate(
                     jurisdiction,
                     asns,
                     cidrs,
+                    published,
                     source,
                     note: raw.note.filter(|n| !n.trim().is_empty()),
+                    qualifications,
                 });
             }
         }
@@ -475,7 +628,7 @@ homepage = "x"
         assert!(err("[operators]\n").contains("ops.toml:1:2: unknown key `operators`"));
         assert!(
             err("[[operator]]\nname = \"X\"\njurisdiction = \"FR\"\nsource = \"s\"\n")
-                .contains("neither `asns` nor `cidrs`")
+                .contains("neither `asns`, `cidrs` nor `published`")
         );
         assert!(err(
             "[[operator]]\nname = \"X\"\njurisdiction = \"FR\"\nsource = \"s\"\nasns = [-1]\n"
@@ -494,5 +647,45 @@ homepage = "x"
     #[test]
     fn empty_file_is_an_empty_registry() {
         assert!(parse("# nothing yet\n").unwrap().is_empty());
+    }
+}
+
+#[cfg(test)]
+mod qualification_tests {
+    use super::*;
+
+    #[test]
+    fn dated_qualifications_count_until_they_expire() {
+        let text = r#"
+[[operator]]
+name = "Cloud FR"
+jurisdiction = "FR"
+asns = [64500]
+source = "test"
+qualifications = [
+  { name = "SecNumCloud", offer = "IaaS", scope = "région cloudgouv", source = "ANSSI list", expires = 2027-06-30, cidrs = ["192.0.2.0/25"] },
+  { name = "HDS", offer = "hébergement", source = "certificate", expires = 2026-01-31 },
+]
+"#;
+        let r = OperatorRegistry::parse(&SourceFile::new("ops.toml", text)).unwrap();
+        let d = |y, m, day| {
+            time::Date::from_calendar_date(y, time::Month::try_from(m).unwrap(), day).unwrap()
+        };
+        let inside: IpAddr = "192.0.2.1".parse().unwrap();
+        let outside: IpAddr = "192.0.2.200".parse().unwrap();
+        assert!(r.qualified("Cloud FR", "SecNumCloud", inside, d(2027, 6, 30)));
+        assert!(
+            !r.qualified("Cloud FR", "SecNumCloud", inside, d(2027, 7, 1)),
+            "expired"
+        );
+        assert!(
+            !r.qualified("Cloud FR", "SecNumCloud", outside, d(2026, 1, 1)),
+            "other offer"
+        );
+        assert!(r.qualified("Cloud FR", "hds", outside, d(2026, 1, 31)));
+        assert!(!r.qualified("Cloud FR", "HDS", outside, d(2026, 2, 1)));
+        assert!(!r.qualified("Other", "HDS", outside, d(2026, 1, 1)));
+        let bad = text.replace("expires = 2026-01-31", "expires = \"soon\"");
+        assert!(OperatorRegistry::parse(&SourceFile::new("ops.toml", bad)).is_err());
     }
 }

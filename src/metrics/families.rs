@@ -66,6 +66,7 @@ pub(crate) struct Families {
     pub policy_info: IntGaugeVec,
     pub policy_rules: IntGauge,
     pub database_build: IntGaugeVec,
+    pub published_source_date: IntGaugeVec,
     pub operators: IntGauge,
     pub exemptions_active: IntGauge,
     pub exemption_expiry: IntGaugeVec,
@@ -238,6 +239,12 @@ impl Families {
                 "douane_database_build_timestamp_seconds",
                 "Build time of each loaded geolocation database (country, asn), Unix seconds.",
                 &["database"],
+            ),
+            published_source_date: gauge_vec(
+                r,
+                "douane_published_ranges_source_timestamp_seconds",
+                "Own date of each source file of the loaded published ranges, Unix seconds; the artifact version and build date are labels.",
+                &["source", "publisher", "version", "built"],
             ),
             operators: gauge(
                 r,

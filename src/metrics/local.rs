@@ -36,7 +36,7 @@ pub(crate) fn outcome_index(o: Outcome) -> usize {
     }
 }
 
-pub(crate) const REASONS: [Reason; 16] = Reason::ALL;
+pub(crate) const REASONS: [Reason; 18] = Reason::ALL;
 
 #[inline]
 pub(crate) fn reason_index(r: Reason) -> usize {
@@ -57,6 +57,8 @@ pub(crate) fn reason_index(r: Reason) -> usize {
         Reason::DnsNoAddresses => 13,
         Reason::DnsRefused => 14,
         Reason::DnsError => 15,
+        Reason::NoAsn => 16,
+        Reason::QualificationMissing => 17,
     }
 }
 
@@ -164,11 +166,11 @@ fn with_entry<V: Default, R>(
 }
 
 /// Decision counters of one rule, by outcome × reason.
-struct DecisionRow(Box<[Option<IntCounter>; 80]>);
+struct DecisionRow(Box<[Option<IntCounter>; OUTCOMES.len() * REASONS.len()]>);
 
 impl Default for DecisionRow {
     fn default() -> Self {
-        DecisionRow(Box::new([const { None }; 80]))
+        DecisionRow(Box::new([const { None }; OUTCOMES.len() * REASONS.len()]))
     }
 }
 

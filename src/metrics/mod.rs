@@ -216,6 +216,18 @@ impl Metrics {
                     .set(i64::try_from(db.info.build_epoch).unwrap_or(i64::MAX));
             }
         }
+        f.published_source_date.reset();
+        if let Some(p) = &state.geo.published {
+            let r = &p.ranges;
+            let version = r.version.get(..12).unwrap_or(&r.version);
+            for s in &r.sources {
+                if let Some(t) = crate::geo::published::date_epoch(&s.date) {
+                    f.published_source_date
+                        .with_label_values(&[&*s.file, &*s.publisher, version, &*r.built])
+                        .set(t);
+                }
+            }
+        }
         f.operators.set(gauge_value(state.geo.registry.len()));
         f.exemption_expiry.reset();
         status.exemptions.clear();

@@ -68,6 +68,7 @@ fn state(text: &str) -> State {
         country: Some(country_db(1_700_000_000)),
         asn: None,
         registry: OperatorRegistry::from_operators(Vec::new()),
+        published: None,
     };
     State::new(policy(text), geo)
 }
@@ -89,6 +90,7 @@ fn verdict(ip: &str, location: Option<&str>, operator: Option<&str>) -> IpVerdic
             operator: None,
             jurisdiction: operator.map(c),
             operator_origin: Origin::Registry,
+            published: None,
         },
         violation: None,
     }
@@ -106,6 +108,7 @@ fn provenance(version: &str) -> Arc<Provenance> {
         country_db_built: None,
         asn_db_built: None,
         registry_version: "r".into(),
+        published: None,
     })
 }
 

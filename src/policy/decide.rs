@@ -7,10 +7,12 @@ use std::sync::Arc;
 
 use time::Date;
 
-use crate::geo::Classification;
+use crate::geo::{Classification, OperatorRegistry};
 use crate::policy::compile::{MatchInput, Policy};
 use crate::policy::decision::{Decision, IpVerdict, Mode, Outcome, Provenance, Reason, Violation};
-use crate::policy::model::{Action, IpSelection, UnknownLocation, UnknownOperator};
+use crate::policy::model::{
+    Action, AnycastLocation, IpSelection, UnknownLocation, UnknownOperator,
+};
 use crate::policy::normal::Criteria;
 use crate::resolve::{Destination, DnsFailure, Host};
 use crate::state::State;
@@ -57,7 +59,13 @@ pub fn decide(
             Ok(addrs.iter().map(|ip| classify(*ip)).collect())
         }
     };
-    policy.evaluate(req, classes, today, &state.provenance)
+    policy.evaluate(
+        req,
+        classes,
+        today,
+        &state.provenance,
+        Some(&state.geo.registry),
+    )
 }
 
 impl Policy {
@@ -70,7 +78,7 @@ impl Policy {
         today: Date,
         provenance: &Arc<Provenance>,
     ) -> Decision {
-        self.evaluate(req, Ok(classes), today, provenance)
+        self.evaluate(req, Ok(classes), today, provenance, None)
     }
 
     fn evaluate(
@@ -79,6 +87,7 @@ impl Policy {
         classes: Result<Vec<Classification>, DnsFailure>,
         today: Date,
         provenance: &Arc<Provenance>,
+        registry: Option<&OperatorRegistry>,
     ) -> Decision {
         let input = MatchInput {
             client: req.client,
@@ -117,7 +126,8 @@ impl Policy {
         d.ips = classes
             .into_iter()
             .map(|class| {
-                let violation = violation(&class, criteria, action);
+                let violation = violation(&class, criteria, action)
+                    .or_else(|| missing_qualification(&class, criteria, action, registry, today));
                 IpVerdict { class, violation }
             })
             .collect();
@@ -173,8 +183,8 @@ impl Policy {
                         .ips
                         .iter()
                         .filter(|v| !is_special(v))
-                        .find_map(|v| v.violation)
-                        .map_or(Reason::Compliant, Violation::reason);
+                        .find_map(IpVerdict::reason)
+                        .unwrap_or(Reason::Compliant);
                     d.reason = reason;
                     if self.mode == Mode::Monitor {
                         d.outcome = Outcome::WouldBlock;
@@ -187,9 +197,35 @@ impl Policy {
     }
 }
 
+/// A rule's `required_qualifications`: each must be held, unexpired on `today`, by the
+/// address's operator for that address (the registry's `qualifications`). Without a
+/// registry (`Policy::judge`), none is held.
+fn missing_qualification(
+    class: &Classification,
+    criteria: &Criteria,
+    action: Action,
+    registry: Option<&OperatorRegistry>,
+    today: Date,
+) -> Option<Violation> {
+    if action != Action::Enforce || criteria.required_qualifications.is_empty() {
+        return None;
+    }
+    let held = |q: &Arc<str>| match (registry, class.operator.as_deref()) {
+        (Some(r), Some(op)) => r.qualified(op, q, class.ip, today),
+        _ => false,
+    };
+    (!criteria.required_qualifications.iter().all(held)).then_some(Violation::QualificationMissing)
+}
+
 /// Why one address does not comply, if it does not. Special-purpose addresses that no
 /// `[[network]]` entry names are always a violation; jurisdictions are judged only when the
 /// action is `enforce`.
+///
+/// An anycast address (published without a region) is judged on its location as
+/// `anycast_location` says: not at all (`operator`, the default), by the country database
+/// (`database`), or as an unknown location (`unknown`). An unknown operator is judged by
+/// `no_asn` when the address has no ASN at all, by `unknown_operator` when its ASN is one the
+/// registry does not know.
 fn violation(class: &Classification, criteria: &Criteria, action: Action) -> Option<Violation> {
     if let (Some(range), None) = (class.special, &class.network) {
         return Some(Violation::Special { range });
@@ -197,11 +233,17 @@ fn violation(class: &Classification, criteria: &Criteria, action: Action) -> Opt
     if action != Action::Enforce {
         return None;
     }
-    match class.location {
-        Some(location) if !criteria.allowed_locations.contains(location) => {
+    // `None`: the location is not judged; `Some(None)`: judged, and unknown.
+    let judged = match (class.anycast(), criteria.anycast_location) {
+        (true, AnycastLocation::Operator) => None,
+        (true, AnycastLocation::Unknown) => Some(None),
+        _ => Some(class.location),
+    };
+    match judged {
+        Some(Some(location)) if !criteria.allowed_locations.contains(location) => {
             return Some(Violation::LocationNotAllowed { location });
         }
-        None if criteria.unknown_location == UnknownLocation::Block => {
+        Some(None) if criteria.unknown_location == UnknownLocation::Block => {
             return Some(Violation::UnknownLocation);
         }
         _ => {}
@@ -211,14 +253,20 @@ fn violation(class: &Classification, criteria: &Criteria, action: Action) -> Opt
             Some(Violation::OperatorNotAllowed { jurisdiction })
         }
         Some(_) => None,
-        None => match criteria.unknown_operator {
-            UnknownOperator::Allow => None,
-            UnknownOperator::Block => Some(Violation::UnknownOperator),
-            // Judged by location alone, which needs a location to judge by.
-            UnknownOperator::Location if class.location.is_none() => {
-                Some(Violation::UnknownOperator)
+        None => {
+            let knob = match class.asn {
+                None => criteria.no_asn.unwrap_or(criteria.unknown_operator),
+                Some(_) => criteria.unknown_operator,
+            };
+            match knob {
+                UnknownOperator::Allow => None,
+                UnknownOperator::Block => Some(Violation::UnknownOperator),
+                // Judged by location alone, which needs a location to judge by.
+                UnknownOperator::Location if !matches!(judged, Some(Some(_))) => {
+                    Some(Violation::UnknownOperator)
+                }
+                UnknownOperator::Location => None,
             }
-            UnknownOperator::Location => None,
-        },
+        }
     }
 }

@@ -93,11 +93,18 @@ pub enum Reason {
     DnsNoAddresses,
     DnsRefused,
     DnsError,
+    /// An address with no autonomous system at all (and no operator from a `[[network]]`
+    /// entry, a published range or a registry CIDR) and the policy's `no_asn` blocks it.
+    /// An ASN that the registry does not know is `unknown_operator`.
+    NoAsn,
+    /// A rule requires a qualification (SecNumCloud, HDS, …) that an address's operator does
+    /// not hold, unexpired, for it.
+    QualificationMissing,
 }
 
 impl Reason {
     /// Every reason, in declaration order: for listing labels and parsing names.
-    pub const ALL: [Reason; 16] = [
+    pub const ALL: [Reason; 18] = [
         Reason::Compliant,
         Reason::Exemption,
         Reason::RuleBlock,
@@ -114,6 +121,8 @@ impl Reason {
         Reason::DnsNoAddresses,
         Reason::DnsRefused,
         Reason::DnsError,
+        Reason::NoAsn,
+        Reason::QualificationMissing,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -134,6 +143,8 @@ impl Reason {
             Reason::DnsNoAddresses => "dns_no_addresses",
             Reason::DnsRefused => "dns_refused",
             Reason::DnsError => "dns_error",
+            Reason::NoAsn => "no_asn",
+            Reason::QualificationMissing => "qualification_missing",
         }
     }
 
@@ -175,11 +186,20 @@ impl Reason {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Violation {
-    Special { range: SpecialRange },
-    LocationNotAllowed { location: Country },
-    OperatorNotAllowed { jurisdiction: Country },
+    Special {
+        range: SpecialRange,
+    },
+    LocationNotAllowed {
+        location: Country,
+    },
+    OperatorNotAllowed {
+        jurisdiction: Country,
+    },
     UnknownLocation,
     UnknownOperator,
+    /// The rule requires a qualification (`required_qualifications`) that the address's
+    /// operator does not hold, unexpired, for it.
+    QualificationMissing,
 }
 
 impl Violation {
@@ -190,6 +210,19 @@ impl Violation {
             Violation::OperatorNotAllowed { .. } => Reason::OperatorNotAllowed,
             Violation::UnknownLocation => Reason::UnknownLocation,
             Violation::UnknownOperator => Reason::UnknownOperator,
+            Violation::QualificationMissing => Reason::QualificationMissing,
+        }
+    }
+}
+
+impl IpVerdict {
+    /// The reason this address gives, if it does not comply. An unknown operator splits in
+    /// two: no ASN at all (`no_asn`) and an ASN the registry does not know
+    /// (`unknown_operator`).
+    pub fn reason(&self) -> Option<Reason> {
+        match self.violation? {
+            Violation::UnknownOperator if self.class.asn.is_none() => Some(Reason::NoAsn),
+            v => Some(v.reason()),
         }
     }
 }
@@ -221,6 +254,9 @@ pub struct Provenance {
     /// Build time (RFC 3339) of the ASN database, if loaded.
     pub asn_db_built: Option<Arc<str>>,
     pub registry_version: Arc<str>,
+    /// The providers' published ranges in force: artifact version, build date, and each
+    /// source file with its own date. `None` when none are loaded.
+    pub published: Option<Arc<crate::geo::PublishedSummary>>,
 }
 
 /// The decision for one request.

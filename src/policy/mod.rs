@@ -24,7 +24,7 @@ pub use cases::{run_cases, CaseResult, Expected};
 pub use compile::{MatchInput, Matched, Policy};
 pub use decide::{decide, HttpFacts, Request, Resolution};
 pub use decision::{Decision, IpVerdict, Mode, Note, Outcome, Provenance, Reason, Violation};
-pub use model::{Action, Expect, IpSelection, UnknownLocation, UnknownOperator};
+pub use model::{Action, AnycastLocation, Expect, IpSelection, UnknownLocation, UnknownOperator};
 pub use normal::{Criteria, HostPattern, Model, NetworkSpec, Origin, RuleSpec, TestSpec};
 pub use parse::{load_dir, load_sources, REGISTRY_FILE};
 pub use summary::{Exemption, PolicySummary};

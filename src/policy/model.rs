@@ -34,10 +34,36 @@ pub struct RawPolicy {
     pub unknown_location: UnknownLocation,
     #[serde(default)]
     pub unknown_operator: UnknownOperator,
+    /// An address with no ASN at all; unset: as `unknown_operator`.
+    pub no_asn: Option<UnknownOperator>,
+    /// How the location of an anycast address (a published range without a region) is
+    /// judged.
+    #[serde(default)]
+    pub anycast_location: AnycastLocation,
     #[serde(default)]
     pub ip_selection: IpSelection,
     pub allowed_ports: Option<SpannedList<i64>>,
     pub description: Option<String>,
+}
+
+/// How the location of an anycast address is judged: its provider publishes it without a
+/// region, so no location is claimed for it.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum AnycastLocation {
+    /// The location is not judged: the operator decides.
+    #[default]
+    Operator,
+    /// The country database's answer is judged like any other location.
+    Database,
+    /// The location is unknown: `unknown_location` decides.
+    Unknown,
+}
+
+impl AnycastLocation {
+    pub fn is_default(&self) -> bool {
+        *self == AnycastLocation::Operator
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
@@ -128,6 +154,10 @@ pub struct RawRule {
     pub allowed_operators: Option<SpannedList<String>>,
     pub unknown_location: Option<Spanned<UnknownLocation>>,
     pub unknown_operator: Option<Spanned<UnknownOperator>>,
+    pub no_asn: Option<Spanned<UnknownOperator>>,
+    pub anycast_location: Option<Spanned<AnycastLocation>>,
+    /// Qualifications (SecNumCloud, HDS) each address's operator must hold, unexpired.
+    pub required_qualifications: Option<SpannedList<String>>,
     pub ip_selection: Option<Spanned<IpSelection>>,
     pub allowed_ports: Option<SpannedList<i64>>,
     pub justification: Option<Spanned<String>>,

@@ -12,7 +12,9 @@ use time::Date;
 
 use crate::country::{Country, CountrySet};
 use crate::policy::decision::{Mode, Reason};
-use crate::policy::model::{Action, Expect, IpSelection, UnknownLocation, UnknownOperator};
+use crate::policy::model::{
+    Action, AnycastLocation, Expect, IpSelection, UnknownLocation, UnknownOperator,
+};
 use crate::resolve::Destination;
 
 /// Where something was written: for messages, `douane test` output and `douane check`.
@@ -37,6 +39,11 @@ pub struct Criteria {
     pub allowed_operators: CountrySet,
     pub unknown_location: UnknownLocation,
     pub unknown_operator: UnknownOperator,
+    /// No ASN at all; `None`: as `unknown_operator`.
+    pub no_asn: Option<UnknownOperator>,
+    pub anycast_location: AnycastLocation,
+    /// Qualifications the operator of each address must hold (rules only).
+    pub required_qualifications: Vec<Arc<str>>,
     pub ip_selection: IpSelection,
     /// Sorted, without duplicates.
     pub allowed_ports: Vec<u16>,
@@ -184,6 +191,13 @@ struct CanonCriteria<'a> {
     allowed_operators: usize,
     unknown_location: UnknownLocation,
     unknown_operator: UnknownOperator,
+    // Unset knobs are left out, so that policies written before them keep their version.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    no_asn: Option<UnknownOperator>,
+    #[serde(skip_serializing_if = "AnycastLocation::is_default")]
+    anycast_location: AnycastLocation,
+    #[serde(skip_serializing_if = "<[Arc<str>]>::is_empty")]
+    required_qualifications: &'a [Arc<str>],
     ip_selection: IpSelection,
     allowed_ports: &'a [u16],
 }
@@ -221,6 +235,9 @@ impl<'a> Canonical<'a> {
                 allowed_operators: index(c.allowed_operators),
                 unknown_location: c.unknown_location,
                 unknown_operator: c.unknown_operator,
+                no_asn: c.no_asn,
+                anycast_location: c.anycast_location,
+                required_qualifications: &c.required_qualifications,
                 ip_selection: c.ip_selection,
                 allowed_ports: &c.allowed_ports,
             }

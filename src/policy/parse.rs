@@ -114,6 +114,9 @@ pub(super) struct RuleDraft {
     allowed_ports: Option<Vec<u16>>,
     unknown_location: Option<crate::policy::model::UnknownLocation>,
     unknown_operator: Option<crate::policy::model::UnknownOperator>,
+    no_asn: Option<crate::policy::model::UnknownOperator>,
+    anycast_location: Option<crate::policy::model::AnycastLocation>,
+    required_qualifications: Vec<Arc<str>>,
     ip_selection: Option<crate::policy::model::IpSelection>,
 }
 
@@ -220,6 +223,9 @@ impl Validator {
                 allowed_operators: o,
                 unknown_location: raw.unknown_location,
                 unknown_operator: raw.unknown_operator,
+                no_asn: raw.no_asn,
+                anycast_location: raw.anycast_location,
+                required_qualifications: Vec::new(),
                 ip_selection: raw.ip_selection,
                 allowed_ports: ports,
             }),
@@ -299,7 +305,16 @@ impl Validator {
             .filter(|j| !j.is_empty());
 
         // Settings that an action makes meaningless are refused rather than ignored.
-        let jurisdiction_keys: [(&str, Option<Range<usize>>); 4] = [
+        let jurisdiction_keys: [(&str, Option<Range<usize>>); 7] = [
+            (
+                "required_qualifications",
+                raw.required_qualifications.as_ref().map(Spanned::span),
+            ),
+            ("no_asn", raw.no_asn.as_ref().map(Spanned::span)),
+            (
+                "anycast_location",
+                raw.anycast_location.as_ref().map(Spanned::span),
+            ),
             (
                 "allowed_locations",
                 raw.allowed_locations.as_ref().map(Spanned::span),
@@ -367,6 +382,9 @@ impl Validator {
                     allowed_operators: CountrySet::empty(),
                     unknown_location: Default::default(),
                     unknown_operator: Default::default(),
+                    no_asn: None,
+                    anycast_location: Default::default(),
+                    required_qualifications: Vec::new(),
                     ip_selection: Default::default(),
                     allowed_ports: Vec::new(),
                 },
@@ -381,6 +399,18 @@ impl Validator {
             allowed_ports,
             unknown_location: raw.unknown_location.as_ref().map(|s| *s.get_ref()),
             unknown_operator: raw.unknown_operator.as_ref().map(|s| *s.get_ref()),
+            no_asn: raw.no_asn.as_ref().map(|s| *s.get_ref()),
+            anycast_location: raw.anycast_location.as_ref().map(|s| *s.get_ref()),
+            required_qualifications: raw
+                .required_qualifications
+                .as_ref()
+                .map(|l| {
+                    l.get_ref()
+                        .iter()
+                        .map(|q| Arc::from(q.get_ref().trim()))
+                        .collect()
+                })
+                .unwrap_or_default(),
             ip_selection: raw.ip_selection.as_ref().map(|s| *s.get_ref()),
         });
     }
@@ -589,6 +619,9 @@ impl Validator {
                     allowed_operators: d.allowed_operators.unwrap_or(defaults.allowed_operators),
                     unknown_location: d.unknown_location.unwrap_or(defaults.unknown_location),
                     unknown_operator: d.unknown_operator.unwrap_or(defaults.unknown_operator),
+                    no_asn: d.no_asn.or(defaults.no_asn),
+                    anycast_location: d.anycast_location.unwrap_or(defaults.anycast_location),
+                    required_qualifications: d.required_qualifications,
                     ip_selection: d.ip_selection.unwrap_or(defaults.ip_selection),
                     allowed_ports: d
                         .allowed_ports

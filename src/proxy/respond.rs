@@ -56,6 +56,14 @@ fn reason_text(reason: Reason) -> (&'static str, &'static str) {
         Reason::DnsNoAddresses => ("le nom n'a pas d'adresse", "the name has no address"),
         Reason::DnsRefused => ("le serveur DNS a refusé", "the DNS server refused"),
         Reason::DnsError => ("erreur DNS", "DNS error"),
+        Reason::QualificationMissing => (
+            "l'offre de la destination n'a pas la qualification exigée",
+            "the destination's offer lacks the required qualification",
+        ),
+        Reason::NoAsn => (
+            "la destination n'appartient à aucun système autonome connu",
+            "the destination belongs to no known autonomous system",
+        ),
     }
 }
 
@@ -303,6 +311,7 @@ pub fn violation_text(v: &Violation) -> String {
         }
         Violation::UnknownLocation => "unknown location".into(),
         Violation::UnknownOperator => "unknown operator".into(),
+        Violation::QualificationMissing => "required qualification missing".into(),
     }
 }
 

@@ -437,6 +437,7 @@ fn state(p: Policy) -> State {
             country: None,
             asn: None,
             registry: Default::default(),
+            published: None,
         },
         provenance,
     }

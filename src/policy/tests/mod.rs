@@ -80,7 +80,8 @@ pub(super) fn class(
         } else {
             GeoOrigin::Unknown
         },
-        asn: None,
+        // An ASN the registry does not know: "no ASN at all" is tested on its own.
+        asn: Some(64512),
         as_org: None,
         operator: None,
         jurisdiction: jurisdiction.map(c),
@@ -89,6 +90,7 @@ pub(super) fn class(
         } else {
             GeoOrigin::Unknown
         },
+        published: None,
     }
 }
 
@@ -110,5 +112,6 @@ pub(super) fn provenance(p: &Policy) -> Arc<Provenance> {
         country_db_built: None,
         asn_db_built: None,
         registry_version: "test".into(),
+        published: None,
     })
 }
