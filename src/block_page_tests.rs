@@ -20,6 +20,7 @@ fn aws_paris() -> IpVerdict {
             operator: Some(Arc::from("Amazon")),
             jurisdiction: Some(Country::parse("US").expect("US")),
             operator_origin: Origin::Registry,
+            published: None,
         },
         violation: Some(Violation::OperatorNotAllowed {
             jurisdiction: Country::parse("US").expect("US"),
@@ -42,6 +43,7 @@ pub(crate) fn decision(reason: Reason) -> Decision {
             country_db_built: None,
             asn_db_built: None,
             registry_version: Arc::from("r1"),
+            published: None,
         }),
     }
 }

@@ -36,6 +36,7 @@ fn decision() -> Decision {
                 operator: Some(Arc::from("Microsoft")),
                 jurisdiction: Some(us),
                 operator_origin: Origin::Registry,
+                published: None,
             },
             violation: Some(Violation::LocationNotAllowed { location: us }),
         }],
@@ -47,6 +48,7 @@ fn decision() -> Decision {
             country_db_built: None,
             asn_db_built: None,
             registry_version: Arc::from("1"),
+            published: None,
         }),
     }
 }

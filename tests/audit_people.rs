@@ -34,6 +34,7 @@ fn decision(outcome: Outcome, mode: Mode) -> Decision {
                 operator: Some(Arc::from("Microsoft")),
                 jurisdiction: Some(us),
                 operator_origin: Origin::Registry,
+                published: None,
             },
             violation: (outcome != Outcome::Allow)
                 .then_some(Violation::OperatorNotAllowed { jurisdiction: us }),
@@ -46,6 +47,7 @@ fn decision(outcome: Outcome, mode: Mode) -> Decision {
             country_db_built: None,
             asn_db_built: None,
             registry_version: Arc::from("1"),
+            published: None,
         }),
     }
 }
