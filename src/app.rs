@@ -163,6 +163,7 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
         config.block_page.link.clone(),
     );
     proxy.request_body_timeout = config.limits.request_body_timeout;
+    proxy.contact = config.block_page.contact.clone();
     let proxy = Arc::new(proxy);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let serving = Serving {

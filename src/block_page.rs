@@ -337,6 +337,10 @@ struct Problem<'a> {
     rule: Option<&'a str>,
     policy: &'a str,
     policy_version: &'a str,
+    /// The first address that did not comply (else the first one): its facts at the top.
+    location: Option<&'a str>,
+    operator: Option<&'a str>,
+    operator_jurisdiction: Option<&'a str>,
     addresses: Vec<ProblemAddress<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     contact: Option<&'a str>,
@@ -373,7 +377,15 @@ pub fn problem_json(f: &BlockFacts<'_>) -> String {
             }
         })
         .collect();
+    let culprit = culprits(d).first().map(|v| &v.class);
     let problem = Problem {
+        location: culprit
+            .and_then(|c| c.location.as_ref())
+            .map(|l| l.as_str()),
+        operator: culprit.and_then(|c| c.operator.as_deref()),
+        operator_jurisdiction: culprit
+            .and_then(|c| c.jurisdiction.as_ref())
+            .map(|j| j.as_str()),
         kind: format!("tag:douane,2026:reason:{}", d.reason.as_str()),
         title: status.canonical_reason().unwrap_or("Blocked"),
         status: status.as_u16(),

@@ -109,14 +109,21 @@ action = "block"
         "{record}"
     );
     let page = html.text();
-    for needle in ["location_not_allowed", "US", "Yankee Cloud", &id, "us.test"] {
+    for needle in [
+        "location_not_allowed",
+        "États-Unis",
+        "United States",
+        "Yankee Cloud",
+        &id,
+        "us.test",
+    ] {
         assert!(
             page.contains(needle),
             "{needle} missing from the page:\n{page}"
         );
     }
     assert!(
-        page.contains("bloquée") && page.contains("blocked"),
+        page.contains("Accès bloqué") && page.contains("Access blocked"),
         "FR and EN"
     );
 
@@ -133,7 +140,7 @@ action = "block"
     assert!(json
         .header("content-type")
         .unwrap()
-        .starts_with("application/json"));
+        .starts_with("application/problem+json"));
     let body = json.json();
     assert_eq!(body["rule"], "no-dragon");
     assert_eq!(body["reason"], "rule_block");

@@ -195,7 +195,7 @@ pub struct LogSettings {
 
 #[derive(Debug, Clone)]
 pub struct BlockPage {
-    pub link: String,
+    pub link: Option<String>,
     pub contact: Option<String>,
 }
 
@@ -483,11 +483,8 @@ impl Validator<'_> {
                 level: raw.log.level.clone(),
             },
             block_page: BlockPage {
-                link: raw
-                    .block_page
-                    .link
-                    .clone()
-                    .unwrap_or_else(|| "https://github.com/douane/douane#blocked".into()),
+                // No default: the page links only where the collectivité says.
+                link: raw.block_page.link.clone(),
                 contact: raw.block_page.contact.clone(),
             },
             reload: ReloadSettings {

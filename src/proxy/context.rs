@@ -84,7 +84,9 @@ pub struct Proxy {
     /// Peers whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<IpNet>,
     /// Where `Link: <…>; rel="blocked-by"` points.
-    pub blocked_by: String,
+    pub blocked_by: Option<String>,
+    /// `[block_page] contact`, shown on the block page.
+    pub contact: Option<String>,
     /// This instance's `Via` token: a request that already carries it is a loop.
     pub via_token: String,
     pub via: HeaderValue,
@@ -103,7 +105,7 @@ impl Proxy {
         metrics: Arc<Metrics>,
         own_addresses: Vec<SocketAddr>,
         trusted_proxies: Vec<IpNet>,
-        blocked_by: String,
+        blocked_by: Option<String>,
     ) -> Proxy {
         let ids = RequestIds::new();
         // The random half of the ids: two chained instances have different tokens.
@@ -119,6 +121,7 @@ impl Proxy {
             own_addresses,
             trusted_proxies,
             blocked_by,
+            contact: None,
             via_token,
             via,
             request_body_timeout: std::time::Duration::from_secs(30),

@@ -348,11 +348,13 @@ pub fn block_response(
         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
         return respond::error(status, facts.request_id, decision.reason.as_str());
     }
-    respond::blocked(
+    let host = facts.destination.to_string();
+    let page = crate::block_page::BlockFacts {
         decision,
-        &facts.destination.to_string(),
-        facts.request_id,
-        wants_json,
-        &proxy.blocked_by,
-    )
+        host: &host,
+        request_id: facts.request_id,
+        contact: proxy.contact.as_deref(),
+        policy_link: proxy.blocked_by.as_deref(),
+    };
+    crate::block_page::response(&page, wants_json).map(ProxyBody::full)
 }
