@@ -414,7 +414,7 @@ impl Serialize for Ips<'_> {
                 as_org: c.as_org.as_deref().map(|s| Clip { s, max }),
                 operator: c.operator.as_deref().map(|s| Clip { s, max }),
                 jurisdiction: c.jurisdiction,
-                violation: v.violation.map(|x| x.reason().as_str()),
+                violation: v.reason().map(|r| r.as_str()),
             }
         }))
     }
@@ -663,6 +663,20 @@ pub(crate) mod tests {
         redact.encode_body_with(&event(&d, "h", Some("/a?q=1")), &details, &mut out);
         let v: serde_json::Value = serde_json::from_slice(&out).expect("json");
         assert_eq!(v["path"], "/a", "redact drops the query string");
+    }
+
+    #[test]
+    fn an_address_with_no_asn_is_recorded_as_no_asn_not_unknown_operator() {
+        let mut d = block_decision();
+        d.reason = Reason::NoAsn;
+        d.ips[0].class.asn = None;
+        d.ips[0].class.operator = None;
+        d.ips[0].class.jurisdiction = None;
+        d.ips[0].violation = Some(Violation::UnknownOperator);
+        let enc = RecordEncoder::new(&AuditConfig::default()).expect("encoder");
+        let v = encode(&enc, &event(&d, "crm.example", None));
+        assert_eq!(v["ips"][0]["violation"], "no_asn", "{v}");
+        assert_eq!(v["reason"], "no_asn", "{v}");
     }
 
     #[test]
