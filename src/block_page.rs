@@ -15,6 +15,7 @@ use http::{Response, StatusCode};
 use serde::Serialize;
 
 use crate::country_names::{in_country, law_of, name, Lang};
+use crate::html::escape as esc;
 use crate::policy::{Decision, IpVerdict, Note, Reason, Violation};
 
 /// The response header that carries the request id (the same as in the audit record).
@@ -119,24 +120,6 @@ pub fn where_and_who(v: &IpVerdict, lang: Lang) -> String {
 
 fn status_of(d: &Decision) -> StatusCode {
     StatusCode::from_u16(d.block_status()).unwrap_or(StatusCode::FORBIDDEN)
-}
-
-fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c if c.is_control() => {
-                let _ = write!(out, "&#{};", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// A link only for `https:`, `http:` and `mailto:` targets: a configured text that is

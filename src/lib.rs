@@ -29,6 +29,7 @@ pub mod country;
 pub mod country_names;
 pub mod diag;
 pub mod geo;
+mod html;
 pub mod metrics;
 pub mod mint;
 pub mod notify;

@@ -18,7 +18,7 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use super::record::StoredRecord;
-use super::report::render::{chain_line, country_label, csv, html, short_ts, REPORT_CSS};
+use super::report::render::{chain_line, clean, country_label, csv, html, short_ts, REPORT_CSS};
 use super::report::{Counts, Lang, ReportError, ReportFormat};
 use super::verify::{replay, VerifySummary};
 
@@ -250,18 +250,6 @@ fn period(inv: &Inventory, lang: Lang) -> String {
         from.map_or_else(|| lang.pick("(début)", "(start)").to_owned(), short_ts),
         to.map_or_else(|| lang.pick("(fin)", "(end)").to_owned(), short_ts)
     )
-}
-
-fn clean(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c.is_control() {
-                c.escape_default().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
 }
 
 fn render_text(inv: &Inventory, lang: Lang) -> String {

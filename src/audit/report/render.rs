@@ -161,7 +161,7 @@ fn columns(lang: Lang) -> [&'static str; 6] {
 }
 
 /// Untrusted text for a terminal: control characters shown escaped, never interpreted.
-fn clean(s: &str) -> String {
+pub(crate) fn clean(s: &str) -> String {
     if !s.chars().any(char::is_control) {
         return s.to_owned();
     }
@@ -472,23 +472,7 @@ fn render_csv(r: &Report, lang: Lang) -> String {
     out
 }
 
-pub(crate) fn html(s: &str) -> String {
-    let mut o = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => o.push_str("&amp;"),
-            '<' => o.push_str("&lt;"),
-            '>' => o.push_str("&gt;"),
-            '"' => o.push_str("&quot;"),
-            '\'' => o.push_str("&#39;"),
-            c if c.is_control() => {
-                let _ = write!(o, "&#{};", c as u32);
-            }
-            c => o.push(c),
-        }
-    }
-    o
-}
+pub(crate) use crate::html::escape as html;
 
 /// The print-friendly stylesheet shared by the report and the inventory.
 pub(crate) const REPORT_CSS: &str = "\
