@@ -4,20 +4,14 @@
 //! (deploy/check-k8s.sh), the alert rules and the Prometheus config (deploy/check.sh,
 //! promtool). A missing tool skips with a note, except when `CI` is set: then it fails.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
+#[path = "common/tools.rs"]
+mod tools;
+use tools::{in_ci, on_path};
+
 const REPO: &str = env!("CARGO_MANIFEST_DIR");
-
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| !matches!(v.trim(), "" | "0" | "false"))
-}
-
-fn on_path(name: &str) -> Option<PathBuf> {
-    std::env::split_paths(&std::env::var_os("PATH")?)
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
-}
 
 /// Whether every tool is there; missing under CI is a failure.
 fn require(tools: &[&str], install: &str) -> bool {

@@ -9,6 +9,8 @@
 
 #[path = "common/mmdb.rs"]
 mod mmdb;
+#[path = "common/tools.rs"]
+mod tools;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -19,6 +21,7 @@ use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use douane::geo::Schema;
+use tools::{in_ci, on_path};
 
 /// Kills the processes this test started (by their handle) when the test ends, however.
 struct Children(Vec<Child>);
@@ -30,17 +33,6 @@ impl Drop for Children {
             let _ = child.wait();
         }
     }
-}
-
-/// `CI` is set to anything but empty, `0` or `false` (CI services set `CI=true`).
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| !matches!(v.trim(), "" | "0" | "false"))
-}
-
-fn on_path(name: &str) -> Option<PathBuf> {
-    std::env::split_paths(&std::env::var_os("PATH")?)
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
 }
 
 /// An upstream on `ip`: answers `GET` with `200 ok`, echoes anything else (a tunnel).

@@ -7,4 +7,5 @@ pub mod mmdb;
 pub mod pki;
 pub mod proxy;
 pub mod raw;
+pub mod tools;
 pub mod upstream;
