@@ -162,19 +162,8 @@ pub enum AuditCommand {
     },
     /// Summarise audit files for an auditor.
     Report {
-        #[arg(required = true)]
-        files: Vec<PathBuf>,
-        /// Only records at or after this time (RFC 3339, or a date YYYY-MM-DD).
-        #[arg(long)]
-        from: Option<String>,
-        /// Only records before this time (RFC 3339, or a date YYYY-MM-DD, exclusive).
-        #[arg(long)]
-        to: Option<String>,
-        #[arg(long, value_enum, default_value_t = ReportFormatArg::Text)]
-        format: ReportFormatArg,
-        /// The language of the report: fr (default) or en.
-        #[arg(long, value_enum, default_value_t = LangArg::Fr)]
-        lang: LangArg,
+        #[command(flatten)]
+        read: AuditReading,
         /// The daemon config: each exemption used then shows its justification, ticket and
         /// expiry from the policy.
         #[arg(long, short = 'c')]
@@ -228,20 +217,27 @@ pub enum AuditCommand {
     /// The SaaS in use: distinct destinations grouped by registrable domain, with their
     /// operator, its jurisdiction, the locations and the requests by outcome.
     Inventory {
-        #[arg(required = true)]
-        files: Vec<PathBuf>,
-        /// Only records at or after this time (RFC 3339, or a date YYYY-MM-DD).
-        #[arg(long)]
-        from: Option<String>,
-        /// Only records before this time (RFC 3339, or a date YYYY-MM-DD, exclusive).
-        #[arg(long)]
-        to: Option<String>,
-        #[arg(long, value_enum, default_value_t = ReportFormatArg::Text)]
-        format: ReportFormatArg,
-        /// The language: fr (default) or en.
-        #[arg(long, value_enum, default_value_t = LangArg::Fr)]
-        lang: LangArg,
+        #[command(flatten)]
+        read: AuditReading,
     },
+}
+
+/// What the report and the inventory read, and how they write it.
+#[derive(Debug, Args, Clone)]
+pub struct AuditReading {
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Only records at or after this time (RFC 3339, or a date YYYY-MM-DD).
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Only records before this time (RFC 3339, or a date YYYY-MM-DD, exclusive).
+    #[arg(long)]
+    pub to: Option<String>,
+    #[arg(long, value_enum, default_value_t = ReportFormatArg::Text)]
+    pub format: ReportFormatArg,
+    /// The language: fr (default) or en.
+    #[arg(long, value_enum, default_value_t = LangArg::Fr)]
+    pub lang: LangArg,
 }
 
 /// Where the log is, as `audit.path` in the config.
