@@ -132,7 +132,8 @@ impl OperatorRegistry {
 
     /// Parses a registry, listing every error at once with its file:line:column.
     pub fn parse(file: &SourceFile) -> Result<Self, Errors> {
-        let root = DeTable::parse(&file.text).map_err(|e| file.toml_error(&e))?;
+        let root = DeTable::parse(&file.text)
+            .map_err(|e| crate::config::messages::toml_errors(file, &e))?;
         let mut errors = Vec::new();
         let mut raws = Vec::new();
         for (key, value) in root.get_ref().iter() {
@@ -526,6 +527,16 @@ asns = [15169]
 cidrs = ["34.0.0.0/8"]
 source = "jurisdictions.md"
 "#;
+
+    #[test]
+    fn every_syntax_error_at_once() {
+        let err = parse("[[operator]\nname = = \"a\"\n[[operator]]\nasns = [1,,2]\n").unwrap_err();
+        let lines: Vec<usize> = err.0.iter().map(|e| e.line).collect();
+        assert!(
+            lines.contains(&1) && lines.contains(&2) && lines.contains(&4),
+            "{err}"
+        );
+    }
 
     #[test]
     fn lookup_by_cidr_then_asn() {

@@ -77,7 +77,8 @@ pub fn load_sources(files: Vec<SourceFile>) -> Result<Model, Errors> {
     for file in &files {
         match toml::from_str::<RawFile>(&file.text) {
             Ok(raw) => parsed.push((file, raw)),
-            Err(e) => errors.push(file.toml_error(&e)),
+            // Every syntax error of the file at once, each at its line and column.
+            Err(e) => errors.extend(crate::config::messages::toml_errors(file, &e).0),
         }
     }
     let mut v = Validator {

@@ -63,6 +63,18 @@ fn syntax_error_is_located() {
 }
 
 #[test]
+fn every_syntax_error_of_every_file_at_once() {
+    let errs = errors(&[
+        ("p.toml", "[policy\nname = \"m\"\nx = = 2\n"),
+        ("q.toml", "[[rule]]\nid = = \"a\"\n"),
+    ]);
+    assert_has(&errs, "p.toml:1:", "");
+    assert_has(&errs, "p.toml:3:", "");
+    assert_has(&errs, "q.toml:2:", "");
+    assert!(errs.len() >= 3, "{errs:?}");
+}
+
+#[test]
 fn country_codes() {
     let text = r#"[policy]
 name = "m"
