@@ -111,19 +111,9 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
     };
     let mut reverse = Vec::new();
     let mut certificates = Vec::new();
+    let mut route_tables = Vec::new();
     for listener in &config.reverse {
-        let routes: Vec<_> = config
-            .routes
-            .iter()
-            .filter(|r| r.listener == listener.name)
-            .collect();
-        let table = RouteTable::new(&routes).map_err(|e| {
-            startup::invalid(
-                &config,
-                &format!("the routes of listener `{}`", listener.name),
-                e,
-            )
-        })?;
+        let table = route_table(&config, &listener.name)?;
         let acceptor = match reverse_tls(listener, &table)? {
             Some((acceptor, certs)) => {
                 certificates.push((listener.name.clone(), certs));
@@ -131,10 +121,12 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
             }
             None => None,
         };
+        let routes = Arc::new(ArcSwap::from_pointee(table));
+        route_tables.push((listener.name.clone(), routes.clone()));
         reverse.push(ReverseSite {
             listener: startup::bind(listener.listen, &listener.name, &listener.listen_at).await?,
             name: Arc::<str>::from(listener.name.as_str()),
-            routes: Arc::new(table),
+            routes,
             tls: acceptor,
             direct_http1: listener.direct_http1,
         });
@@ -223,7 +215,8 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
         metrics,
         poll_interval: config.reload.watch.then_some(config.reload.poll_interval),
         certificates,
-        running: config.clone(),
+        routes: route_tables,
+        running: std::sync::Mutex::new(config.clone()),
     };
     tasks.spawn(reloader.run(reload_rx, shutdown_rx.clone()));
 
@@ -237,6 +230,17 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
     while tasks.join_next().await.is_some() {}
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The route table of the reverse listener `listener`, from the routes of `config`.
+pub fn route_table(config: &Config, listener: &str) -> Result<RouteTable, InvalidSetup> {
+    let routes: Vec<_> = config
+        .routes
+        .iter()
+        .filter(|r| r.listener == listener)
+        .collect();
+    RouteTable::new(&routes)
+        .map_err(|e| startup::invalid(config, &format!("the routes of listener `{listener}`"), e))
 }
 
 /// The TLS acceptor of a reverse listener; a missing development certificate is generated

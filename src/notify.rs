@@ -1,5 +1,7 @@
-//! systemd readiness (`Type=notify`): `READY=1` once every listener is bound, `STOPPING=1`
-//! when the drain starts, sent as one datagram to `$NOTIFY_SOCKET` (a path, or `@name` for
+//! systemd readiness (`Type=notify`, `Type=notify-reload`): `READY=1` once every listener
+//! is bound, `RELOADING=1` with `MONOTONIC_USEC` when a reload starts and `READY=1` again
+//! when it is over (applied or refused), `STOPPING=1` when the drain starts, sent as one
+//! datagram to `$NOTIFY_SOCKET` (a path, or `@name` for
 //! the abstract namespace). Without `$NOTIFY_SOCKET` (not started by systemd) nothing is sent.
 //! A failed send is logged, never fatal: the proxy serves either way.
 
@@ -8,6 +10,39 @@ use std::os::unix::net::UnixDatagram;
 /// Tells the service manager that douane serves (all listeners bound and accepting).
 pub fn ready() {
     send("READY=1\nSTATUS=serving");
+}
+
+/// Tells the service manager that a reload starts; [`reloaded`] says it is over. systemd
+/// wants the start time on `CLOCK_MONOTONIC` to tell this reload from an older one.
+pub fn reloading() {
+    send(&reloading_message(monotonic_usec()));
+}
+
+/// Tells the service manager that the reload is over: douane serves (the new state, or the
+/// old one when the new one was refused).
+pub fn reloaded() {
+    send("READY=1\nSTATUS=serving");
+}
+
+fn reloading_message(monotonic_usec: Option<u64>) -> String {
+    match monotonic_usec {
+        Some(usec) => format!("RELOADING=1\nMONOTONIC_USEC={usec}\nSTATUS=reloading"),
+        None => "RELOADING=1\nSTATUS=reloading".to_owned(),
+    }
+}
+
+/// Now on `CLOCK_MONOTONIC`, in microseconds (the clock systemd compares with).
+#[cfg(target_os = "linux")]
+fn monotonic_usec() -> Option<u64> {
+    let now = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    let secs = u64::try_from(now.tv_sec).ok()?;
+    let nanos = u64::try_from(now.tv_nsec).ok()?;
+    Some(secs.saturating_mul(1_000_000).saturating_add(nanos / 1_000))
+}
+
+#[cfg(not(target_os = "linux"))]
+fn monotonic_usec() -> Option<u64> {
+    None
 }
 
 /// Tells the service manager that douane stops: no new connections, draining.
@@ -77,6 +112,21 @@ mod tests {
         let mut buf = [0u8; 64];
         let n = receiver.recv(&mut buf).unwrap();
         assert_eq!(&buf[..n], b"STOPPING=1");
+    }
+
+    #[test]
+    fn reloading_carries_the_monotonic_time() {
+        assert_eq!(
+            reloading_message(Some(42)),
+            "RELOADING=1\nMONOTONIC_USEC=42\nSTATUS=reloading"
+        );
+        #[cfg(target_os = "linux")]
+        {
+            let a = monotonic_usec().unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(2));
+            let b = monotonic_usec().unwrap();
+            assert!(b >= a + 1_000, "{a} then {b}");
+        }
     }
 
     #[test]

@@ -5,10 +5,13 @@
 //!
 //! What a reload applies: policies, the registry, the databases (also when the config now
 //! points at other files), the certificates of each TLS listener (new handshakes get the
-//! new ones; open connections keep theirs), `[geo] max_age_days`. What needs a restart:
-//! listeners, routes, upstream, limits, resolver, audit, admin and log settings. A reload
-//! that sees one of those applies the rest, names each change in a warning and in
-//! `douane_restart_required{change}`: never a silent "reloaded".
+//! new ones; open connections keep theirs), the routes of each running reverse listener
+//! (routes added, removed, or with another host, path or upstream: new connections get the
+//! new table, open ones keep the table they were accepted with), `[geo] max_age_days`.
+//! What needs a restart: listeners (address, TLS on or off, added or removed), `[upstream]`,
+//! limits, resolver, audit, admin and log settings. A reload that sees one of those applies
+//! the rest, names each change in a warning and in `douane_restart_required{change}`: never
+//! a silent "reloaded". Under systemd, a reload is bracketed by `RELOADING=1` and `READY=1`.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -22,14 +25,14 @@ use crate::config::diff::{self, Change};
 use crate::config::Config;
 use crate::diag::Errors;
 use crate::metrics::Metrics;
+use crate::proxy::reverse::RouteTable;
 use crate::state::State;
 use crate::tls::{self, Certificates, SniResolver};
 
 /// The change kinds of [`diff::needs_restart`], so that every series exists from the start.
-const CHANGE_KINDS: [&str; 11] = [
+const CHANGE_KINDS: [&str; 10] = [
     "listener",
     "admin",
-    "route",
     "upstream",
     "limits",
     "audit",
@@ -97,7 +100,7 @@ impl OpsMetrics {
         let restart_required = IntGaugeVec::new(
             Opts::new(
                 "douane_restart_required",
-                "1 when the config on disk differs from the running one in a way only a restart applies, by change (listener, route, upstream, …).",
+                "1 when the config on disk differs from the running one in a way only a restart applies, by change (listener, admin, upstream, limits, …).",
             ),
             &["change"],
         )
@@ -105,7 +108,7 @@ impl OpsMetrics {
         let restart_changes = IntCounterVec::new(
             Opts::new(
                 "douane_reload_restart_required_total",
-                "Reloads that applied policies, databases and certificates but saw a change that needs a restart, by change.",
+                "Reloads that applied policies, databases, certificates and routes but saw a change that needs a restart, by change.",
             ),
             &["change"],
         )
@@ -156,6 +159,8 @@ struct Loaded {
     state: State,
     /// New certificates for each running TLS listener that still has TLS.
     certificates: Vec<(usize, SniResolver)>,
+    /// New route tables for each running reverse listener still in the config.
+    routes: Vec<(usize, RouteTable)>,
 }
 
 pub struct Reloader {
@@ -166,17 +171,28 @@ pub struct Reloader {
     pub poll_interval: Option<Duration>,
     /// The certificates of each TLS reverse listener, by listener name.
     pub certificates: Vec<(String, Arc<Certificates>)>,
-    /// The config the listeners and routes were built from (what a restart would change).
-    pub running: Config,
+    /// The route table of each reverse listener, by listener name.
+    pub routes: Vec<(String, Arc<ArcSwap<RouteTable>>)>,
+    /// The config the listeners were built from (what a restart would change), with the
+    /// routes last applied. Only the reload task takes this lock.
+    pub running: std::sync::Mutex<Config>,
 }
 
 impl Reloader {
     /// Loads the new state and certificates from disk and swaps them in; the old ones stay
     /// on any error. Changes that need a restart are named, not silently dropped.
     pub async fn reload(&self) -> bool {
+        crate::notify::reloading();
+        let applied = self.reload_now().await;
+        crate::notify::reloaded();
+        applied
+    }
+
+    async fn reload_now(&self) -> bool {
         let path = self.config_path.clone();
         let names: Vec<String> = self.certificates.iter().map(|(n, _)| n.clone()).collect();
-        let built = tokio::task::spawn_blocking(move || load(&path, &names)).await;
+        let sites: Vec<String> = self.routes.iter().map(|(n, _)| n.clone()).collect();
+        let built = tokio::task::spawn_blocking(move || load(&path, &names, &sites)).await;
         match built {
             Ok(Ok(loaded)) => {
                 let state = Arc::new(loaded.state);
@@ -185,8 +201,20 @@ impl Reloader {
                 for (i, resolver) in loaded.certificates {
                     self.certificates[i].1.replace(resolver);
                 }
+                for (i, table) in loaded.routes {
+                    self.routes[i].1.store(Arc::new(table));
+                }
                 self.ops.set_max_age(&loaded.config);
-                let changes = diff::needs_restart(&self.running, &loaded.config);
+                let mut running = self
+                    .running
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                for c in diff::route_changes(&running, &loaded.config) {
+                    tracing::info!(change = c.kind, "reload: applied to new connections: {c}");
+                }
+                running.routes = loaded.config.routes.clone();
+                let changes = diff::needs_restart(&running, &loaded.config);
+                drop(running);
                 for c in &changes {
                     tracing::warn!(
                         change = c.kind,
@@ -206,7 +234,7 @@ impl Reloader {
                         policy = &*state.provenance.policy_name,
                         version = &*state.provenance.policy_version,
                         pending = changes.len(),
-                        "reloaded policy, databases and certificates; {} change(s) wait for a restart: {}",
+                        "reloaded policy, databases, certificates and routes; {} change(s) wait for a restart: {}",
                         changes.len(),
                         changes.iter().map(|c| c.kind).collect::<Vec<_>>().join(", ")
                     );
@@ -271,12 +299,24 @@ impl Reloader {
     }
 }
 
-/// Reads the config, the state and the certificates of the TLS listeners named `tls_names`
-/// (in that order), every error at once.
-fn load(path: &Path, tls_names: &[String]) -> Result<Loaded, Errors> {
+/// Reads the config, the state, the certificates of the TLS listeners named `tls_names` and
+/// the route tables of the reverse listeners named `sites` (in those orders), every error
+/// at once.
+fn load(path: &Path, tls_names: &[String], sites: &[String]) -> Result<Loaded, Errors> {
     let config = Config::load(path)?;
     let mut errors = Vec::new();
     let state = State::load(&config).map_err(|e| errors.extend(e.0)).ok();
+    let mut routes = Vec::new();
+    for (i, name) in sites.iter().enumerate() {
+        // A listener gone is a restart change: its running routes stay with it.
+        if !config.reverse.iter().any(|l| &l.name == name) {
+            continue;
+        }
+        match crate::app::route_table(&config, name) {
+            Ok(table) => routes.push((i, table)),
+            Err(e) => errors.extend(e.0 .0),
+        }
+    }
     let mut certificates = Vec::new();
     for (i, name) in tls_names.iter().enumerate() {
         // A listener gone or turned plain is a restart change: its running certificates stay.
@@ -307,6 +347,7 @@ fn load(path: &Path, tls_names: &[String]) -> Result<Loaded, Errors> {
             config,
             state,
             certificates,
+            routes,
         }),
         _ => Err(Errors(errors)),
     }

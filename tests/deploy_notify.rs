@@ -170,3 +170,89 @@ fn an_unreachable_notify_socket_is_logged_not_fatal() {
     assert!(alive, "douane stopped: {logs_text}");
     assert!(status.success(), "douane exited {status}:\n{logs_text}");
 }
+
+/// Now on `CLOCK_MONOTONIC`, in microseconds: the clock `MONOTONIC_USEC` is on.
+fn monotonic_usec() -> u64 {
+    let now = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    now.tv_sec as u64 * 1_000_000 + now.tv_nsec as u64 / 1_000
+}
+
+#[test]
+fn a_reload_is_bracketed_by_reloading_and_ready() {
+    // `Type=notify-reload` waits for RELOADING=1 (with the time it started) then READY=1,
+    // for a reload that applies and for one that is refused (the old state serves).
+    let fx = Fixture::new();
+    fx.write_policy(&policy("all", "enforce", &[80, 443], ""));
+    fx.write_config(&ConfigSpec::default());
+    // Only SIGHUP reloads: the file watch would add reloads of its own.
+    let config = std::fs::read_to_string(fx.path("douane.toml")).unwrap();
+    let config = config.replacen("[reload]\n", "[reload]\nwatch = false\n", 1);
+    std::fs::write(fx.path("douane.toml"), config).unwrap();
+    let socket_path = fx.path("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).expect("bind the notify socket");
+    socket
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_douane"))
+        .arg("run")
+        .arg("--config")
+        .arg(fx.path("douane.toml"))
+        .current_dir(fx.dir.path())
+        .env_remove("RUST_LOG")
+        .env("NOTIFY_SOCKET", &socket_path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn douane");
+    let pid = child.id().to_string();
+    let kill = |signal: &str| {
+        let _ = Command::new("/bin/kill").args([signal, &pid]).status();
+    };
+    let reload_once = || -> Result<(), String> {
+        let before = monotonic_usec();
+        kill("-HUP");
+        let reloading = receive(&socket)?;
+        let after = monotonic_usec();
+        if !reloading.lines().any(|l| l == "RELOADING=1") {
+            return Err(format!("after SIGHUP: {reloading:?}, not RELOADING=1"));
+        }
+        let usec: u64 = reloading
+            .lines()
+            .find_map(|l| l.strip_prefix("MONOTONIC_USEC="))
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| format!("no MONOTONIC_USEC in {reloading:?}"))?;
+        if !(before..=after).contains(&usec) {
+            return Err(format!("MONOTONIC_USEC={usec} not in {before}..={after}"));
+        }
+        let ready = receive(&socket)?;
+        if !ready.lines().any(|l| l == "READY=1") {
+            return Err(format!("after RELOADING=1: {ready:?}, not READY=1"));
+        }
+        Ok(())
+    };
+    let outcome = (|| -> Result<(), String> {
+        let ready = receive(&socket)?;
+        if !ready.lines().any(|l| l == "READY=1") {
+            return Err(format!("first notification is not READY=1: {ready:?}"));
+        }
+        reload_once()?;
+        // A refused reload is over too: READY=1, the previous state serving.
+        std::fs::write(fx.path("policies/00-test.toml"), "[policy\n").unwrap();
+        reload_once()?;
+        kill("-TERM");
+        let stopping = receive(&socket)?;
+        if !stopping.lines().any(|l| l == "STOPPING=1") {
+            return Err(format!("after SIGTERM: {stopping:?}, not STOPPING=1"));
+        }
+        Ok(())
+    })();
+    if outcome.is_err() {
+        kill("-KILL");
+    }
+    let status = child.wait().expect("wait for douane");
+    if let Err(e) = outcome {
+        panic!("{e}");
+    }
+    assert!(status.success(), "douane exited {status} after SIGTERM");
+}

@@ -1,7 +1,9 @@
-//! What a reload cannot apply in place: the differences between the config the process
-//! runs with and the one on disk that need a restart (listeners, routes, upstream settings,
-//! limits, the audit log, the resolver, logging). Policies, databases, the operator
-//! registry and TLS certificates reload in place and are not listed here.
+//! What a reload changes: the differences between the config the process runs with and the
+//! one on disk. [`needs_restart`] lists those a reload cannot apply in place (listeners,
+//! `[upstream]` settings, limits, the audit log, the resolver, logging); [`route_changes`]
+//! lists the routes a reload applies (added, removed, or with another host, path or
+//! upstream). Policies, databases, the operator registry and TLS certificates reload in
+//! place and are listed by neither.
 
 use std::fmt;
 
@@ -10,8 +12,9 @@ use super::Config;
 /// One change that a reload saw and could not apply.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Change {
-    /// A stable label for the metrics: `listener`, `route`, `upstream`, `limits`, `audit`,
-    /// `resolver`, `log`, `trust`, `block_page`, `reload`, `admin`.
+    /// A stable label for the metrics: `listener`, `upstream`, `limits`, `audit`,
+    /// `resolver`, `log`, `trust`, `block_page`, `reload`, `admin`; `route` for
+    /// [`route_changes`].
     pub kind: &'static str,
     /// What changed, for the log line.
     pub detail: String,
@@ -98,6 +101,33 @@ pub fn needs_restart(running: &Config, new: &Config) -> Vec<Change> {
         );
     }
 
+    // The rest compares whole sections: any difference is one change of that section.
+    let sections: [(&'static str, Show); 7] = [
+        ("upstream", |c| format!("{:?}", c.upstream)),
+        ("limits", |c| format!("{:?}", c.limits)),
+        ("audit", |c| format!("{:?}", c.audit)),
+        ("resolver", |c| format!("{:?}", c.resolver)),
+        ("log", |c| format!("{:?}", c.log)),
+        ("trust", |c| format!("{:?}", c.trusted_proxies)),
+        ("block_page", |c| format!("{:?}", c.block_page)),
+    ];
+    for (kind, show) in sections {
+        if show(running) != show(new) {
+            push(kind, format!("[{kind}] changed"));
+        }
+    }
+    let reload = |c: &Config| (c.reload.watch, c.reload.poll_interval);
+    if reload(running) != reload(new) {
+        push("reload", "[reload] changed".into());
+    }
+    changes
+}
+
+/// Every route added, removed or changed from `running` to `new` (by route name), in a
+/// stable order: what a reload applies to the running listeners' route tables.
+pub fn route_changes(running: &Config, new: &Config) -> Vec<Change> {
+    let mut changes = Vec::new();
+    let mut push = |kind: &'static str, detail: String| changes.push(Change { kind, detail });
     let route = |r: &super::Route| {
         format!(
             "{} {}{} -> {}://{}:{}{}",
@@ -129,26 +159,6 @@ pub fn needs_restart(running: &Config, new: &Config) -> Vec<Change> {
         if !running.routes.iter().any(|o| o.name == r.name) {
             push("route", format!("route `{}` added: {}", r.name, route(r)));
         }
-    }
-
-    // The rest compares whole sections: any difference is one change of that section.
-    let sections: [(&'static str, Show); 7] = [
-        ("upstream", |c| format!("{:?}", c.upstream)),
-        ("limits", |c| format!("{:?}", c.limits)),
-        ("audit", |c| format!("{:?}", c.audit)),
-        ("resolver", |c| format!("{:?}", c.resolver)),
-        ("log", |c| format!("{:?}", c.log)),
-        ("trust", |c| format!("{:?}", c.trusted_proxies)),
-        ("block_page", |c| format!("{:?}", c.block_page)),
-    ];
-    for (kind, show) in sections {
-        if show(running) != show(new) {
-            push(kind, format!("[{kind}] changed"));
-        }
-    }
-    let reload = |c: &Config| (c.reload.watch, c.reload.poll_interval);
-    if reload(running) != reload(new) {
-        push("reload", "[reload] changed".into());
     }
     changes
 }
@@ -189,12 +199,14 @@ upstream = "https://crm.example"
             .replace("https://crm.example", "https://crm2.example");
         let changes = needs_restart(&config(BASE), &config(&moved));
         let kinds: Vec<_> = changes.iter().map(|c| c.kind).collect();
-        assert_eq!(kinds, ["listener", "route"], "{changes:?}");
+        assert_eq!(kinds, ["listener"], "{changes:?}");
         assert_eq!(
             changes[0].detail,
             "forward listener moved from 127.0.0.1:3128 to 127.0.0.1:3129"
         );
-        assert!(changes[1].detail.contains("crm2.example"), "{changes:?}");
+        let routes = route_changes(&config(BASE), &config(&moved));
+        assert_eq!(routes.len(), 1, "{routes:?}");
+        assert!(routes[0].detail.contains("crm2.example"), "{routes:?}");
 
         let added = format!("{BASE}\n[[reverse]]\nname = \"two\"\nlisten = \"127.0.0.1:9443\"\n[limits]\nmax_connections = 5\n");
         let added = added.replace(
@@ -210,5 +222,23 @@ upstream = "https://crm.example"
                 "[limits] changed"
             ]
         );
+    }
+
+    #[test]
+    fn routes_added_removed_changed() {
+        let other = BASE
+            .replace("name = \"crm\"", "name = \"crm2\"")
+            .replace("https://crm.example", "https://crm.example:8443");
+        let changes = route_changes(&config(BASE), &config(&other));
+        let details: Vec<_> = changes.iter().map(|c| c.detail.as_str()).collect();
+        assert_eq!(
+            details,
+            [
+                "route `crm` removed",
+                "route `crm2` added: web crm.localhost/ -> https://crm.example:8443"
+            ]
+        );
+        assert!(route_changes(&config(BASE), &config(BASE)).is_empty());
+        assert!(needs_restart(&config(BASE), &config(&other)).is_empty());
     }
 }

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -144,7 +145,9 @@ fn direct_limits(serving: &Serving) -> DirectLimits {
 pub struct ReverseSite {
     pub listener: TcpListener,
     pub name: Arc<str>,
-    pub routes: Arc<RouteTable>,
+    /// The listener's routes; a reload swaps in a new table. Each connection takes the
+    /// table in force when it is accepted and keeps it to its end.
+    pub routes: Arc<ArcSwap<RouteTable>>,
     /// TLS termination; `None` for plain HTTP.
     pub tls: Option<TlsAcceptor>,
     /// HTTP/1.1 connections start on the direct path (`proxy::h1`).
@@ -179,7 +182,7 @@ pub async fn serve_reverse(serving: Serving, site: ReverseSite) {
         } = accepted;
         let serving = serving.clone();
         let name = name.clone();
-        let routes = routes.clone();
+        let routes = routes.load_full();
         let tls = tls.clone();
         let http = http.clone();
         tokio::spawn(async move {
