@@ -119,6 +119,10 @@ pub enum RegistryCommand {
         /// How many to list.
         #[arg(long, default_value_t = 30)]
         top: usize,
+        /// Rank by the traffic of these audit logs (files or log directories) instead of
+        /// the address space of the ASN database: the unattributed ASNs requests met.
+        #[arg(long, num_args = 1.., value_name = "LOG")]
+        audit: Vec<PathBuf>,
     },
 }
 

@@ -87,8 +87,8 @@ fn dispatch(command: Command) -> anyhow::Result<Exit> {
             build_date,
         }) => commands::ranges::import(&inputs, &output, fetched.as_deref(), build_date.as_deref()),
         Command::Ranges(RangesCommand::Info { files }) => commands::ranges::info(&files),
-        Command::Registry(RegistryCommand::Gaps { config, top }) => {
-            commands::registry::gaps(&config.config, top)
+        Command::Registry(RegistryCommand::Gaps { config, top, audit }) => {
+            commands::registry::gaps(&config.config, top, &audit)
         }
         Command::Certs(CertsCommand::Dev { cert, key, names }) => {
             let names: Vec<&str> = names.iter().map(String::as_str).collect();

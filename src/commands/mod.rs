@@ -8,6 +8,7 @@ pub mod explain;
 pub mod geodb;
 pub mod ranges;
 pub mod registry;
+pub mod registry_audit;
 pub mod test;
 
 use std::path::Path;

@@ -1,10 +1,11 @@
 //! `douane registry gaps`: the autonomous systems that hold the most address space in the
 //! ASN database and that nothing attributes — no registry entry, and (for that space) no
-//! published range — so that a maintainer sees what is unattributed.
+//! published range — so that a maintainer sees what is unattributed. With `--audit`, the
+//! ranking is by the traffic of audit logs instead ([`super::registry_audit`]).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::{load, Exit};
 
@@ -15,9 +16,13 @@ struct Gap {
     v6_48s: u128,
 }
 
-pub fn gaps(config_path: &Path, top: usize) -> anyhow::Result<Exit> {
+pub fn gaps(config_path: &Path, top: usize, audit: &[PathBuf]) -> anyhow::Result<Exit> {
     let (_, state) = load(config_path)?;
     let geo = &state.geo;
+    if !audit.is_empty() {
+        super::registry_audit::print(audit, &geo.registry, top)?;
+        return Ok(Exit::Success);
+    }
     let Some(asn_db) = &geo.asn else {
         anyhow::bail!("no ASN database configured ([geo] asn): nothing to list");
     };
