@@ -178,7 +178,12 @@ fn precedence_networks_then_published_then_databases() {
     let geo = shipped_geo(Some(ranges.clone()));
     let none = LocalNetworks::default();
     // Published: location from the region, operator from the publisher.
-    let c = geo.classify(ip("15.236.0.1"), &none);
+    let mut c = geo.classify(ip("15.236.0.1"), &none);
+    assert!(
+        c.published.as_ref().unwrap().database_location.is_none(),
+        "the published region answers: the country database is not asked"
+    );
+    geo.with_database_location(&mut c);
     assert_eq!(c.location_origin, Origin::Published);
     assert_eq!(c.operator_origin, Origin::Published);
     assert_eq!(c.operator.as_deref(), Some("Amazon"));
@@ -206,7 +211,11 @@ fn precedence_networks_then_published_then_databases() {
     let disagreement = ranges
         .prefixes()
         .filter(|(_, f)| &*ranges.fact(*f).unwrap().publisher == "aws")
-        .map(|(n, _)| geo.classify(n.network(), &none))
+        .map(|(n, _)| {
+            let mut c = geo.classify(n.network(), &none);
+            geo.with_database_location(&mut c);
+            c
+        })
         .find(|c| {
             c.published.as_ref().is_some_and(|p| {
                 p.facts.country.is_some()

@@ -54,7 +54,10 @@ pub fn run(args: &ExplainArgs) -> anyhow::Result<Exit> {
         Ok(addrs) => Resolution::Addresses(addrs),
         Err(failure) => Resolution::Failed(*failure),
     };
-    let decision = decide(&state, &request, resolution, today());
+    let mut decision = decide(&state, &request, resolution, today());
+    for v in &mut decision.ips {
+        state.geo.with_database_location(&mut v.class);
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&decision)?);
     } else {

@@ -71,7 +71,7 @@ pub struct Classification {
     pub jurisdiction: Option<Country>,
     pub operator_origin: Origin,
     /// The provider's published range holding the address, if one does (with what the
-    /// country database says, kept whether or not it agrees).
+    /// country database says, once looked up, whether or not it agrees).
     pub published: Option<PublishedFact>,
 }
 
@@ -98,8 +98,13 @@ pub struct PublishedFact {
     pub facts: Arc<RangeFacts>,
     /// Published without a region: no location claimed.
     pub anycast: bool,
-    /// The country database's answer for the address, kept beside the published region's.
+    /// The country database's answer for the address, kept beside the published region's
+    /// once looked up ([`Geo::with_database_location`]).
     pub database_location: Option<Country>,
+    /// Whether `database_location` is the database's answer (else not looked up yet: the
+    /// published region named the location).
+    #[serde(skip)]
+    pub database_looked_up: bool,
 }
 
 /// Why the geolocation state could not be loaded.
@@ -223,7 +228,8 @@ impl Geo {
     ///    `[[network]]` entry: its location and operator jurisdiction, where it names them;
     /// 2. a special-purpose address that no network entry names stops here;
     /// 3. the most specific **published range**: the location from the region it names (the
-    ///    country database's answer is kept beside it), the operator from its publisher
+    ///    country database is not asked; [`Geo::with_database_location`] adds its answer
+    ///    beside the region's where a report shows both), the operator from its publisher
     ///    through the registry's `published` keys; a range without a region (anycast)
     ///    claims no location, and the country database's answer stands, marked anycast;
     /// 4. the country database for a location still unknown; the ASN database;
@@ -264,11 +270,11 @@ impl Geo {
             return c;
         }
         let published = self.published.as_ref().and_then(|p| p.find(ip));
-        let database_location = if c.location.is_none() || published.is_some() {
-            self.country.as_ref().and_then(|db| db.country(ip))
-        } else {
-            None
-        };
+        // The country database only where the location still needs it: a published region
+        // that names a country answers without it (`with_database_location` adds the
+        // database's answer for `explain`, which shows both).
+        let mut database_location = None;
+        let mut looked_up = false;
         if c.location.is_none() {
             match published.and_then(|(_, facts, _)| facts.country) {
                 Some(country) => {
@@ -276,6 +282,8 @@ impl Geo {
                     c.location_origin = Origin::Published;
                 }
                 None => {
+                    database_location = self.country_db_location(ip);
+                    looked_up = true;
                     if let Some(location) = database_location {
                         c.location = Some(location);
                         c.location_origin = Origin::Database;
@@ -300,6 +308,7 @@ impl Geo {
                 facts: facts.clone(),
                 anycast: facts.anycast(),
                 database_location,
+                database_looked_up: looked_up,
             });
         }
         if c.operator_origin == Origin::Unknown {
@@ -310,6 +319,24 @@ impl Geo {
             }
         }
         c
+    }
+
+    /// `c` with the country database's answer beside a published region's, for the
+    /// reports that show both (`explain`, `test`); [`Geo::classify`] skips that lookup
+    /// when the decision does not need it.
+    pub fn with_database_location(&self, c: &mut Classification) {
+        let ip = c.ip;
+        if let Some(p) = c.published.as_mut() {
+            if !p.database_looked_up {
+                p.database_location = self.country_db_location(ip);
+                p.database_looked_up = true;
+            }
+        }
+    }
+
+    #[inline]
+    fn country_db_location(&self, ip: IpAddr) -> Option<Country> {
+        self.country.as_ref().and_then(|db| db.country(ip))
     }
 }
 
