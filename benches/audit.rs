@@ -75,6 +75,7 @@ fn append(c: &mut Criterion) {
         host: "crm.example.com",
         port: 443,
         path: Some("/api/v1/contacts?page=2"),
+        query: None,
         upstream_via: None,
         decision: &d,
     };
@@ -108,6 +109,7 @@ fn verify_million(c: &mut Criterion) {
         host: "crm.example.com",
         port: 443,
         path: Some("/api/v1/contacts?page=2"),
+        query: None,
         upstream_via: None,
         decision: &d,
     };

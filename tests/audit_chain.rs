@@ -62,6 +62,7 @@ fn event<'a>(d: &'a Decision, id: &'a str, path: &'a str) -> AuditEvent<'a> {
         host: "outlook.office365.com",
         port: 443,
         path: Some(path),
+        query: None,
         upstream_via: Some("parent-proxy:3128"),
         decision: d,
     }

@@ -63,6 +63,7 @@ fn event<'a>(d: &'a Decision, host: &'a str) -> AuditEvent<'a> {
         host,
         port: 443,
         path: Some("/mail?user=1"),
+        query: None,
         upstream_via: None,
         decision: d,
     }

@@ -78,6 +78,7 @@ fn write_log(dir: &Path) -> Vec<PathBuf> {
             host,
             port: 443,
             path: None,
+            query: None,
             upstream_via: None,
             decision: &d,
         })

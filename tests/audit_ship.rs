@@ -113,6 +113,7 @@ async fn wait_received(dir: &Path, n: usize) -> Vec<u64> {
     }
 }
 
+/// `n` blocked requests: `2 n` records (each request's gate and end records).
 async fn blocks(d: &Douane, port: u16, n: usize) {
     for i in 0..n {
         let url = format!("http://us.test:{port}/r{i}?q={i}");
@@ -163,35 +164,35 @@ async fn every_record_reaches_rsyslog_exactly_once_across_restarts() {
     let rsyslog = Rsyslog::start(&cdir, syslog_port);
     let mut douane = fx.start().await;
     blocks(&douane, port, 5).await;
-    assert_eq!(wait_received(&cdir, 5).await, (0..5).collect::<Vec<_>>());
+    assert_eq!(wait_received(&cdir, 10).await, (0..10).collect::<Vec<_>>());
 
     // The collector goes away: records wait in the log, the backlog and failures show.
     rsyslog.stop();
     blocks(&douane, port, 5).await;
     let started = Instant::now();
     while metric(&douane, "douane_audit_ship_failures_total").unwrap_or(0.0) < 1.0
-        || metric(&douane, "douane_audit_ship_backlog_records") != Some(5.0)
+        || metric(&douane, "douane_audit_ship_backlog_records") != Some(10.0)
     {
         assert!(
             started.elapsed() < Duration::from_secs(10),
-            "no failure counted, or not a backlog of 5"
+            "no failure counted, or not a backlog of 10"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
     // It comes back: the backlog goes, once.
     let rsyslog = Rsyslog::start(&cdir, syslog_port);
-    assert_eq!(wait_received(&cdir, 10).await, (0..10).collect::<Vec<_>>());
+    assert_eq!(wait_received(&cdir, 20).await, (0..20).collect::<Vec<_>>());
 
     // douane restarts: it resumes at its cursor.
     douane.signal("TERM");
     assert!(douane.wait_exit(Duration::from_secs(10)).await.is_some());
     let douane = fx.start().await;
     blocks(&douane, port, 3).await;
-    let got = wait_received(&cdir, 13).await;
+    let got = wait_received(&cdir, 26).await;
     assert_eq!(
         got,
-        (0..13).collect::<Vec<_>>(),
+        (0..26).collect::<Vec<_>>(),
         "every record exactly once"
     );
     let text = std::fs::read_to_string(cdir.join("received.log")).expect("received");

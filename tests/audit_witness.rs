@@ -1,7 +1,8 @@
 //! A witness against real douane replicas: two replicas' checkpoints pulled from their admin
 //! listeners (bearer token), checked, cosigned and kept; a replica whose log is rebuilt
 //! (same key, same size, another root) is a fork, one rebuilt smaller a shrinking log: both
-//! fail the round, are logged and counted in the witness's metrics.
+//! fail the round, are logged and counted in the witness's metrics, which survive the
+//! witness's restarts (`<state>/counters.json`).
 
 mod common;
 
@@ -35,7 +36,7 @@ fn replica(origin: &str, port: u16) -> Fixture {
     fx
 }
 
-/// `n` blocked requests (each recorded).
+/// `n` blocked requests, each recorded by two lines (its gate and its end record).
 async fn blocks(d: &Douane, port: u16, n: usize) {
     for i in 0..n {
         let url = format!("http://us.test:{port}/r{i}");
@@ -138,8 +139,8 @@ async fn a_witness_cosigns_two_replicas_and_catches_a_fork_and_a_shrinking_log()
     let (a, b) = (fa.start().await, fb.start().await);
     blocks(&a, port, 3).await;
     blocks(&b, port, 4).await;
-    checkpoint_of(&a, 3).await;
-    checkpoint_of(&b, 4).await;
+    checkpoint_of(&a, 6).await;
+    checkpoint_of(&b, 8).await;
     let state = tempfile::tempdir().expect("tempdir");
     let state = state.path();
 
@@ -151,18 +152,25 @@ async fn a_witness_cosigns_two_replicas_and_catches_a_fork_and_a_shrinking_log()
 
     let (ok, out) = witness(state, &[(&a, &fa), (&b, &fb)], Some(TOKEN));
     assert!(ok, "{out}");
-    assert_eq!(kept(state, "a.test/douane-audit").0.size, 3);
-    assert_eq!(kept(state, "b.test/douane-audit").0.size, 4);
+    assert_eq!(kept(state, "a.test/douane-audit").0.size, 6);
+    assert_eq!(kept(state, "b.test/douane-audit").0.size, 8);
     assert_eq!(metric(state, "douane_witness_cosigned_total", &b), 1);
 
     // A grows: the witness checks the consistency proof and cosigns the new checkpoint.
     blocks(&a, port, 2).await;
-    checkpoint_of(&a, 5).await;
+    checkpoint_of(&a, 10).await;
     let (ok, out) = witness(state, &[(&a, &fa), (&b, &fb)], Some(TOKEN));
     assert!(ok, "{out}");
-    assert!(out.contains("Extended { from: 3, to: 5 }"), "{out}");
+    assert!(out.contains("Extended { from: 6, to: 10 }"), "{out}");
+    // Each `--once` run is a new witness process: its counters carry on from the state.
+    assert_eq!(metric(state, "douane_witness_cosigned_total", &a), 2);
+    assert_eq!(
+        metric(state, "douane_witness_failures_total", &a),
+        1,
+        "the refused pull of the first run is still counted"
+    );
     let (cp_a, note_a) = kept(state, "a.test/douane-audit");
-    assert_eq!(cp_a.size, 5);
+    assert_eq!(cp_a.size, 10);
     let a_key =
         read_verifier(&fa.path("audit/douane-audit.tlog/key.pub").to_string_lossy()).expect("key");
     note_a
@@ -172,7 +180,7 @@ async fn a_witness_cosigns_two_replicas_and_catches_a_fork_and_a_shrinking_log()
     // B's log is rebuilt with the same key and as many records: a fork.
     let b = rebuild(b, &fb).await;
     blocks(&b, port, 4).await;
-    checkpoint_of(&b, 4).await;
+    checkpoint_of(&b, 8).await;
     let (ok, out) = witness(state, &[(&a, &fa), (&b, &fb)], Some(TOKEN));
     assert!(!ok, "a fork fails the round: {out}");
     assert!(
@@ -183,18 +191,18 @@ async fn a_witness_cosigns_two_replicas_and_catches_a_fork_and_a_shrinking_log()
     assert_eq!(metric(state, "douane_witness_forks_total", &a), 0);
     assert_eq!(
         kept(state, "b.test/douane-audit").0.size,
-        4,
+        8,
         "the fork is not cosigned"
     );
 
     // Rebuilt smaller: the log shrank.
     let b = rebuild(b, &fb).await;
     blocks(&b, port, 1).await;
-    checkpoint_of(&b, 1).await;
+    checkpoint_of(&b, 2).await;
     let (ok, out) = witness(state, &[(&a, &fa), (&b, &fb)], Some(TOKEN));
     assert!(!ok, "{out}");
     assert!(
-        out.contains("SHRANK") && out.contains("had 4 records, now 1"),
+        out.contains("SHRANK") && out.contains("had 8 records, now 2"),
         "{out}"
     );
     assert_eq!(metric(state, "douane_witness_shrinks_total", &b), 1);

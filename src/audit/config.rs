@@ -104,6 +104,17 @@ pub struct AuditConfig {
     /// `[audit.ship]`: records shipped to a syslog collector over TLS.
     #[serde(default)]
     pub ship: Option<super::ship::ShipConfig>,
+    /// Allowed (and failed) requests' records keep their content this many days, then are
+    /// pruned (see `prune.rs`); none: forever.
+    #[serde(default)]
+    pub retention_allowed_days: Option<u32>,
+    /// Blocks', would-blocks' and exemption uses' records keep their content this many days
+    /// (CNIL: 6 to 12 months); none: forever.
+    #[serde(default)]
+    pub retention_blocks_days: Option<u32>,
+    /// With a retention set, douane prunes the rotated files at start and this often.
+    #[serde(default = "default_prune_interval_s")]
+    pub prune_interval_s: u64,
 }
 
 fn default_path() -> PathBuf {
@@ -123,6 +134,9 @@ fn default_max_field_bytes() -> usize {
 }
 fn default_checkpoint_interval_ms() -> u64 {
     5000
+}
+fn default_prune_interval_s() -> u64 {
+    3600
 }
 
 /// Below this a rotated file could not hold a few records.
@@ -148,6 +162,9 @@ impl Default for AuditConfig {
             checkpoint_interval_ms: default_checkpoint_interval_ms(),
             signing_key_file: None,
             ship: None,
+            retention_allowed_days: None,
+            retention_blocks_days: None,
+            prune_interval_s: default_prune_interval_s(),
         }
     }
 }
@@ -188,6 +205,19 @@ impl AuditConfig {
         if self.checkpoint_interval_ms == 0 {
             return bad("audit.checkpoint_interval_ms = 0: give at least 1".into());
         }
+        for (key, days) in [
+            ("retention_allowed_days", self.retention_allowed_days),
+            ("retention_blocks_days", self.retention_blocks_days),
+        ] {
+            if days == Some(0) {
+                return bad(format!(
+                    "audit.{key} = 0 would prune every record: give at least 1 (CNIL: 180 to 365), or leave it out to keep records"
+                ));
+            }
+        }
+        if self.prune_interval_s == 0 {
+            return bad("audit.prune_interval_s = 0: give at least 1".into());
+        }
         match (self.client, &self.hmac_key_file) {
             (ClientMode::Pseudonymise, None) => {
                 bad("audit.client = \"pseudonymise\" needs audit.hmac_key_file".into())
@@ -198,6 +228,16 @@ impl AuditConfig {
             )),
             _ => Ok(()),
         }
+    }
+
+    /// The retention the config sets, if any.
+    pub fn retention(&self) -> Option<super::prune::Retention> {
+        let days = |d: Option<u32>| d.map(|d| time::Duration::days(i64::from(d)));
+        let r = super::prune::Retention {
+            allowed: days(self.retention_allowed_days),
+            blocks: days(self.retention_blocks_days),
+        };
+        (r.allowed.is_some() || r.blocks.is_some()).then_some(r)
     }
 
     /// Whether a decision with this outcome must be recorded.
@@ -212,6 +252,24 @@ impl AuditConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retention_keys_read_and_a_zero_retention_is_refused() {
+        let c: AuditConfig =
+            toml::from_str("retention_allowed_days = 180\nretention_blocks_days = 365\n")
+                .expect("parse");
+        let r = c.retention().expect("a retention");
+        assert_eq!(r.allowed, Some(time::Duration::days(180)));
+        assert_eq!(r.blocks, Some(time::Duration::days(365)));
+        assert_eq!(c.prune_interval_s, 3600);
+        assert!(AuditConfig::default().retention().is_none());
+        let zero = AuditConfig {
+            retention_blocks_days: Some(0),
+            ..AuditConfig::default()
+        };
+        let err = zero.validate().expect_err("0 days").to_string();
+        assert!(err.contains("retention_blocks_days = 0"), "{err}");
+    }
 
     #[test]
     fn defaults_from_an_empty_table() {

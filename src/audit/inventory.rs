@@ -102,7 +102,7 @@ pub fn build_inventory(
     let mut services: BTreeMap<String, Acc> = BTreeMap::new();
     let mut totals = Counts::default();
     let chain = replay(paths, &mut |r: &StoredRecord| {
-        if r.is_restart() {
+        if !r.is_request() {
             return;
         }
         let ts = OffsetDateTime::parse(&r.ts, &Rfc3339).ok();

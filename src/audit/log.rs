@@ -15,7 +15,7 @@ use super::files::Target;
 use super::health::{AuditHealth, HealthCells};
 use super::merkle::{Hash, ProofError};
 use super::note::VerifierKey;
-use super::record::{AuditDetails, AuditEvent, RecordEncoder};
+use super::record::{AuditDetails, AuditEnd, AuditEvent, RecordEncoder};
 use super::ship::ShipStats;
 use super::writer::{list_log_files, AuditWriter};
 use super::AuditError;
@@ -30,7 +30,8 @@ type Ack = oneshot::Sender<Result<(), AuditError>>;
 enum Msg {
     Record {
         body: Vec<u8>,
-        ack: Ack,
+        /// `None` for an end record: nobody waits for it.
+        ack: Option<Ack>,
     },
     /// Time to sync, if `sync = "interval"` and lines wait, and to sign a checkpoint if due.
     Tick,
@@ -119,6 +120,15 @@ impl AuditLog {
                 }
             });
         }
+        if let (Some(retention), Target::Rotating { .. }) = (config.retention(), &shared.target) {
+            let every = Duration::from_secs(config.prune_interval_s.max(1));
+            tokio::spawn(prune_every(
+                config.path.clone(),
+                retention,
+                every,
+                tx.downgrade(),
+            ));
+        }
         let task = tokio::task::spawn_blocking(move || run(writer, rx));
         Ok((AuditLog { tx, shared }, task))
     }
@@ -146,10 +156,45 @@ impl AuditLog {
             .encode_body_with(event, details, &mut body);
         let (ack, done) = oneshot::channel();
         self.tx
-            .send(Msg::Record { body, ack })
+            .send(Msg::Record {
+                body,
+                ack: Some(ack),
+            })
             .await
             .map_err(|_| AuditError::Closed)?;
         done.await.map_err(|_| AuditError::Closed)?
+    }
+
+    /// Writes the end record of a request whose outcome needs a record, without waiting:
+    /// the response is already decided. A full channel hands the send to a task (the order
+    /// after its gate record holds: that one was written before the request went on); a
+    /// stopped writer loses it, with a log line (the write failures show in the health).
+    pub fn record_end(&self, end: &AuditEnd<'_>) {
+        if !self.shared.config.needs_record(end.outcome) {
+            return;
+        }
+        let mut body = Vec::with_capacity(256);
+        self.shared.encoder.encode_end(end, &mut body);
+        match self.tx.try_send(Msg::Record { body, ack: None }) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(msg)) => {
+                let tx = self.tx.clone();
+                match tokio::runtime::Handle::try_current() {
+                    Ok(rt) => {
+                        rt.spawn(async move {
+                            let _ = tx.send(msg).await;
+                        });
+                    }
+                    Err(_) => tracing::warn!("audit end record lost: no runtime"),
+                }
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                tracing::warn!(
+                    request_id = end.request_id,
+                    "audit end record lost: the writer has stopped"
+                );
+            }
+        }
     }
 
     /// Lock-free: for /readyz and the metrics.
@@ -245,10 +290,43 @@ impl AuditLog {
     }
 }
 
+/// Retention, applied inside `run`: the rotated files are pruned at start and every `every`
+/// (off the writer thread; the file douane appends to is never rewritten). Stops with the
+/// writer (a weak sender).
+async fn prune_every(
+    path: PathBuf,
+    retention: super::prune::Retention,
+    every: Duration,
+    writer: mpsc::WeakSender<Msg>,
+) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        if writer.upgrade().is_none() {
+            break;
+        }
+        let p = path.clone();
+        let now = time::OffsetDateTime::now_utc();
+        let done =
+            tokio::task::spawn_blocking(move || super::prune::prune(&p, retention, now)).await;
+        match done {
+            Ok(Ok(s)) if s.pruned > 0 => tracing::info!(
+                pruned = s.pruned,
+                files = s.files_rewritten,
+                "audit retention: records pruned"
+            ),
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "audit retention: nothing pruned"),
+            Err(e) => tracing::warn!(error = %e, "audit retention: the prune failed"),
+        }
+    }
+}
+
 /// The writer thread: takes what waits in the channel (up to a batch), writes it in one go,
 /// answers every waiting caller with the result.
 fn run(mut writer: AuditWriter, mut rx: mpsc::Receiver<Msg>) {
-    let mut batch: Vec<(Vec<u8>, Ack)> = Vec::with_capacity(MAX_BATCH);
+    let mut batch: Vec<(Vec<u8>, Option<Ack>)> = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.blocking_recv() {
         let mut next = Some(first);
         while let Some(msg) = next.take() {
@@ -278,7 +356,9 @@ fn run(mut writer: AuditWriter, mut rx: mpsc::Receiver<Msg>) {
         let (_, result) = writer.append_encoded(&bodies);
         drop(bodies);
         for (_, ack) in batch.drain(..) {
-            let _ = ack.send(result.clone());
+            if let Some(ack) = ack {
+                let _ = ack.send(result.clone());
+            }
         }
         // After the callers are answered: signing is never on a request's path.
         let _ = writer.checkpoint_if_due();

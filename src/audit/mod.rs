@@ -4,10 +4,15 @@
 //! [`verify_files`]; [`report()`] summarises a verified log for auditors.
 //!
 //! ```text
-//! proxy finish() ─► AuditLog::record (encode body on the caller's side)
+//! proxy record() (gate) ─► AuditLog::record_with (encode body on the caller's side)
 //!                     └─ bounded mpsc ─► one writer thread (AuditWriter): ts, seq, prev,
 //!                                        hash, append, rotate, sync ─► ack ─► 451 goes out
+//! proxy finish() (exit) ─► AuditLog::record_end: the end record, not awaited
 //! ```
+//!
+//! A request that needs a record gets two: its gate record (decision, provenance, what it
+//! asked for) and its end record (`"event":"end"`, same `request_id`: status, connected
+//! address, bytes, duration). See `RECORD.md` beside this file.
 
 mod chain;
 mod config;
@@ -35,8 +40,8 @@ pub use files::{file_name, parse_name, RotatedFile, Target, DEFAULT_STEM};
 pub use health::AuditHealth;
 pub use log::{AuditLog, CHANNEL_CAPACITY};
 pub use record::{
-    AuditDetails, AuditEvent, ExemptionFacts, RecordEncoder, StoredExemption, StoredIp,
-    StoredRecord, CHAIN_RESTART,
+    AuditDetails, AuditEnd, AuditEvent, ExemptionFacts, RecordEncoder, StoredExemption, StoredIp,
+    StoredRecord, CHAIN_RESTART, END,
 };
 pub use report::{
     build_report, render, report, Counts, ExemptionUse, PolicySeen, Report, ReportError,

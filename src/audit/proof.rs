@@ -102,7 +102,7 @@ pub fn verify_against(
     let mut last: LineAt = (0, 0);
     let mut cp_at: LineAt = (0, 0);
     let chain = replay_lines(&files, &mut |r, line, at| {
-        range.push(super::prune::leaf_of(r, line));
+        range.push(r.leaf_of(line));
         last = at;
         if range.size() == cp.size {
             at_size = Some(range.root());

@@ -6,7 +6,12 @@
 //!
 //! ```text
 //! {"ts":"…","seq":12,"event":"pruned","outcome":"allow","leaf":"<base64>","prev":"…","hash":"…"}
+//! {"ts":"…","seq":13,"event":"pruned","of":"end","outcome":"allow","leaf":"…","prev":"…","hash":"…"}
 //! ```
+//!
+//! A request's end record (`"event":"end"`) carries its gate record's outcome: both keep
+//! their content for the same period, and a pruned end record says `"of":"end"` so that it
+//! is still not counted as a request.
 
 use std::path::{Path, PathBuf};
 
@@ -54,7 +59,7 @@ pub struct PruneSummary {
 }
 
 fn is_block(outcome: Option<&str>) -> bool {
-    matches!(outcome, Some("block" | "would_block" | "exempt"))
+    matches!(outcome, Some("block" | "would-block" | "exempt"))
 }
 
 /// The stub that replaces a line.
@@ -62,8 +67,9 @@ fn stub(r: &StoredRecord, line: &[u8]) -> Option<String> {
     let (_, hash) = unseal(line)?;
     let hash = std::str::from_utf8(&hash).ok()?.to_owned();
     let q = |s: &str| serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into());
+    let of = if r.is_end() { ",\"of\":\"end\"" } else { "" };
     Some(format!(
-        "{{\"ts\":{},\"seq\":{},\"event\":\"{PRUNED}\",\"outcome\":{},\"leaf\":\"{}\",\"prev\":{},\"hash\":\"{hash}\"}}",
+        "{{\"ts\":{},\"seq\":{},\"event\":\"{PRUNED}\"{of},\"outcome\":{},\"leaf\":\"{}\",\"prev\":{},\"hash\":\"{hash}\"}}",
         q(&r.ts),
         r.seq,
         r.outcome.as_deref().map_or("null".into(), q),
@@ -86,10 +92,16 @@ pub fn prune(
     if paths.is_empty() {
         return Ok(PruneSummary::default());
     }
-    verify_files(&paths).map_err(|e| format!("the log does not verify, nothing pruned: {e}"))?;
+    // The files it may rewrite must verify (the newest one, which douane may be appending
+    // to while this runs, is neither verified nor rewritten).
+    let rotated = &paths[..paths.len() - 1];
+    if rotated.is_empty() {
+        return Ok(PruneSummary::default());
+    }
+    verify_files(rotated).map_err(|e| format!("the log does not verify, nothing pruned: {e}"))?;
     let mut sum = PruneSummary::default();
     // The newest file is the one douane appends to: left alone.
-    for f in &paths[..paths.len() - 1] {
+    for f in rotated {
         let text = std::fs::read_to_string(f).map_err(|e| format!("{}: {e}", f.display()))?;
         let mut out = String::with_capacity(text.len());
         let mut changed = false;

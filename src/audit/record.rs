@@ -33,16 +33,20 @@ pub struct AuditEvent<'a> {
     pub scheme: &'a str,
     pub host: &'a str,
     pub port: u16,
-    /// `None` when douane does not see it (CONNECT).
+    /// `None` when douane does not see it (CONNECT). Without the query string.
     pub path: Option<&'a str>,
+    /// The query string (without its `?`): written with `path_mode = "as_is"` only.
+    pub query: Option<&'a str>,
     /// The parent proxy hop the request went (or would go) through.
     pub upstream_via: Option<&'a str>,
     pub decision: &'a Decision,
 }
 
-/// The facts of a request's end and of its context that [`AuditEvent`] does not carry: all
-/// optional, written only when known. The proxy fills them from its single exit (see
-/// `AuditLog::record_with`); `AuditLog::record` writes a record without them.
+/// The facts of a request's context that [`AuditEvent`] does not carry: all optional,
+/// written only when known. The proxy fills the ones known at its audit gate (route,
+/// requested host, SNI, exemption, ranges' version) in the gate record; the facts of the end
+/// (status, connected address, bytes, duration) go in the end record ([`AuditEnd`]).
+/// `AuditLog::record` writes a record without them.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct AuditDetails<'a> {
     /// The address douane actually connected to (upstream or parent proxy).
@@ -68,6 +72,46 @@ pub struct AuditDetails<'a> {
     /// they exist.
     pub ranges_version: Option<&'a str>,
 }
+
+/// The end of a request whose gate record was written: what the client got, where the
+/// request went, how much and how long. Written by the proxy's single exit as a record of
+/// its own, `"event":"end"`, linked to the gate record by `request_id`.
+#[derive(Debug, Clone, Copy)]
+pub struct AuditEnd<'a> {
+    pub request_id: &'a str,
+    /// The gate record's outcome, repeated: retention treats both records alike.
+    pub outcome: crate::policy::Outcome,
+    /// The status actually written to the client (`0`: none, the client went away).
+    pub status: u16,
+    /// The address douane actually connected to (upstream or parent proxy).
+    pub connected: Option<std::net::SocketAddr>,
+    pub bytes_from_client: Option<u64>,
+    pub bytes_to_client: Option<u64>,
+    /// From the request head read to this exit, in microseconds.
+    pub duration_us: u64,
+    /// A TLS server name seen only after the gate (inside a tunnel).
+    pub sni: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct EndBody<'a> {
+    event: &'static str,
+    request_id: Clip<'a>,
+    outcome: &'static str,
+    status: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    connected: Option<std::net::SocketAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bytes_from_client: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bytes_to_client: Option<u64>,
+    duration_us: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sni: Option<Clip<'a>>,
+}
+
+/// The `event` of a request's end record.
+pub const END: &str = "end";
 
 /// An exemption as the record keeps it: why, under which ticket, until when.
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -177,6 +221,10 @@ impl RecordEncoder {
             host: clip(event.host, max),
             port: event.port,
             path: path.map(|s| clip(s, max)),
+            query: match self.path_mode {
+                PathMode::AsIs => event.query.map(|s| clip(s, max)),
+                PathMode::Redact | PathMode::Drop => None,
+            },
             via: event.upstream_via.map(|s| clip(s, max)),
             outcome: d.outcome.as_str(),
             reason: d.reason.as_str(),
@@ -201,6 +249,26 @@ impl RecordEncoder {
             exemption: details.exemption.map(|e| ExemptionClip { e, max }),
         };
         // Serialising borrowed strings and numbers into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, &body);
+    }
+
+    /// Appends the body of a request's end record (see [`AuditEnd`]) to `out`.
+    pub fn encode_end(&self, end: &AuditEnd<'_>, out: &mut Vec<u8>) {
+        let max = self.max_field_bytes;
+        let body = EndBody {
+            event: END,
+            request_id: Clip {
+                s: end.request_id,
+                max,
+            },
+            outcome: end.outcome.as_str(),
+            status: end.status,
+            connected: end.connected,
+            bytes_from_client: end.bytes_from_client,
+            bytes_to_client: end.bytes_to_client,
+            duration_us: end.duration_us,
+            sni: end.sni.map(|s| Clip { s, max }),
+        };
         let _ = serde_json::to_writer(&mut *out, &body);
     }
 
@@ -254,6 +322,8 @@ struct Body<'a> {
     host: Clip<'a>,
     port: u16,
     path: Option<Clip<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    query: Option<Clip<'a>>,
     via: Option<Clip<'a>>,
     outcome: &'static str,
     reason: &'static str,
@@ -437,6 +507,8 @@ pub struct StoredRecord {
     pub host: Option<String>,
     pub port: Option<u16>,
     pub path: Option<String>,
+    #[serde(default)]
+    pub query: Option<String>,
     pub via: Option<String>,
     pub outcome: Option<String>,
     pub reason: Option<String>,
@@ -472,6 +544,9 @@ pub struct StoredRecord {
     pub sni: Option<String>,
     #[serde(default)]
     pub exemption: Option<StoredExemption>,
+    /// The `event` a pruned record had before (`end` for an end record), when it had one.
+    #[serde(default)]
+    pub of: Option<String>,
     /// The Merkle leaf hash (base64) a pruned record keeps in place of its content.
     #[serde(default)]
     pub leaf: Option<String>,
@@ -491,6 +566,20 @@ pub struct StoredExemption {
 impl StoredRecord {
     pub fn is_restart(&self) -> bool {
         self.event.as_deref() == Some(CHAIN_RESTART)
+    }
+
+    /// A request's end record (pruned or not): its request is counted by its gate record.
+    pub fn is_end(&self) -> bool {
+        match self.event.as_deref() {
+            Some(END) => true,
+            Some(PRUNED) => self.of.as_deref() == Some(END),
+            _ => false,
+        }
+    }
+
+    /// A request's gate record (not a restart, not an end), pruned or not.
+    pub fn is_request(&self) -> bool {
+        !self.is_restart() && !self.is_end()
     }
 
     /// A record whose content retention removed: only `ts`, `seq`, `outcome`, its Merkle
@@ -576,6 +665,7 @@ pub(crate) mod tests {
             host,
             port: 443,
             path,
+            query: None,
             upstream_via: None,
             decision: d,
         }
@@ -663,6 +753,76 @@ pub(crate) mod tests {
         redact.encode_body_with(&event(&d, "h", Some("/a?q=1")), &details, &mut out);
         let v: serde_json::Value = serde_json::from_slice(&out).expect("json");
         assert_eq!(v["path"], "/a", "redact drops the query string");
+    }
+
+    #[test]
+    fn the_query_is_its_own_field_kept_only_as_is() {
+        let d = block_decision();
+        for (mode, path, query) in [
+            (
+                PathMode::AsIs,
+                serde_json::json!("/a"),
+                serde_json::json!("q=1&t=s"),
+            ),
+            (
+                PathMode::Redact,
+                serde_json::json!("/a"),
+                serde_json::Value::Null,
+            ),
+            (
+                PathMode::Drop,
+                serde_json::Value::Null,
+                serde_json::Value::Null,
+            ),
+        ] {
+            let enc = RecordEncoder::new(&AuditConfig {
+                path_mode: mode,
+                ..AuditConfig::default()
+            })
+            .expect("encoder");
+            let mut e = event(&d, "h", Some("/a"));
+            e.query = Some("q=1&t=s");
+            let v = encode(&enc, &e);
+            assert_eq!((&v["path"], &v["query"]), (&path, &query), "{mode:?}");
+        }
+    }
+
+    #[test]
+    fn an_end_record_links_to_its_gate_by_request_id_and_is_not_a_request() {
+        let enc = RecordEncoder::new(&AuditConfig::default()).expect("encoder");
+        let mut out = Vec::new();
+        enc.encode_end(
+            &AuditEnd {
+                request_id: "req-1",
+                outcome: crate::policy::Outcome::Block,
+                status: 451,
+                connected: None,
+                bytes_from_client: Some(0),
+                bytes_to_client: None,
+                duration_us: 1234,
+                sni: None,
+            },
+            &mut out,
+        );
+        let text = String::from_utf8(out).expect("utf8");
+        assert_eq!(
+            text,
+            r#"{"event":"end","request_id":"req-1","outcome":"block","status":451,"bytes_from_client":0,"duration_us":1234}"#
+        );
+        let line = |body: &str| -> StoredRecord {
+            let json = format!(
+                r#"{{"ts":"t","seq":1,{},"prev":"p","hash":"h"}}"#,
+                &body[1..body.len() - 1]
+            );
+            serde_json::from_str(&json).expect("reads back")
+        };
+        let end = line(&text);
+        assert!(end.is_end() && !end.is_request());
+        assert_eq!(end.status, Some(451));
+        let pruned = line(r#"{"event":"pruned","of":"end","outcome":"block"}"#);
+        assert!(pruned.is_end() && pruned.is_pruned() && !pruned.is_request());
+        let pruned_gate = line(r#"{"event":"pruned","outcome":"block"}"#);
+        assert!(pruned_gate.is_request());
     }
 
     #[test]

@@ -237,7 +237,9 @@ pub fn build_report(
     }
     let mut acc = Acc::default();
     let chain = replay(paths, &mut |r| {
-        if r.is_restart() {
+        // A request counts once, by its gate record: restarts and end records are not
+        // requests.
+        if !r.is_request() {
             return;
         }
         let ts = OffsetDateTime::parse(&r.ts, &Rfc3339).ok();

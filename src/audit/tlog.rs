@@ -131,9 +131,7 @@ pub fn leaves_from_log(files: &[PathBuf]) -> Vec<(u64, Hash)> {
     if files.is_empty() {
         return out;
     }
-    let _ = replay_lines(files, &mut |r, line, _| {
-        out.push((r.seq, super::prune::leaf_of(r, line)))
-    });
+    let _ = replay_lines(files, &mut |r, line, _| out.push((r.seq, r.leaf_of(line))));
     out
 }
 

@@ -5,7 +5,9 @@
 //! logged and raises `douane_witness_forks_total` / `douane_witness_shrinks_total`, written
 //! after every round to `<state>/witness.prom` (node exporter textfile format).
 //!
-//! State: `<state>/witness.key` (0600), `<state>/witness.pub`, and per log
+//! State: `<state>/witness.key` (0600), `<state>/witness.pub`, `<state>/counters.json` (the
+//! counters of each replica, read back at start: a restarted witness, or one run `--once`
+//! from a timer, keeps counting where it stopped), and per log
 //! `<state>/logs/<origin>.checkpoint` (the last cosigned checkpoint) and `.history` (every one).
 
 use std::io::Write;
@@ -42,7 +44,8 @@ pub enum Outcome {
 }
 
 /// The witness's counters for one replica.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 struct Counters {
     cosigned: u64,
     forks: u64,
@@ -281,6 +284,41 @@ fn render(replicas: &[String], counters: &[Counters]) -> String {
     out
 }
 
+/// The file the counters survive a restart in, under the state directory.
+const COUNTERS_FILE: &str = "counters.json";
+
+/// The saved counters of each replica (by its base URL), zero for one not seen before or
+/// when the file is missing; an unreadable file is said, and counting starts again.
+fn load_counters(path: &Path, replicas: &[String]) -> Vec<Counters> {
+    let saved: std::collections::BTreeMap<String, Counters> = match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+            eprintln!(
+                "douane witness: {} is unreadable ({e}): counters start at 0",
+                path.display()
+            );
+            Default::default()
+        }),
+        Err(_) => Default::default(),
+    };
+    replicas
+        .iter()
+        .map(|r| saved.get(r).cloned().unwrap_or_default())
+        .collect()
+}
+
+fn save_counters(path: &Path, replicas: &[String], counters: &[Counters]) -> anyhow::Result<()> {
+    // Replicas no longer pulled keep their counters in the file.
+    let mut all: std::collections::BTreeMap<String, Counters> = std::fs::read(path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    for (r, c) in replicas.iter().zip(counters) {
+        all.insert(r.clone(), c.clone());
+    }
+    write_atomic(path, &serde_json::to_vec_pretty(&all)?)?;
+    Ok(())
+}
+
 /// Runs the witness (the `douane audit witness` command).
 pub fn run(args: &WitnessArgs) -> anyhow::Result<Exit> {
     if args.replicas.len() != args.log_keys.len() {
@@ -301,7 +339,8 @@ pub fn run(args: &WitnessArgs) -> anyhow::Result<Exit> {
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let mut counters = vec![Counters::default(); args.replicas.len()];
+        let saved = args.state.join(COUNTERS_FILE);
+        let mut counters = load_counters(&saved, &args.replicas);
         loop {
             let mut alarm = false;
             for (i, (base, key)) in args.replicas.iter().zip(&keys).enumerate() {
@@ -331,6 +370,9 @@ pub fn run(args: &WitnessArgs) -> anyhow::Result<Exit> {
                         eprintln!("douane witness: failed: {detail}");
                     }
                 }
+            }
+            if let Err(e) = save_counters(&saved, &args.replicas, &counters) {
+                eprintln!("douane witness: cannot save {}: {e}", saved.display());
             }
             let _ = write_atomic(
                 &args.state.join("witness.prom"),

@@ -206,10 +206,21 @@ impl AuditWriter {
 
     /// Serialises and appends one record; returns its `seq`.
     pub fn append(&mut self, event: &AuditEvent<'_>) -> Result<u64, AuditError> {
+        self.append_dated(event, OffsetDateTime::now_utc())
+    }
+
+    /// Like [`AuditWriter::append`], the record dated `now` (a log made for a test of
+    /// retention, whose records must be months old). A date before the newest file's goes
+    /// to that file: files are never dated backwards.
+    pub fn append_dated(
+        &mut self,
+        event: &AuditEvent<'_>,
+        now: OffsetDateTime,
+    ) -> Result<u64, AuditError> {
         let mut body = std::mem::take(&mut self.body);
         body.clear();
         self.encoder.encode_body(event, &mut body);
-        let (n, result) = self.write_lines(&[&body], OffsetDateTime::now_utc());
+        let (n, result) = self.write_lines(&[&body], now);
         self.body = body;
         result?;
         debug_assert_eq!(n, 1);

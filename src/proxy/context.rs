@@ -18,7 +18,7 @@ use super::body::ProxyBody;
 use super::exchange::{Life, Refusal, RequestEnd};
 use super::respond;
 use super::upstream::Connector;
-use crate::audit::{AuditEvent, AuditLog, OnFailure};
+use crate::audit::{AuditDetails, AuditEnd, AuditEvent, AuditLog, ExemptionFacts, OnFailure};
 use crate::metrics::Metrics;
 use crate::policy::decide::{decide, HttpFacts, Request, Resolution};
 use crate::policy::{Decision, Outcome, Reason};
@@ -35,7 +35,14 @@ pub struct RequestFacts<'a> {
     pub method: Option<&'a str>,
     pub scheme: &'a str,
     pub destination: &'a Destination,
+    /// Without the query string: what policy path rules see.
     pub path: Option<&'a str>,
+    /// The query string (without `?`), for the audit record (`path_mode = "as_is"`).
+    pub query: Option<&'a str>,
+    /// The host the client asked for (`Host`, or the request target's authority).
+    pub requested_host: Option<&'a str>,
+    /// The TLS server name of the client connection, when there is one at the gate.
+    pub sni: Option<&'a str>,
     pub started: Instant,
     /// Marked by `finish`.
     pub life: &'a Life,
@@ -215,10 +222,25 @@ impl Proxy {
             host: &facts.destination.host.to_string(),
             port: facts.destination.port,
             path: facts.path,
+            query: facts.query,
             upstream_via: self.connector.settings().parent_proxy.as_deref(),
             decision,
         };
-        match audit.record(&event).await {
+        let exemption = self.exemption_texts(decision);
+        let details = AuditDetails {
+            route: facts.route,
+            requested_host: facts.requested_host,
+            sni: facts.sni,
+            exemption: exemption.as_ref().map(|e| ExemptionFacts {
+                id: &e.id,
+                justification: e.justification.as_deref(),
+                ticket: e.ticket.as_deref(),
+                expires: e.expires.as_deref(),
+            }),
+            ranges_version: decision.provenance.published.as_ref().map(|p| &*p.version),
+            ..AuditDetails::default()
+        };
+        match audit.record_with(&event, &details).await {
             Ok(()) => Ok(()),
             Err(e) if audit.on_failure() == OnFailure::Block => Err(AuditRefusal(e.to_string())),
             Err(e) => {
@@ -228,13 +250,52 @@ impl Proxy {
         }
     }
 
+    /// The exemption that let `decision` through, as the policy that decided states it
+    /// (none when the policy was reloaded since: its texts may differ).
+    fn exemption_texts(&self, decision: &Decision) -> Option<Exemption> {
+        if decision.outcome != Outcome::Exempt {
+            return None;
+        }
+        let id = decision.rule.as_deref()?;
+        let state = self.state.load();
+        if state.policy.version != decision.provenance.policy_version {
+            return Some(Exemption {
+                id: id.into(),
+                justification: None,
+                ticket: None,
+                expires: None,
+            });
+        }
+        let rule = state.policy.rules.iter().find(|r| &*r.id == id)?;
+        Some(Exemption {
+            id: id.into(),
+            justification: rule.justification.clone(),
+            ticket: rule.ticket.clone(),
+            expires: rule.expires.map(|d| d.to_string()),
+        })
+    }
+
     /// The single exit of every decided request, once the status actually written is
-    /// known: the log line and the metrics, from the same facts as the audit record.
+    /// known: the log line, the metrics and the end audit record (linked to the gate
+    /// record by the request id), from the same facts.
     pub fn finish(&self, facts: &RequestFacts<'_>, decision: &Decision, end: &RequestEnd<'_>) {
         if !facts.life.finish() {
             debug_assert!(false, "finish called twice for {}", facts.request_id);
             tracing::error!(request_id = facts.request_id, "finish called twice");
             return;
+        }
+        if let Some(audit) = &self.audit {
+            audit.record_end(&AuditEnd {
+                request_id: facts.request_id,
+                outcome: decision.outcome,
+                status: end.status,
+                connected: end.upstream,
+                bytes_from_client: end.sent,
+                bytes_to_client: end.received,
+                duration_us: u64::try_from(end.duration.as_micros()).unwrap_or(u64::MAX),
+                // Known at the gate, it is in the gate record already.
+                sni: end.sni.filter(|s| facts.sni != Some(*s)),
+            });
         }
         self.metrics
             .observe_request(facts.listener, facts.route, decision, end.duration);
@@ -312,6 +373,14 @@ impl Proxy {
             Some(audit) => audit.config().needs_record(outcome),
         }
     }
+}
+
+/// An exemption's texts, owned: taken from the state snapshot for one record.
+struct Exemption {
+    id: Box<str>,
+    justification: Option<Arc<str>>,
+    ticket: Option<Arc<str>>,
+    expires: Option<String>,
 }
 
 /// Request ids: a per-process random prefix and a counter, 16 hex digits, unique and cheap.

@@ -90,6 +90,9 @@ async fn connect(
         scheme: "https",
         destination: &destination,
         path: None,
+        query: None,
+        requested_host: Some(authority),
+        sni: None,
         started,
         life,
     };
@@ -158,6 +161,8 @@ async fn absolute_form(
         return proxy.refused(&arrival, Refusal::BadTarget);
     };
     let path = req.uri().path().to_owned();
+    let query = req.uri().query().map(str::to_owned);
+    let requested_host = req.uri().authority().map(|a| a.as_str().to_owned());
     let method = req.method().clone();
     let decision = proxy
         .check(
@@ -178,6 +183,9 @@ async fn absolute_form(
         scheme: scheme.as_str(),
         destination: &destination,
         path: Some(&path),
+        query: query.as_deref(),
+        requested_host: requested_host.as_deref(),
+        sni: None,
         started,
         life,
     };

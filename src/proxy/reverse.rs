@@ -163,6 +163,7 @@ pub async fn handle(
         return Ok(proxy.refused(&arrival, Refusal::MisdirectedRequest));
     }
     let path = req.uri().path().to_owned();
+    let query = req.uri().query().map(str::to_owned);
     let Some(route) = conn.routes.find(&host, &path) else {
         return Ok(proxy.refused(&arrival, Refusal::NoRoute));
     };
@@ -198,6 +199,9 @@ pub async fn handle(
         scheme: route.scheme.as_str(),
         destination: &route.destination,
         path: Some(&path),
+        query: query.as_deref(),
+        requested_host: asked.as_ref().and_then(|h| h.to_str().ok()),
+        sni: conn.sni.as_deref(),
         started,
         life: &life,
     };

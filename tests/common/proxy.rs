@@ -305,8 +305,33 @@ ipv6 = false
         Douane::start(self.dir.path()).await
     }
 
-    /// Every audit record written so far, in file order.
+    /// Every audit record written so far but the requests' end records, in file order:
+    /// one record per recorded request (its gate record), and chain restarts.
     pub fn audit_records(&self) -> Vec<serde_json::Value> {
+        self.audit_lines()
+            .into_iter()
+            .filter(|r| r["event"] != "end")
+            .collect()
+    }
+
+    /// The end record of request `id` (`"event":"end"`), waiting up to two seconds for it:
+    /// it is written after the response.
+    pub async fn audit_end(&self, id: &str) -> Option<serde_json::Value> {
+        for _ in 0..100 {
+            let found = self
+                .audit_lines()
+                .into_iter()
+                .find(|r| r["event"] == "end" && r["request_id"] == id);
+            if found.is_some() {
+                return found;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        None
+    }
+
+    /// Every line of the audit log so far, in file order.
+    pub fn audit_lines(&self) -> Vec<serde_json::Value> {
         let mut files: Vec<PathBuf> = std::fs::read_dir(self.path("audit"))
             .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
             .unwrap_or_default();

@@ -283,6 +283,12 @@ impl Exchange<'_> {
             scheme: "http",
             destination: &plan.destination,
             path: Some(plan.path),
+            query: target.split_once('?').map(|(_, q)| q),
+            requested_host: std::str::from_utf8(shape.host).ok(),
+            sni: match self.site {
+                Site::Reverse(conn) => conn.sni.as_deref(),
+                Site::Forward(_) => None,
+            },
             started,
             life: &life,
         };
