@@ -86,7 +86,11 @@ pub async fn serve_connect(
             proxy.finish(&facts, &decision, &ended(&facts, 503, None));
             return answer(client, &mut out, response).await;
         }
-        proxy.finish(&facts, &decision, &ended(&facts, decision.block_status(), None));
+        proxy.finish(
+            &facts,
+            &decision,
+            &ended(&facts, decision.block_status(), None),
+        );
         push_connected(&mut out, &request_id);
         if client.write_all(&out).await.is_err() {
             return Served::Closed;
