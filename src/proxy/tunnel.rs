@@ -457,8 +457,7 @@ pub async fn relay_tcp(
     if !first.is_empty() {
         upstream.write_all(first).await?;
     }
-    let _ = client.set_nodelay(true);
-    let _ = upstream.set_nodelay(true);
+    // Both sockets have TCP_NODELAY already (the accept loop, the connector).
     #[cfg(target_os = "linux")]
     let (sent, received) = super::splice::relay_bidirectional(&mut client, &mut upstream).await?;
     #[cfg(not(target_os = "linux"))]
