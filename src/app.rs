@@ -156,6 +156,11 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
     );
     proxy.request_body_timeout = config.limits.request_body_timeout;
     proxy.contact = config.block_page.contact.clone();
+    proxy.pac = config.pac.clone();
+    proxy.tunnel = config.tunnel.clone();
+    if let Some(ca) = &config.local_ca {
+        proxy.minter = Some(Arc::new(crate::mint::Minter::load(ca)?));
+    }
     let proxy = Arc::new(proxy);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let serving = Serving {

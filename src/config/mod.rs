@@ -72,6 +72,8 @@ pub struct Config {
     /// `[local_ca]`: the CA that mints certificates for the HTTPS block page (paths
     /// resolved); none without the table, and blocked tunnels stay as they are.
     pub local_ca: Option<crate::mint::LocalCaConfig>,
+    /// `[tunnel]`: the names checked inside CONNECT tunnels.
+    pub tunnel: crate::proxy::tunnel::TunnelConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -493,6 +495,7 @@ impl Validator<'_> {
             },
             pac: raw.pac.clone(),
             local_ca,
+            tunnel: raw.tunnel.clone(),
         };
         if self.errors.is_empty() {
             Ok(config)

@@ -43,6 +43,9 @@ pub struct FileConfig {
     pub pac: Option<crate::pac::PacConfig>,
     /// The local CA that mints certificates for the HTTPS block page.
     pub local_ca: Option<crate::mint::LocalCaConfig>,
+    /// What is checked inside CONNECT tunnels.
+    #[serde(default)]
+    pub tunnel: crate::proxy::tunnel::TunnelConfig,
 }
 
 #[derive(Debug, Deserialize)]

@@ -99,6 +99,12 @@ pub struct Proxy {
     pub via: HeaderValue,
     /// A request body that sends nothing this long fails the request (408).
     pub request_body_timeout: std::time::Duration,
+    /// `[pac]`: the PAC file, served on the forward listener too.
+    pub pac: Option<crate::pac::PacConfig>,
+    /// `[local_ca]`: mints the certificates of the HTTPS block page.
+    pub minter: Option<Arc<crate::mint::Minter>>,
+    /// `[tunnel]`: what is checked inside CONNECT tunnels.
+    pub tunnel: crate::proxy::tunnel::TunnelConfig,
     ids: RequestIds,
 }
 
@@ -132,6 +138,9 @@ impl Proxy {
             via_token,
             via,
             request_body_timeout: std::time::Duration::from_secs(30),
+            pac: None,
+            minter: None,
+            tunnel: crate::proxy::tunnel::TunnelConfig::default(),
             ids,
         }
     }

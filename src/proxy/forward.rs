@@ -49,6 +49,10 @@ pub async fn handle(
     if let Err(refusal) = admit_head(req.headers()) {
         return Ok(proxy.refused(&arrival, refusal));
     }
+    if let Some(pac) = pac_request(&proxy, &req) {
+        arrival.life.finish();
+        return Ok(crate::pac::response(pac, &proxy.state.load()).map(ProxyBody::full));
+    }
     if req.method() == Method::CONNECT {
         Ok(connect(&proxy, &listener, client, req, (request_id, started, &life)).await)
     } else {
@@ -56,9 +60,19 @@ pub async fn handle(
     }
 }
 
+/// The `[pac]` config when `req` is a plain `GET /proxy.pac` or `GET /wpad.dat`
+/// (origin-form: to douane itself, not through it).
+fn pac_request<'p, B>(proxy: &'p Proxy, req: &Request<B>) -> Option<&'p crate::pac::PacConfig> {
+    let pac = proxy.pac.as_ref()?;
+    let wanted = matches!(*req.method(), Method::GET | Method::HEAD)
+        && req.uri().authority().is_none()
+        && crate::pac::is_pac_path(req.uri().path());
+    wanted.then_some(pac)
+}
+
 async fn connect(
     proxy: &Arc<Proxy>,
-    listener: &str,
+    listener: &Arc<str>,
     client: std::net::IpAddr,
     req: Request<Incoming>,
     (request_id, started, life): (RequestId, Instant, &Life),
@@ -96,6 +110,9 @@ async fn connect(
         started,
         life,
     };
+    if intercepts(proxy, &decision) {
+        return intercepted(proxy, &facts, decision, req).await;
+    }
     if let Some(response) = gate(proxy, &facts, &decision, &req).await {
         return response;
     }
@@ -108,22 +125,81 @@ async fn connect(
         Err(e) => return upstream_failed(proxy, &facts, &decision, &e).await,
     };
     proxy.finish(&facts, &decision, &ended(&facts, 200, Some(addr)));
-    let metrics = proxy.metrics.clone();
+    let proxy = proxy.clone();
+    let listener = listener.clone();
     tokio::spawn(async move {
         match hyper::upgrade::on(req).await {
             Ok(upgraded) => {
-                super::connect_tunnel(upgraded, upstream, &metrics, &decision).await;
+                let opened = super::tunnel::Opened {
+                    request_id: &request_id,
+                    listener: &listener,
+                    client,
+                    destination: &destination,
+                    upstream: addr,
+                };
+                super::connect_tunnel(upgraded, upstream, &proxy, &opened, &decision).await;
                 tracing::debug!(%addr, "tunnel ended");
                 drop(slot);
             }
             Err(e) => tracing::debug!(error = %e, "CONNECT upgrade failed"),
         }
     });
+    connected_response(&request_id)
+}
+
+/// `200` to a CONNECT, with the request id.
+fn connected_response(request_id: &str) -> Response<ProxyBody> {
     let mut response = Response::new(ProxyBody::Empty);
-    if let Ok(id) = http::HeaderValue::from_str(&request_id) {
+    if let Ok(id) = http::HeaderValue::from_str(request_id) {
         response.headers_mut().insert(respond::REQUEST_ID, id);
     }
     response
+}
+
+/// Whether a CONNECT so decided gets the HTTPS block page: refused by the policy (not a
+/// failed resolution) and `[local_ca]` configured.
+pub fn intercepts(proxy: &Proxy, decision: &Decision) -> bool {
+    proxy.minter.is_some()
+        && !decision.outcome.lets_through()
+        && decision.outcome != crate::policy::Outcome::Failed
+}
+
+/// A blocked CONNECT with `[local_ca]`: recorded and finished as a block, answered `200`,
+/// and the block page served inside (`intercept`). Nothing is connected upstream.
+async fn intercepted(
+    proxy: &Arc<Proxy>,
+    facts: &RequestFacts<'_>,
+    decision: Decision,
+    req: Request<Incoming>,
+) -> Response<ProxyBody> {
+    if let Err(refusal) = proxy.record(facts, &decision).await {
+        let response = respond::audit_refusal(&refusal, facts.request_id).1;
+        proxy.finish(facts, &decision, &ended(facts, 503, None));
+        return response;
+    }
+    proxy.finish(
+        facts,
+        &decision,
+        &ended(facts, decision.block_status(), None),
+    );
+    let proxy = proxy.clone();
+    let request_id = facts.request_id.to_owned();
+    let destination = facts.destination.clone();
+    tokio::spawn(async move {
+        match hyper::upgrade::on(req).await {
+            Ok(upgraded) => {
+                let page = super::intercept::PageFor {
+                    request_id: &request_id,
+                    destination: &destination,
+                };
+                let client = hyper_util::rt::TokioIo::new(upgraded);
+                super::intercept::blocked_tunnel(&proxy, &page, &decision, client, Vec::new())
+                    .await;
+            }
+            Err(e) => tracing::debug!(error = %e, "CONNECT upgrade failed"),
+        }
+    });
+    connected_response(facts.request_id)
 }
 
 async fn absolute_form(

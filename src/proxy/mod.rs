@@ -9,24 +9,28 @@ pub mod forward;
 pub mod forwarding;
 pub mod h1;
 pub mod headers;
+pub mod intercept;
 pub mod respond;
 pub mod reverse;
 pub mod server;
 #[cfg(target_os = "linux")]
 pub mod splice;
+pub mod tunnel;
 pub mod upstream;
 
 /// The copy buffer of each direction of a tunnel (CONNECT, WebSocket): large enough that a
 /// bulk transfer costs few system calls (tokio's default is 8 KiB).
 pub const TUNNEL_BUFFER: usize = 64 * 1024;
 
-/// A CONNECT tunnel. On Linux, when the client is a plain TCP socket, the bytes are spliced
-/// in the kernel (`splice::splice_bidirectional`) after the ones the client sent behind its
+/// A CONNECT tunnel answered `200` on hyper's path: its first bytes judged
+/// (`tunnel::judge`), then relayed. On Linux, when the client is a plain TCP socket, the
+/// bytes are relayed by `tunnel::relay_tcp` after the ones the client sent behind its
 /// CONNECT head; otherwise they are copied by `tunnel`.
 pub async fn connect_tunnel(
     upgraded: hyper::upgrade::Upgraded,
     upstream: tokio::net::TcpStream,
-    metrics: &crate::metrics::Metrics,
+    proxy: &context::Proxy,
+    opened: &tunnel::Opened<'_>,
     decision: &crate::policy::Decision,
 ) {
     // hyper-util's auto builder wraps the IO in a private type: its own downcast unwraps
@@ -50,37 +54,45 @@ pub async fn connect_tunnel(
         };
         match plain {
             Ok((client, early)) => {
-                match spliced_tunnel(client, &early, upstream).await {
-                    Ok((sent, received)) => metrics.observe_bytes(decision, sent, received),
-                    Err(e) => tracing::debug!(error = %e, "tunnel ended with an error"),
-                }
-                return;
+                return tunnel_tcp(proxy, opened, client, early, upstream, decision).await
             }
             Err(upgraded) => upgraded,
         }
     };
-    tunnel(
-        hyper_util::rt::TokioIo::new(upgraded),
-        upstream,
-        metrics,
-        decision,
-    )
-    .await
+    let mut client = hyper_util::rt::TokioIo::new(upgraded);
+    let mut first = Vec::new();
+    let judged = tunnel::judge(proxy, opened, &mut client, &upstream, &mut first).await;
+    if let tunnel::Judged::Refused = judged {
+        return;
+    }
+    let mut upstream = upstream;
+    if tokio::io::AsyncWriteExt::write_all(&mut upstream, &first)
+        .await
+        .is_err()
+    {
+        return;
+    }
+    tunnel(client, upstream, &proxy.metrics, decision).await
 }
 
-/// The client's early bytes (read by hyper past the CONNECT head, e.g. a TLS ClientHello)
-/// go upstream first; then everything else is spliced. Returns the bytes sent (client →
-/// upstream) and received.
-#[cfg(target_os = "linux")]
-async fn spliced_tunnel(
+/// A tunnel whose client is a plain TCP socket, `early` the bytes it sent behind its
+/// CONNECT head: judged, then relayed and counted.
+pub async fn tunnel_tcp(
+    proxy: &context::Proxy,
+    opened: &tunnel::Opened<'_>,
     mut client: tokio::net::TcpStream,
-    early: &[u8],
-    mut upstream: tokio::net::TcpStream,
-) -> std::io::Result<(u64, u64)> {
-    use tokio::io::AsyncWriteExt;
-    upstream.write_all(early).await?;
-    let (sent, received) = splice::splice_bidirectional(&mut client, &mut upstream).await?;
-    Ok((sent + early.len() as u64, received))
+    mut early: Vec<u8>,
+    upstream: tokio::net::TcpStream,
+    decision: &crate::policy::Decision,
+) {
+    let judged = tunnel::judge(proxy, opened, &mut client, &upstream, &mut early).await;
+    if let tunnel::Judged::Refused = judged {
+        return;
+    }
+    match tunnel::relay_tcp(client, &early, upstream).await {
+        Ok((sent, received)) => proxy.metrics.observe_bytes(decision, sent, received),
+        Err(e) => tracing::debug!(error = %e, "tunnel ended with an error"),
+    }
 }
 
 /// Copies both ways between a client and an upstream until either side closes (a CONNECT

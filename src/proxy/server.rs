@@ -88,6 +88,13 @@ pub async fn serve_forward(
                     }
                 }
             };
+            let served = match served {
+                Served::Connect(stream) => {
+                    let (buf, stream) = stream.into_parts();
+                    h1::serve_connect(stream, buf, &proxy, &conn).await
+                }
+                other => other,
+            };
             if let Served::HandOver(stream) = served {
                 let stream = stream.with_send_timeout(serving.limits.client_send_timeout);
                 let (p, n) = (proxy.clone(), name.clone());
@@ -267,7 +274,7 @@ impl OneConnection<'_> {
             Some(limits) => {
                 let site = Site::Reverse(&conn);
                 match h1::serve(stream, self.proxy, site, limits, self.shutdown).await {
-                    Served::Closed => return Ok(()),
+                    Served::Closed | Served::Connect(_) => return Ok(()),
                     Served::HandOver(stream) => stream,
                 }
             }

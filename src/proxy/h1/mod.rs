@@ -7,6 +7,7 @@
 //! the connection and the bytes already read, to the hyper path — always before deciding,
 //! so a request is decided once. See `../LIFECYCLE.md`.
 
+mod connect;
 mod message;
 mod plan;
 #[cfg(test)]
@@ -16,6 +17,7 @@ mod response;
 mod rewind;
 mod serve;
 
+pub use connect::serve_connect;
 pub use plan::{ForwardConnection, Site};
 pub use rewind::Rewind;
 pub use serve::{serve, tls_on_proxy_port, DirectLimits, Served, TLS_HANDSHAKE};

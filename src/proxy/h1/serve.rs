@@ -67,6 +67,9 @@ pub enum Served<S> {
     /// A request the direct path does not take: hyper serves the connection from here, the
     /// bytes already read put back in front.
     HandOver(Rewind<S>),
+    /// A whole `CONNECT` head at the start of the bytes read (forward listener only):
+    /// `connect::serve_connect` takes it.
+    Connect(Rewind<S>),
 }
 
 /// The limits the direct path applies.
@@ -141,6 +144,9 @@ where
                 _ = shutdown.changed(), if buf.is_empty() => return Served::Closed,
             }
         };
+        if matches!(site, Site::Forward(_)) && buf.starts_with(b"CONNECT ") {
+            return Served::Connect(Rewind::new(buf, client));
+        }
         match io.exchange(&mut client, &buf, head_len, &shutdown).await {
             Next::KeepAlive(used) => {
                 buf.drain(..used);

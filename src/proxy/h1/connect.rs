@@ -1,0 +1,173 @@
+//! `CONNECT host:port` on the direct path of the forward listener: decided, connected to a
+//! checked address and answered `200` in the client connection's own task, without hyper's
+//! upgrade machinery and without a task per tunnel; then the tunnel's first bytes are judged
+//! and it is relayed (`crate::proxy::tunnel`). A head the path does not take (HTTP/1.0, a
+//! body, a malformed authority) is handed to hyper's path, before anything was decided.
+
+use std::mem::MaybeUninit;
+use std::time::Instant;
+
+use http::HeaderValue;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+use super::message::MAX_HEADERS;
+use super::plan::ForwardConnection;
+use super::request::RequestShape;
+use super::response::write_whole_response;
+use super::rewind::Rewind;
+use super::serve::Served;
+use crate::proxy::context::{Proxy, RequestFacts};
+use crate::proxy::exchange::Life;
+use crate::proxy::forward::{block_response, ended, intercepts, upstream_failed};
+use crate::proxy::intercept::PageFor;
+use crate::proxy::respond;
+use crate::proxy::tunnel::Opened;
+use crate::resolve::Destination;
+
+/// Serves the CONNECT at the start of `buf` (a whole head, read by `serve`); the tunnel,
+/// when it opens, runs to its end here.
+pub async fn serve_connect(
+    mut client: TcpStream,
+    buf: Vec<u8>,
+    proxy: &Proxy,
+    conn: &ForwardConnection,
+) -> Served<TcpStream> {
+    let started = Instant::now();
+    let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut []);
+    let head_len = match req.parse_with_uninit_headers(&buf, &mut slots) {
+        Ok(httparse::Status::Complete(n)) => n,
+        _ => return Served::HandOver(Rewind::new(buf, client)),
+    };
+    let (Some("CONNECT"), Some(target), Some(1)) = (req.method, req.path, req.version) else {
+        return Served::HandOver(Rewind::new(buf, client));
+    };
+    let shape = match RequestShape::read(req.headers) {
+        Ok(shape) if shape.content_length == 0 && shape.hosts <= 1 => shape,
+        _ => return Served::HandOver(Rewind::new(buf, client)),
+    };
+    let Ok(destination) = Destination::parse_authority(target) else {
+        return Served::HandOver(Rewind::new(buf, client)); // hyper's path refuses it
+    };
+    let client_ip = proxy.client_address(conn.peer.ip(), shape.forwarded_for);
+    let wants_json = respond::wants_json(
+        shape
+            .accept
+            .and_then(|a| HeaderValue::from_bytes(a).ok())
+            .as_ref(),
+    );
+
+    let life = Life::new();
+    let decision = proxy.check(client_ip, &destination, None).await;
+    let request_id = proxy.next_request_id();
+    let facts = RequestFacts {
+        request_id: &request_id,
+        listener: &conn.listener,
+        route: None,
+        client: client_ip,
+        method: Some("CONNECT"),
+        scheme: "https",
+        destination: &destination,
+        path: None,
+        started,
+        life: &life,
+    };
+    let mut out = Vec::with_capacity(256);
+    let early = buf[head_len..].to_vec();
+    drop(buf);
+
+    if intercepts(proxy, &decision) {
+        let response = match proxy.record(&facts, &decision).await {
+            Err(refusal) => Some(respond::audit_refusal(&refusal, &request_id).1),
+            Ok(()) => None,
+        };
+        if let Some(response) = response {
+            proxy.finish(&facts, &decision, &ended(&facts, 503, None));
+            return answer(client, &mut out, response).await;
+        }
+        proxy.finish(
+            &facts,
+            &decision,
+            &ended(&facts, decision.block_status(), None),
+        );
+        push_connected(&mut out, &request_id);
+        if client.write_all(&out).await.is_err() {
+            return Served::Closed;
+        }
+        let page = PageFor {
+            request_id: &request_id,
+            destination: &destination,
+        };
+        crate::proxy::intercept::blocked_tunnel(proxy, &page, &decision, client, early).await;
+        return Served::Closed;
+    }
+
+    // The audit gate, then the block: nothing has gone upstream.
+    let stop = match proxy.record(&facts, &decision).await {
+        Err(refusal) => Some(respond::audit_refusal(&refusal, &request_id).1),
+        Ok(()) if decision.outcome.lets_through() => None,
+        Ok(()) => Some(block_response(proxy, &facts, &decision, wants_json)),
+    };
+    if let Some(response) = stop {
+        proxy.finish(
+            &facts,
+            &decision,
+            &ended(&facts, response.status().as_u16(), None),
+        );
+        return answer(client, &mut out, response).await;
+    }
+    let connect_started = Instant::now();
+    let connected = proxy
+        .connector
+        .connect_tcp(&decision.connect, destination.port)
+        .await;
+    let (upstream, addr, slot) = match connected {
+        Ok(c) => c,
+        Err(e) => {
+            let response = upstream_failed(proxy, &facts, &decision, &e).await;
+            return answer(client, &mut out, response).await;
+        }
+    };
+    proxy.metrics.observe_connect(connect_started.elapsed());
+    push_connected(&mut out, &request_id);
+    let written = client.write_all(&out).await;
+    proxy.finish(&facts, &decision, &ended(&facts, 200, Some(addr)));
+    if written.is_err() {
+        return Served::Closed;
+    }
+    let opened = Opened {
+        request_id: &request_id,
+        listener: &conn.listener,
+        client: client_ip,
+        destination: &destination,
+        upstream: addr,
+    };
+    crate::proxy::tunnel_tcp(proxy, &opened, client, early, upstream, &decision).await;
+    drop(slot);
+    Served::Closed
+}
+
+/// `200` to a CONNECT, with the request id.
+fn push_connected(out: &mut Vec<u8>, request_id: &str) {
+    out.clear();
+    out.extend_from_slice(b"HTTP/1.1 200 Connection established\r\n");
+    out.extend_from_slice(respond::REQUEST_ID.as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(request_id.as_bytes());
+    out.extend_from_slice(b"\r\n\r\n");
+}
+
+/// Writes one of douane's own responses and closes.
+async fn answer(
+    mut client: TcpStream,
+    out: &mut Vec<u8>,
+    response: http::Response<crate::proxy::body::ProxyBody>,
+) -> Served<TcpStream> {
+    out.clear();
+    write_whole_response(out, response, true);
+    if client.write_all(out).await.is_ok() {
+        let _ = client.shutdown().await;
+    }
+    Served::Closed
+}
