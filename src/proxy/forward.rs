@@ -77,7 +77,9 @@ async fn connect(
     req: Request<Incoming>,
     (request_id, started, life): (RequestId, Instant, &Life),
 ) -> Response<ProxyBody> {
-    let authority = req.uri().authority().map(|a| a.as_str()).unwrap_or("");
+    // Owned: the request itself moves on (intercepted, upgraded) while the facts live.
+    let authority = req.uri().authority().map(|a| a.to_string()).unwrap_or_default();
+    let authority = authority.as_str();
     let destination = match Destination::parse_authority(authority) {
         Ok(d) => d,
         Err(e) => {

@@ -23,7 +23,6 @@ use tokio::net::TcpStream;
 
 use super::context::{Proxy, RequestFacts};
 use super::exchange::{Life, RequestEnd};
-use crate::audit::{AuditDetails, AuditEvent, OnFailure};
 use crate::client_hello::{inspect, Inspection, MAX_CLIENT_HELLO};
 use crate::policy::decide::{decide, Request, Resolution};
 use crate::policy::Decision;
@@ -288,6 +287,7 @@ where
             today,
         )
     };
+    let connect_host = opened.destination.host.to_string();
     let facts = RequestFacts {
         request_id: &request_id,
         listener: opened.listener,
@@ -297,6 +297,9 @@ where
         scheme: if tls { "https" } else { "http" },
         destination: &destination,
         path: None,
+        query: None,
+        requested_host: Some(if kind == "host" { name } else { &connect_host }),
+        sni: (kind == "sni").then_some(name),
         started,
         life: &life,
     };
@@ -311,7 +314,8 @@ where
         outcome = decision.outcome.as_str(),
         "tunnel: its first bytes name another host"
     );
-    let recorded = record(proxy, &facts, &decision, opened, name, kind, status).await;
+    // The gate record (with the name); `finish` below writes the end record.
+    let recorded = proxy.record(&facts, &decision).await.is_ok();
     let end = RequestEnd {
         status,
         upstream: Some(opened.upstream),
@@ -348,56 +352,6 @@ where
         unnamed(proxy, opened, client, "bad_name", tls).await,
         Judged::Pass
     )
-}
-
-/// The audit record of a name decided inside a tunnel, with the name; `false` when it
-/// could not be written and the audit config refuses then.
-async fn record(
-    proxy: &Proxy,
-    facts: &RequestFacts<'_>,
-    decision: &Decision,
-    opened: &Opened<'_>,
-    name: &str,
-    kind: &'static str,
-    status: u16,
-) -> bool {
-    let Some(audit) = &proxy.audit else {
-        return true;
-    };
-    if !audit.config().needs_record(decision.outcome) {
-        return true;
-    }
-    let event = AuditEvent {
-        request_id: facts.request_id,
-        listener: facts.listener,
-        client: facts.client,
-        method: facts.method,
-        scheme: facts.scheme,
-        host: name,
-        port: facts.destination.port,
-        path: None,
-        upstream_via: proxy.connector.settings().parent_proxy.as_deref(),
-        decision,
-    };
-    let connect_host = opened.destination.host.to_string();
-    let details = AuditDetails {
-        connected: Some(opened.upstream),
-        status: Some(status),
-        requested_host: Some(if kind == "host" { name } else { &connect_host }),
-        sni: (kind == "sni").then_some(name),
-        ..AuditDetails::default()
-    };
-    match audit.record_with(&event, &details).await {
-        Ok(()) => true,
-        Err(e) if audit.on_failure() == OnFailure::Block => {
-            tracing::warn!(error = %e, "audit record not written: tunnel refused");
-            false
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "audit record lost (on_failure = \"continue\")");
-            true
-        }
-    }
 }
 
 /// Answers a refused tunnel from inside: the HTTPS block page with `[local_ca]` (or a TLS

@@ -70,6 +70,9 @@ pub async fn serve_connect(
         scheme: "https",
         destination: &destination,
         path: None,
+        query: None,
+        requested_host: None,
+        sni: None,
         started,
         life: &life,
     };
