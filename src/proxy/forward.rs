@@ -12,7 +12,7 @@ use hyper::body::Incoming;
 
 use super::body::{ExposureTally, PoolReturn, ProxyBody};
 use super::context::{Arrival, Proxy, RequestFacts, RequestId};
-use super::exchange::{admit_head, Life, Refusal, RequestEnd};
+use super::exchange::{admit, Life, Refusal, RequestEnd};
 use super::headers;
 use super::respond;
 use super::upstream::{PoolKey, UpstreamError};
@@ -46,7 +46,7 @@ pub async fn handle(
         started,
         life: &life,
     };
-    if let Err(refusal) = admit_head(req.headers()) {
+    if let Err(refusal) = admit(&req) {
         return Ok(proxy.refused(&arrival, refusal));
     }
     if req.method() == Method::CONNECT {

@@ -14,7 +14,7 @@ use hyper_util::rt::TokioIo;
 
 use super::body::ProxyBody;
 use super::context::{Arrival, Proxy, RequestFacts};
-use super::exchange::{admit_head, Life, Refusal};
+use super::exchange::{admit, Life, Refusal};
 use super::forward::{ended, gate, send_to_checked, upstream_failed};
 use super::forwarding::{
     forwardable_host, Forwarding, X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO,
@@ -153,7 +153,7 @@ pub async fn handle(
         started,
         life: &life,
     };
-    if let Err(refusal) = admit_head(req.headers()) {
+    if let Err(refusal) = admit(&req) {
         return Ok(proxy.refused(&arrival, refusal));
     }
     let Some(host) = request_host(&req) else {
