@@ -173,6 +173,16 @@ impl Life {
     pub fn finish(&self) -> bool {
         !self.finished.swap(true, Ordering::Relaxed)
     }
+
+    /// Hands the exit over to a life that goes on elsewhere (a response body that finishes
+    /// the request when it is done): this one is marked, the one returned is not.
+    pub fn hand_over(&self) -> Life {
+        let first = self.finish();
+        debug_assert!(first, "a life handed over after its exit");
+        Life {
+            finished: AtomicBool::new(!first),
+        }
+    }
 }
 
 impl Default for Life {

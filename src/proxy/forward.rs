@@ -10,7 +10,7 @@ use std::time::Instant;
 use http::{header, Method, Request, Response, StatusCode, Uri};
 use hyper::body::Incoming;
 
-use super::body::{ExposureTally, PoolReturn, ProxyBody};
+use super::body::{Exit, HeadEnd, PoolReturn, ProxyBody, Tally};
 use super::context::{Arrival, Proxy, RequestFacts, RequestId};
 use super::exchange::{admit, Life, Refusal, RequestEnd};
 use super::headers;
@@ -204,14 +204,23 @@ async fn absolute_form(
             let headers = response.headers_mut();
             headers::strip_hop_by_hop(headers, false);
             headers::append_via(headers, &proxy.via);
-            proxy.finish(&facts, &decision, &ended(&facts, status, Some(addr)));
+            let head = HeadEnd {
+                request_id,
+                scheme: scheme.as_str(),
+                route: None,
+                end: ended(&facts, status, Some(addr)),
+                sni: None,
+            };
+            let exit = Exit::new(proxy, &facts, &decision, head);
+            response.body_mut().finish_at_end(exit);
             response
         }
         Err(e) => upstream_failed(proxy, &facts, &decision, &e).await,
     }
 }
 
-/// The end of a request on hyper's path, where the exit is the response head.
+/// The end of a request on hyper's path as known at its response head (the bytes come
+/// with the end of the response body, [`Exit`]).
 pub fn ended<'a>(
     facts: &RequestFacts<'a>,
     status: u16,
@@ -258,8 +267,8 @@ pub async fn upstream_failed(
 }
 
 /// Sends `request` to the first checked address that takes it, over a pooled connection;
-/// returns the response and the address it came from. The bodies of an exposed request
-/// (would-block, exempt) are counted for the metrics.
+/// returns the response and the address it came from. Both bodies are counted (the
+/// request's exit, given to the response body, reads the counts).
 pub async fn send_to_checked(
     proxy: &Arc<Proxy>,
     decision: &Decision,
@@ -269,9 +278,9 @@ pub async fn send_to_checked(
 ) -> Result<(Response<ProxyBody>, SocketAddr), UpstreamError> {
     let connector = &proxy.connector;
     let upgrade = headers::wants_upgrade(request.headers());
-    let tally = ExposureTally::for_decision(&proxy.metrics, decision);
+    let sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let stall = proxy.request_body_timeout;
-    let request = request.map(|body| ProxyBody::request(body, tally.clone(), stall));
+    let request = request.map(|body| ProxyBody::request(body, sent.clone(), stall));
     let mut last = None;
     for ip in &decision.connect {
         let key = PoolKey {
@@ -295,7 +304,7 @@ pub async fn send_to_checked(
             sender,
         };
         return Ok((
-            response.map(|body| ProxyBody::Upstream(body, Some(ret), tally)),
+            response.map(|body| ProxyBody::Upstream(body, Some(ret), Tally::new(sent))),
             addr,
         ));
     }

@@ -12,7 +12,7 @@ use http::{Request, Response, StatusCode, Uri};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 
-use super::body::ProxyBody;
+use super::body::{Exit, HeadEnd, ProxyBody};
 use super::context::{Arrival, Proxy, RequestFacts};
 use super::exchange::{admit, Life, Refusal};
 use super::forward::{ended, gate, send_to_checked, upstream_failed};
@@ -244,7 +244,20 @@ pub async fn handle(
     let mut end = ended(&facts, status.as_u16(), Some(addr));
     end.requested_host = asked.as_ref().and_then(|h| h.to_str().ok());
     end.sni = conn.sni.as_deref();
-    proxy.finish(&facts, &decision, &end);
+    if upgraded {
+        // The tunnel counts its own bytes.
+        proxy.finish(&facts, &decision, &end);
+    } else {
+        let head = HeadEnd {
+            request_id,
+            scheme: route.scheme.as_str(),
+            route: Some(route.name.clone()),
+            end,
+            sni: conn.sni.clone(),
+        };
+        let exit = Exit::new(&proxy, &facts, &decision, head);
+        response.body_mut().finish_at_end(exit);
+    }
     headers::strip_hop_by_hop(response.headers_mut(), upgraded && upgrade);
     if let (true, Some(client_upgrade)) = (upgraded, client_upgrade) {
         let upstream_upgrade = hyper::upgrade::on(&mut response);

@@ -303,7 +303,7 @@ impl Exchange<'_> {
         let end = |status: u16, upstream: Option<SocketAddr>, received: Option<u64>| RequestEnd {
             status,
             upstream,
-            sent: Some(body_len as u64),
+            sent: upstream.map(|_| body_len as u64), // nothing went out to no upstream
             received,
             duration: started.elapsed(),
             route: plan.route,
