@@ -13,7 +13,7 @@ use hyper::body::Incoming;
 use super::body::{Exit, HeadEnd, PoolReturn, ProxyBody, Tally};
 use super::context::{Arrival, Proxy, RequestFacts, RequestId};
 use super::exchange::{admit, Life, Refusal, RequestEnd};
-use super::headers;
+use super::headers::{self, Leg};
 use super::respond;
 use super::upstream::{PoolKey, UpstreamError};
 use crate::policy::decide::HttpFacts;
@@ -52,7 +52,9 @@ pub async fn handle(
     if req.method() == Method::CONNECT {
         Ok(connect(&proxy, &listener, client, req, (request_id, started, &life)).await)
     } else {
-        Ok(absolute_form(&proxy, &listener, client, req, (request_id, started, &life)).await)
+        let trusted = proxy.is_trusted(peer.ip());
+        let id = (request_id, started, &life);
+        Ok(absolute_form(&proxy, &listener, (client, trusted), req, id).await)
     }
 }
 
@@ -126,7 +128,7 @@ async fn connect(
 async fn absolute_form(
     proxy: &Arc<Proxy>,
     listener: &str,
-    client: std::net::IpAddr,
+    (client, trusted): (std::net::IpAddr, bool),
     mut req: Request<Incoming>,
     (request_id, started, life): (RequestId, Instant, &Life),
 ) -> Response<ProxyBody> {
@@ -189,7 +191,7 @@ async fn absolute_form(
     let host_header = req.uri().authority().map(|a| a.as_str().to_owned());
     *req.uri_mut() = origin;
     let headers = req.headers_mut();
-    headers::strip_hop_by_hop(headers, false);
+    headers::rewrite_request(headers, Leg::Forward { trusted }, false);
     headers::append_via(headers, &proxy.via);
     if let Some(host) = host_header.and_then(|h| http::HeaderValue::from_str(&h).ok()) {
         headers.insert(header::HOST, host);
@@ -202,7 +204,7 @@ async fn absolute_form(
         Ok((mut response, addr)) => {
             let status = response.status().as_u16();
             let headers = response.headers_mut();
-            headers::strip_hop_by_hop(headers, false);
+            headers::rewrite_response(headers, false);
             headers::append_via(headers, &proxy.via);
             let head = HeadEnd {
                 request_id,

@@ -19,7 +19,7 @@ use super::forward::{ended, gate, send_to_checked, upstream_failed};
 use super::forwarding::{
     forwardable_host, Forwarding, X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO,
 };
-use super::headers;
+use super::headers::{self, Leg};
 use crate::config::{Route, UpstreamScheme};
 use crate::policy::decide::HttpFacts;
 use crate::resolve::{Destination, DestinationError, Host};
@@ -211,14 +211,17 @@ pub async fn handle(
         headers::wants_websocket(req.headers()) && req.version() == http::Version::HTTP_11;
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
     *req.uri_mut() = target;
-    let headers = req.headers_mut();
-    headers::strip_hop_by_hop(headers, upgrade);
-    headers.insert(header::HOST, route.host_header.clone());
     let forwarding = Forwarding {
         peer: conn.peer.ip(),
         trusted: proxy.is_trusted(conn.peer.ip()),
         tls: conn.tls,
     };
+    let headers = req.headers_mut();
+    let leg = Leg::Reverse {
+        trusted: forwarding.trusted,
+    };
+    headers::rewrite_request(headers, leg, upgrade);
+    headers.insert(header::HOST, route.host_header.clone());
     let host_value = asked.clone().or_else(|| HeaderValue::from_str(&host).ok());
     set_forwarded(headers, &forwarding, host_value.as_ref());
 
@@ -258,7 +261,7 @@ pub async fn handle(
         let exit = Exit::new(&proxy, &facts, &decision, head);
         response.body_mut().finish_at_end(exit);
     }
-    headers::strip_hop_by_hop(response.headers_mut(), upgraded && upgrade);
+    headers::rewrite_response(response.headers_mut(), upgraded && upgrade);
     if let (true, Some(client_upgrade)) = (upgraded, client_upgrade) {
         let upstream_upgrade = hyper::upgrade::on(&mut response);
         let metrics = proxy.metrics.clone();

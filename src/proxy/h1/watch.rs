@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use http::Request;
 
-use super::message::{ends_chunked, head_end, parse_content_length, ChunkedScanner, Known};
+use super::message::{ends_chunked, head_end, parse_content_length, ChunkedScanner, Kind};
 
 /// Marks a request whose head had ambiguous framing (read from its extensions).
 #[derive(Debug, Clone, Copy)]
@@ -144,12 +144,12 @@ impl FramingWatch {
         }
         let (mut lengths, mut length, mut chunked, mut coded) = (0u32, None, false, false);
         for h in req.headers.iter() {
-            match Known::of(h.name) {
-                Known::ContentLength => {
+            match Kind::of(h.name) {
+                Kind::ContentLength => {
                     lengths += 1;
                     length = parse_content_length(h.value.trim_ascii());
                 }
-                Known::TransferEncoding => {
+                Kind::TransferEncoding => {
                     coded = true;
                     chunked = ends_chunked(h.value);
                 }
