@@ -3,7 +3,9 @@
 //! pipelining, HTTP/1.0 keep-alive, bare CR and LF, NUL, obs-fold…), sent through a douane
 //! on the direct path and a douane on hyper alone, each in front of its own raw upstream
 //! that records the exact requests it parses. For every request: the same statuses, the
-//! same upstream request heads (as sets of lines), the same log lines — and an upstream
+//! same upstream request heads (as sets of lines), the same log lines, the same bytes in
+//! them, the same metric deltas (the request counters of the admin `/metrics`, scraped
+//! before and after each request) — and an upstream
 //! never parses more requests than douane decided to let through.
 
 mod common;
@@ -157,6 +159,32 @@ struct Seen {
     refused: usize,
     /// The body bytes each finished request's log line gives (sent, received).
     bytes: Vec<(Option<u64>, Option<u64>)>,
+    /// The counters this request moved, with how much (from the admin `/metrics`).
+    metrics: Vec<(String, f64)>,
+}
+
+/// The counters of a request's life, compared between the engines.
+const COUNTERS: &[&str] = &[
+    "douane_requests_total",
+    "douane_decisions_total",
+    "douane_refusals_total",
+    "douane_upstream_errors_total",
+    "douane_destination_requests_total",
+    "douane_exposure_",
+    "douane_sent_bytes_total",
+    "douane_received_bytes_total",
+];
+
+/// The counters of [`COUNTERS`] from a `/metrics` text, each series by its name and labels.
+fn counters(text: &str, port: u16) -> std::collections::BTreeMap<String, f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && COUNTERS.iter().any(|c| l.starts_with(c)))
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            let series = series.replace(&port.to_string(), "PORT");
+            Some((series, value.parse().ok()?))
+        })
+        .collect()
 }
 
 impl Side {
@@ -164,6 +192,7 @@ impl Side {
         self.up.clear();
         let (decided, refused) = self.logs();
         let lines = self.douane.logs().len();
+        let before = self.metrics();
         let answer = raw::tls(
             self.douane.reverse,
             &self.fx.ca,
@@ -200,13 +229,28 @@ impl Side {
                 (field("sent"), field("received"))
             })
             .collect();
+        let after = self.metrics();
+        let metrics = after
+            .into_iter()
+            .filter_map(|(series, value)| {
+                let moved = value - before.get(&series).copied().unwrap_or(0.0);
+                (moved != 0.0).then_some((series, moved))
+            })
+            .collect();
         Seen {
+            metrics,
             bytes,
             statuses: statuses(&answer),
             heads,
             decided: decided_after - decided,
             refused: refused_after - refused,
         }
+    }
+
+    fn metrics(&self) -> std::collections::BTreeMap<String, f64> {
+        let (status, text) = self.douane.admin_get("/metrics");
+        assert_eq!(status, 200, "{text}");
+        counters(&text, self.up.port)
     }
 
     fn logs(&self) -> (usize, usize) {
@@ -245,6 +289,10 @@ async fn both_engines_answer_the_corpus_alike() {
         if name.ends_with("te-and-cl") || name.ends_with("two-equal-cl") {
             // What hyper folds is refused on both engines, wherever it comes on a connection.
             assert_eq!((h.refused, d.refused), (1, 1), "{name}: {h:?} {d:?}");
+        }
+        if *name == "get" || *name == "two-hosts" {
+            // Every request moves its counters (here: one decision, one refusal).
+            assert!(!h.metrics.is_empty(), "{name}: {h:?}");
         }
         if *name == "post-cl" {
             // The request's body and the upstream's answer (its target, 2 bytes).
