@@ -83,6 +83,7 @@ pub enum Rule {
 /// `Upgrade` goes: a WebSocket upgrade is put back after the decision by the codec; any
 /// other (`h2c` above all) never crosses. `Transfer-Encoding` goes: the codec frames the
 /// body. `X-Forwarded-Host` never passes from an untrusted client.
+#[inline]
 pub fn request_rule(kind: Kind, leg: Leg, named: bool) -> Rule {
     use Kind as K;
     let rule = match (kind, leg) {
@@ -105,6 +106,7 @@ pub fn request_rule(kind: Kind, leg: Leg, named: bool) -> Rule {
 /// The rule of one upstream response header on its way to the client: hop-by-hop headers
 /// and those its `Connection` names go (the codec frames the body and writes its own
 /// `Connection`); everything else passes.
+#[inline]
 pub fn response_rule(kind: Kind, named: bool) -> Rule {
     match kind {
         Kind::Connection | Kind::HopByHop | Kind::Upgrade | Kind::TransferEncoding => Rule::Drop,
