@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::client;
-use common::proxy::{policy, standard_overrides, ConfigSpec, Douane, Fixture, RouteSpec};
+use common::proxy::{policy, standard_overrides, ConfigSpec, Douane, Engine, Fixture, RouteSpec};
 use common::upstream;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -22,11 +22,11 @@ action = "block"
 /// TLS upstreams (h2 and http/1.1) on .2 and .3, plain ones on .2; routes:
 /// app.localhost → https://fr.test, other.localhost → https://us.test,
 /// ws.localhost → https://fr.test and ws.localhost/plain → http://fr.test.
-async fn start() -> (Fixture, Douane, u16) {
-    start_with(RULES, "").await
+async fn start(engine: Engine) -> (Fixture, Douane, u16) {
+    start_with(engine, RULES, "").await
 }
 
-async fn start_with(rules: &str, extra: &str) -> (Fixture, Douane, u16) {
+async fn start_with(engine: Engine, rules: &str, extra: &str) -> (Fixture, Douane, u16) {
     let fx = Fixture::new();
     let leaf = fx.ca.leaf(common::proxy::UPSTREAM_NAMES);
     let tls_port = upstream::start(
@@ -43,6 +43,7 @@ async fn start_with(rules: &str, extra: &str) -> (Fixture, Douane, u16) {
         upstream,
     };
     fx.write_config(&ConfigSpec {
+        engine,
         overrides: standard_overrides(),
         routes: vec![
             route(
@@ -77,129 +78,131 @@ async fn start_with(rules: &str, extra: &str) -> (Fixture, Douane, u16) {
     (fx, douane, tls_port)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn routes_over_tls_in_http1_and_http2_allowed_and_blocked() {
-    let (fx, douane, tls_port) = start().await;
-    let cfg = |alpn: &[&[u8]]| fx.ca.client_config(alpn);
-    for http2 in [false, true] {
-        let ok = client::reverse(
-            douane.reverse,
-            cfg,
-            "app.localhost",
-            "app.localhost",
-            http2,
-            "/ok?x=1",
-        )
-        .await;
-        assert_eq!(ok.status, 200, "h2={http2}: {}", ok.text());
-        let seen = ok.json();
-        assert_eq!(seen["server"], "127.0.0.2");
-        assert_eq!(
-            seen["version"], "HTTP/2.0",
-            "the upstream offers h2: {seen}"
-        );
-        assert!(seen["uri"].as_str().unwrap().ends_with("/ok?x=1"), "{seen}");
-        let headers = &seen["headers"];
-        // h2 upstream: the Host is the :authority.
-        assert!(
-            seen["uri"]
-                .as_str()
-                .unwrap()
-                .contains(&format!("fr.test:{tls_port}")),
-            "{seen}"
-        );
-        assert_eq!(headers["x-forwarded-for"][0], "127.0.0.1");
-        assert_eq!(headers["x-forwarded-proto"][0], "https");
-        assert_eq!(
-            headers["forwarded"][0],
-            "for=127.0.0.1;proto=https;host=\"app.localhost\""
-        );
+on_both_engines! {
+    async fn routes_over_tls_in_http1_and_http2_allowed_and_blocked(engine: Engine) {
+        let (fx, douane, tls_port) = start(engine).await;
+        let cfg = |alpn: &[&[u8]]| fx.ca.client_config(alpn);
+        for http2 in [false, true] {
+            let ok = client::reverse(
+                douane.reverse,
+                cfg,
+                "app.localhost",
+                "app.localhost",
+                http2,
+                "/ok?x=1",
+            )
+            .await;
+            assert_eq!(ok.status, 200, "h2={http2}: {}", ok.text());
+            let seen = ok.json();
+            assert_eq!(seen["server"], "127.0.0.2");
+            assert_eq!(
+                seen["version"], "HTTP/2.0",
+                "the upstream offers h2: {seen}"
+            );
+            assert!(seen["uri"].as_str().unwrap().ends_with("/ok?x=1"), "{seen}");
+            let headers = &seen["headers"];
+            // h2 upstream: the Host is the :authority.
+            assert!(
+                seen["uri"]
+                    .as_str()
+                    .unwrap()
+                    .contains(&format!("fr.test:{tls_port}")),
+                "{seen}"
+            );
+            assert_eq!(headers["x-forwarded-for"][0], "127.0.0.1");
+            assert_eq!(headers["x-forwarded-proto"][0], "https");
+            assert_eq!(
+                headers["forwarded"][0],
+                "for=127.0.0.1;proto=https;host=\"app.localhost\""
+            );
 
-        // The path rule blocks /admin on that route only.
-        let admin = client::reverse(
-            douane.reverse,
-            cfg,
-            "app.localhost",
-            "app.localhost",
-            http2,
-            "/admin/users",
-        )
-        .await;
-        assert_eq!(admin.status, 451, "h2={http2}: {}", admin.text());
-        assert!(admin.text().contains("no-admin"));
-        assert!(admin.header("douane-request-id").is_some());
+            // The path rule blocks /admin on that route only.
+            let admin = client::reverse(
+                douane.reverse,
+                cfg,
+                "app.localhost",
+                "app.localhost",
+                http2,
+                "/admin/users",
+            )
+            .await;
+            assert_eq!(admin.status, 451, "h2={http2}: {}", admin.text());
+            assert!(admin.text().contains("no-admin"));
+            assert!(admin.header("douane-request-id").is_some());
 
-        // A route whose upstream is under US law.
-        let other = client::reverse(
-            douane.reverse,
-            cfg,
-            "other.localhost",
-            "other.localhost",
-            http2,
-            "/",
-        )
-        .await;
-        assert_eq!(other.status, 451, "h2={http2}: {}", other.text());
-        assert!(other.text().contains("Yankee Cloud"), "{}", other.text());
+            // A route whose upstream is under US law.
+            let other = client::reverse(
+                douane.reverse,
+                cfg,
+                "other.localhost",
+                "other.localhost",
+                http2,
+                "/",
+            )
+            .await;
+            assert_eq!(other.status, 451, "h2={http2}: {}", other.text());
+            assert!(other.text().contains("Yankee Cloud"), "{}", other.text());
 
-        // SNI and Host disagree: the route of neither.
-        let misdirected = client::reverse(
-            douane.reverse,
-            cfg,
-            "app.localhost",
-            "other.localhost",
-            http2,
-            "/",
-        )
-        .await;
-        assert_eq!(
-            misdirected.status,
-            421,
-            "h2={http2}: {}",
-            misdirected.text()
-        );
+            // SNI and Host disagree: the route of neither.
+            let misdirected = client::reverse(
+                douane.reverse,
+                cfg,
+                "app.localhost",
+                "other.localhost",
+                http2,
+                "/",
+            )
+            .await;
+            assert_eq!(
+                misdirected.status,
+                421,
+                "h2={http2}: {}",
+                misdirected.text()
+            );
 
-        // No route for that host.
-        let unknown = client::reverse(
-            douane.reverse,
-            cfg,
-            "unrouted.localhost",
-            "unrouted.localhost",
-            http2,
-            "/",
-        )
-        .await;
-        assert_eq!(unknown.status, 404, "h2={http2}");
+            // No route for that host.
+            let unknown = client::reverse(
+                douane.reverse,
+                cfg,
+                "unrouted.localhost",
+                "unrouted.localhost",
+                http2,
+                "/",
+            )
+            .await;
+            assert_eq!(unknown.status, 404, "h2={http2}");
+        }
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_untrusted_client_cannot_choose_its_forwarded_for() {
-    let (fx, douane, _) = start().await;
-    let stream = TcpStream::connect(douane.reverse).await.unwrap();
-    let tls = client::tls(stream, fx.ca.client_config(&[b"http/1.1"]), "app.localhost")
-        .await
-        .unwrap();
-    let mut sender = client::h1(tls).await;
-    let req = client::request(
-        "GET",
-        "/",
-        &[
-            ("host", "app.localhost"),
-            ("x-forwarded-for", "6.6.6.6"),
-            ("forwarded", "for=6.6.6.6"),
-        ],
-    );
-    let reply = client::collect(sender.send_request(req).await.unwrap()).await;
-    assert_eq!(reply.status, 200);
-    let headers = &reply.json()["headers"];
-    assert_eq!(headers["x-forwarded-for"], serde_json::json!(["127.0.0.1"]));
-    assert_eq!(
-        headers["forwarded"].as_array().unwrap().len(),
-        1,
-        "{headers}"
-    );
-    assert!(!headers.to_string().contains("6.6.6.6"), "{headers}");
+on_both_engines! {
+    async fn an_untrusted_client_cannot_choose_its_forwarded_for(engine: Engine) {
+        let (fx, douane, _) = start(engine).await;
+        let stream = TcpStream::connect(douane.reverse).await.unwrap();
+        let tls = client::tls(stream, fx.ca.client_config(&[b"http/1.1"]), "app.localhost")
+            .await
+            .unwrap();
+        let mut sender = client::h1(tls).await;
+        let req = client::request(
+            "GET",
+            "/",
+            &[
+                ("host", "app.localhost"),
+                ("x-forwarded-for", "6.6.6.6"),
+                ("forwarded", "for=6.6.6.6"),
+            ],
+        );
+        let reply = client::collect(sender.send_request(req).await.unwrap()).await;
+        assert_eq!(reply.status, 200);
+        let headers = &reply.json()["headers"];
+        assert_eq!(headers["x-forwarded-for"], serde_json::json!(["127.0.0.1"]));
+        assert_eq!(
+            headers["forwarded"].as_array().unwrap().len(),
+            1,
+            "{headers}"
+        );
+        assert!(!headers.to_string().contains("6.6.6.6"), "{headers}");
+    }
 }
 
 /// A WebSocket-style upgrade: 101, then bytes both ways through douane.
@@ -236,48 +239,50 @@ async fn upgrade_echo(fx: &Fixture, douane: &Douane, path: &str) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn websocket_upgrade_through_a_reverse_route() {
-    let (fx, douane, _) = start().await;
-    upgrade_echo(&fx, &douane, "/plain/socket").await;
-    // The TLS upstream offers h2, where an HTTP/1.1 upgrade cannot go: douane must speak
-    // HTTP/1.1 to it for this request.
-    upgrade_echo(&fx, &douane, "/socket").await;
+on_both_engines! {
+    async fn websocket_upgrade_through_a_reverse_route(engine: Engine) {
+        let (fx, douane, _) = start(engine).await;
+        upgrade_echo(&fx, &douane, "/plain/socket").await;
+        // The TLS upstream offers h2, where an HTTP/1.1 upgrade cannot go: douane must speak
+        // HTTP/1.1 to it for this request.
+        upgrade_echo(&fx, &douane, "/socket").await;
+    }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_trusted_proxy_names_the_client_that_rules_match() {
-    let rules = r#"
-[[rule]]
-id = "sante-us-blocked"
-clients = ["10.20.0.0/16"]
-hosts = ["fr.test"]
-action = "block"
-"#;
-    let (fx, douane, _) = start_with(rules, "[trust]\nforwarded_from = [\"127.0.0.1\"]\n").await;
-    let send = |xff: &'static str| {
-        let config = fx.ca.client_config(&[b"http/1.1"]);
-        let addr = douane.reverse;
-        async move {
-            let stream = TcpStream::connect(addr).await.unwrap();
-            let tls = client::tls(stream, config, "app.localhost").await.unwrap();
-            let mut sender = client::h1(tls).await;
-            let req = client::request(
-                "GET",
-                "/",
-                &[("host", "app.localhost"), ("x-forwarded-for", xff)],
-            );
-            client::collect(sender.send_request(req).await.unwrap()).await
-        }
-    };
-    let blocked = send("10.20.3.4").await;
-    assert_eq!(blocked.status, 451, "{}", blocked.text());
-    assert!(blocked.text().contains("sante-us-blocked"));
-    let ok = send("192.0.2.7").await;
-    assert_eq!(ok.status, 200, "{}", ok.text());
-    // The trusted hop's list is extended, not replaced.
-    assert_eq!(
-        ok.json()["headers"]["x-forwarded-for"][0],
-        "192.0.2.7, 127.0.0.1"
-    );
+on_both_engines! {
+    async fn a_trusted_proxy_names_the_client_that_rules_match(engine: Engine) {
+        let rules = r#"
+    [[rule]]
+    id = "sante-us-blocked"
+    clients = ["10.20.0.0/16"]
+    hosts = ["fr.test"]
+    action = "block"
+    "#;
+        let (fx, douane, _) = start_with(engine, rules, "[trust]\nforwarded_from = [\"127.0.0.1\"]\n").await;
+        let send = |xff: &'static str| {
+            let config = fx.ca.client_config(&[b"http/1.1"]);
+            let addr = douane.reverse;
+            async move {
+                let stream = TcpStream::connect(addr).await.unwrap();
+                let tls = client::tls(stream, config, "app.localhost").await.unwrap();
+                let mut sender = client::h1(tls).await;
+                let req = client::request(
+                    "GET",
+                    "/",
+                    &[("host", "app.localhost"), ("x-forwarded-for", xff)],
+                );
+                client::collect(sender.send_request(req).await.unwrap()).await
+            }
+        };
+        let blocked = send("10.20.3.4").await;
+        assert_eq!(blocked.status, 451, "{}", blocked.text());
+        assert!(blocked.text().contains("sante-us-blocked"));
+        let ok = send("192.0.2.7").await;
+        assert_eq!(ok.status, 200, "{}", ok.text());
+        // The trusted hop's list is extended, not replaced.
+        assert_eq!(
+            ok.json()["headers"]["x-forwarded-for"][0],
+            "192.0.2.7, 127.0.0.1"
+        );
+    }
 }

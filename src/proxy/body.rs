@@ -1,6 +1,8 @@
 //! The one body type the proxy sends: nothing, a small buffer, or a stream passed through
 //! from the other side. An enum rather than a boxed trait object, so that passing a body
-//! through costs no allocation.
+//! through costs no allocation. On hyper's path the bodies also count a request's bytes
+//! both ways, and its response body holds the request's exit ([`Exit`]): `finish` runs once
+//! that body is done (relayed, or dropped when the client went away), with the bytes.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -15,20 +17,22 @@ use bytes::{Buf, Bytes};
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 
+use super::context::{Proxy, RequestFacts, RequestId};
+use super::exchange::{Life, RequestEnd};
 use super::upstream::{Connector, PoolKey, Sender};
-use crate::metrics::Metrics;
 use crate::policy::{Decision, Outcome};
+use crate::resolve::Destination;
 
 #[derive(Debug)]
 pub enum ProxyBody {
     Empty,
     Full(Option<Bytes>),
-    /// A request body passed through, its bytes counted when the request is exposed, and
-    /// failed when it sends nothing for too long.
-    Stream(Incoming, Option<Arc<ExposureTally>>, Stall),
+    /// A request body passed through, its bytes counted, and failed when it sends nothing
+    /// for too long.
+    Stream(Incoming, Arc<AtomicU64>, Stall),
     /// An upstream response body: once it has been read to the end, its connection goes
-    /// back to the pool.
-    Upstream(Incoming, Option<PoolReturn>, Option<Arc<ExposureTally>>),
+    /// back to the pool; its bytes are counted, and its request finished when it is done.
+    Upstream(Incoming, Option<PoolReturn>, Tally),
 }
 
 /// Why a body douane passes through failed.
@@ -94,46 +98,131 @@ impl PoolReturn {
     }
 }
 
-/// The bytes of an exposed request (let through in monitor mode or by an exemption), sent
-/// and received through its bodies; recorded in the exposure metrics once both bodies are
-/// gone. Requests that were simply allowed carry none: they cost nothing to count.
-pub struct ExposureTally {
-    metrics: Arc<Metrics>,
-    decision: Decision,
-    sent: AtomicU64,
-    received: AtomicU64,
+/// The bytes of one request on hyper's path: its request body's (shared with that body,
+/// which the upstream connection polls) and its response body's; and its exit.
+#[derive(Debug)]
+pub struct Tally {
+    sent: Arc<AtomicU64>,
+    received: u64,
+    exit: Option<Box<Exit>>,
 }
 
-impl std::fmt::Debug for ExposureTally {
+impl Tally {
+    pub fn new(sent: Arc<AtomicU64>) -> Tally {
+        Tally {
+            sent,
+            received: 0,
+            exit: None,
+        }
+    }
+}
+
+impl Drop for Tally {
+    fn drop(&mut self) {
+        if let Some(exit) = self.exit.take() {
+            exit.run(self.sent.load(Ordering::Relaxed), self.received);
+        }
+    }
+}
+
+/// A request's exit, owned by its response body: what `Proxy::finish` needs, kept until
+/// the body is done. Its [`Life`] is the request's (handed over by [`Life::hand_over`]).
+pub struct Exit {
+    proxy: Arc<Proxy>,
+    request_id: RequestId,
+    listener: Box<str>,
+    route: Option<Arc<str>>,
+    client: std::net::IpAddr,
+    method: Option<Box<str>>,
+    scheme: &'static str,
+    destination: Destination,
+    path: Option<Box<str>>,
+    started: std::time::Instant,
+    decision: Decision,
+    status: u16,
+    upstream: Option<std::net::SocketAddr>,
+    requested_host: Option<Box<str>>,
+    sni: Option<Arc<str>>,
+    life: Life,
+}
+
+impl std::fmt::Debug for Exit {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ExposureTally")
-            .field("sent", &self.sent)
-            .field("received", &self.received)
+        f.debug_struct("Exit")
+            .field("request_id", &self.request_id.as_str())
+            .field("status", &self.status)
             .finish()
     }
 }
 
-impl ExposureTally {
-    /// A tally for a decision that may carry exposure, `None` otherwise.
-    pub fn for_decision(metrics: &Arc<Metrics>, decision: &Decision) -> Option<Arc<Self>> {
-        matches!(decision.outcome, Outcome::WouldBlock | Outcome::Exempt).then(|| {
-            Arc::new(ExposureTally {
-                metrics: metrics.clone(),
-                decision: decision.clone(),
-                sent: AtomicU64::new(0),
-                received: AtomicU64::new(0),
-            })
-        })
-    }
+/// What of a request's end is known at its response head.
+pub struct HeadEnd<'a> {
+    pub request_id: RequestId,
+    pub scheme: &'static str,
+    pub route: Option<Arc<str>>,
+    pub end: RequestEnd<'a>,
+    pub sni: Option<Arc<str>>,
 }
 
-impl Drop for ExposureTally {
-    fn drop(&mut self) {
-        self.metrics.observe_bytes(
-            &self.decision,
-            *self.sent.get_mut(),
-            *self.received.get_mut(),
-        );
+impl Exit {
+    /// The exit of `facts`, to run when the response body is done; takes over its life.
+    pub fn new(
+        proxy: &Arc<Proxy>,
+        facts: &RequestFacts<'_>,
+        decision: &Decision,
+        head: HeadEnd<'_>,
+    ) -> Exit {
+        Exit {
+            proxy: proxy.clone(),
+            request_id: head.request_id,
+            listener: facts.listener.into(),
+            route: head.route,
+            client: facts.client,
+            method: facts.method.map(Into::into),
+            scheme: head.scheme,
+            destination: facts.destination.clone(),
+            path: facts.path.map(Into::into),
+            started: facts.started,
+            decision: decision.clone(),
+            status: head.end.status,
+            upstream: head.end.upstream,
+            requested_host: head.end.requested_host.map(Into::into),
+            sni: head.sni,
+            life: facts.life.hand_over(),
+        }
+    }
+
+    /// `finish`, with the bytes both ways; an exposed request's bytes are counted as on the
+    /// direct path.
+    fn run(self, sent: u64, received: u64) {
+        let facts = RequestFacts {
+            request_id: &self.request_id,
+            listener: &self.listener,
+            route: self.route.as_deref(),
+            client: self.client,
+            method: self.method.as_deref(),
+            scheme: self.scheme,
+            destination: &self.destination,
+            path: self.path.as_deref(),
+            started: self.started,
+            life: &self.life,
+        };
+        let end = RequestEnd {
+            status: self.status,
+            upstream: self.upstream,
+            sent: Some(sent),
+            received: Some(received),
+            duration: self.started.elapsed(),
+            route: self.route.as_deref(),
+            requested_host: self.requested_host.as_deref(),
+            sni: self.sni.as_deref(),
+        };
+        if self.decision.outcome != Outcome::Allow {
+            self.proxy
+                .metrics
+                .observe_bytes(&self.decision, sent, received);
+        }
+        self.proxy.finish(&facts, &self.decision, &end);
     }
 }
 
@@ -155,10 +244,19 @@ impl ProxyBody {
         ProxyBody::Full(Some(bytes.into()))
     }
 
-    /// A request body on its way upstream, counted as sent when `tally` is given, failed
-    /// after `stall` without a frame.
-    pub fn request(body: Incoming, tally: Option<Arc<ExposureTally>>, stall: Duration) -> Self {
-        ProxyBody::Stream(body, tally, Stall::new(stall))
+    /// A request body on its way upstream, its bytes counted in `sent`, failed after
+    /// `stall` without a frame.
+    pub fn request(body: Incoming, sent: Arc<AtomicU64>, stall: Duration) -> Self {
+        ProxyBody::Stream(body, sent, Stall::new(stall))
+    }
+
+    /// Gives an upstream response body its request's exit, run once the body is done; any
+    /// other body runs it now (nothing more will be sent).
+    pub fn finish_at_end(&mut self, exit: Exit) {
+        match self {
+            ProxyBody::Upstream(_, _, tally) => tally.exit = Some(Box::new(exit)),
+            _ => exit.run(0, 0),
+        }
     }
 }
 
@@ -173,7 +271,7 @@ impl Body for ProxyBody {
         match self.get_mut() {
             ProxyBody::Empty => Poll::Ready(None),
             ProxyBody::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
-            ProxyBody::Stream(inner, tally, stall) => {
+            ProxyBody::Stream(inner, sent, stall) => {
                 let polled = Pin::new(inner).poll_frame(cx);
                 if polled.is_pending() {
                     if stall.expired(cx) {
@@ -182,11 +280,9 @@ impl Body for ProxyBody {
                     return Poll::Pending;
                 }
                 stall.armed = false;
-                if let (Some(tally), Poll::Ready(Some(Ok(frame)))) = (tally, &polled) {
+                if let Poll::Ready(Some(Ok(frame))) = &polled {
                     if let Some(data) = frame.data_ref() {
-                        tally
-                            .sent
-                            .fetch_add(data.remaining() as u64, Ordering::Relaxed);
+                        sent.fetch_add(data.remaining() as u64, Ordering::Relaxed);
                     }
                 }
                 polled.map(|f| f.map(|r| r.map_err(BodyError::Hyper)))
@@ -195,10 +291,8 @@ impl Body for ProxyBody {
                 let polled = Pin::new(inner).poll_frame(cx);
                 match &polled {
                     Poll::Ready(Some(Ok(frame))) => {
-                        if let (Some(tally), Some(data)) = (tally, frame.data_ref()) {
-                            tally
-                                .received
-                                .fetch_add(data.remaining() as u64, Ordering::Relaxed);
+                        if let Some(data) = frame.data_ref() {
+                            tally.received += data.remaining() as u64;
                         }
                     }
                     Poll::Ready(None) => {

@@ -321,6 +321,8 @@ impl Proxy {
             reason = decision.reason.as_str(),
             rule = decision.rule.as_deref().unwrap_or(crate::metrics::DEFAULT_RULE),
             status = end.status,
+            sent = end.sent,
+            received = end.received,
             elapsed_ms = end.duration.as_secs_f64() * 1000.0,
             "request decided"
         );

@@ -139,6 +139,21 @@ pub fn admit_head(headers: &HeaderMap) -> Result<(), Refusal> {
     Ok(())
 }
 
+/// [`admit_head`] on a request hyper parsed, and what hyper hid from its head: a request
+/// the framing watch marked (`Transfer-Encoding` with `Content-Length`, two lengths —
+/// hyper keeps one) is refused as the direct path refuses it.
+pub fn admit<B>(req: &http::Request<B>) -> Result<(), Refusal> {
+    admit_head(req.headers())?;
+    if req
+        .extensions()
+        .get::<super::h1::AmbiguousFraming>()
+        .is_some()
+    {
+        return Err(Refusal::AmbiguousFraming);
+    }
+    Ok(())
+}
+
 /// One request's life, on the stack of whichever engine serves it: marked when `finish` runs,
 /// loud when dropped unmarked — a path that forgot its exit, or a request abandoned
 /// half-way (its client gone while douane waited, the drain deadline), shows in the log.
@@ -157,6 +172,16 @@ impl Life {
     /// Marks the exit; `false` when it had already been taken (a second `finish`).
     pub fn finish(&self) -> bool {
         !self.finished.swap(true, Ordering::Relaxed)
+    }
+
+    /// Hands the exit over to a life that goes on elsewhere (a response body that finishes
+    /// the request when it is done): this one is marked, the one returned is not.
+    pub fn hand_over(&self) -> Life {
+        let first = self.finish();
+        debug_assert!(first, "a life handed over after its exit");
+        Life {
+            finished: AtomicBool::new(!first),
+        }
     }
 }
 

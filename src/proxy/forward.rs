@@ -10,10 +10,10 @@ use std::time::Instant;
 use http::{header, Method, Request, Response, StatusCode, Uri};
 use hyper::body::Incoming;
 
-use super::body::{ExposureTally, PoolReturn, ProxyBody};
+use super::body::{Exit, HeadEnd, PoolReturn, ProxyBody, Tally};
 use super::context::{Arrival, Proxy, RequestFacts, RequestId};
-use super::exchange::{admit_head, Life, Refusal, RequestEnd};
-use super::headers;
+use super::exchange::{admit, Life, Refusal, RequestEnd};
+use super::headers::{self, Leg};
 use super::respond;
 use super::upstream::{PoolKey, UpstreamError};
 use crate::policy::decide::HttpFacts;
@@ -46,7 +46,7 @@ pub async fn handle(
         started,
         life: &life,
     };
-    if let Err(refusal) = admit_head(req.headers()) {
+    if let Err(refusal) = admit(&req) {
         return Ok(proxy.refused(&arrival, refusal));
     }
     if let Some(pac) = pac_request(&proxy, &req) {
@@ -56,7 +56,9 @@ pub async fn handle(
     if req.method() == Method::CONNECT {
         Ok(connect(&proxy, &listener, client, req, (request_id, started, &life)).await)
     } else {
-        Ok(absolute_form(&proxy, &listener, client, req, (request_id, started, &life)).await)
+        let trusted = proxy.is_trusted(peer.ip());
+        let id = (request_id, started, &life);
+        Ok(absolute_form(&proxy, &listener, (client, trusted), req, id).await)
     }
 }
 
@@ -207,7 +209,7 @@ async fn intercepted(
 async fn absolute_form(
     proxy: &Arc<Proxy>,
     listener: &str,
-    client: std::net::IpAddr,
+    (client, trusted): (std::net::IpAddr, bool),
     mut req: Request<Incoming>,
     (request_id, started, life): (RequestId, Instant, &Life),
 ) -> Response<ProxyBody> {
@@ -275,7 +277,7 @@ async fn absolute_form(
     let host_header = req.uri().authority().map(|a| a.as_str().to_owned());
     *req.uri_mut() = origin;
     let headers = req.headers_mut();
-    headers::strip_hop_by_hop(headers, false);
+    headers::rewrite_request(headers, Leg::Forward { trusted }, false);
     headers::append_via(headers, &proxy.via);
     if let Some(host) = host_header.and_then(|h| http::HeaderValue::from_str(&h).ok()) {
         headers.insert(header::HOST, host);
@@ -288,16 +290,25 @@ async fn absolute_form(
         Ok((mut response, addr)) => {
             let status = response.status().as_u16();
             let headers = response.headers_mut();
-            headers::strip_hop_by_hop(headers, false);
+            headers::rewrite_response(headers, false);
             headers::append_via(headers, &proxy.via);
-            proxy.finish(&facts, &decision, &ended(&facts, status, Some(addr)));
+            let head = HeadEnd {
+                request_id,
+                scheme: scheme.as_str(),
+                route: None,
+                end: ended(&facts, status, Some(addr)),
+                sni: None,
+            };
+            let exit = Exit::new(proxy, &facts, &decision, head);
+            response.body_mut().finish_at_end(exit);
             response
         }
         Err(e) => upstream_failed(proxy, &facts, &decision, &e).await,
     }
 }
 
-/// The end of a request on hyper's path, where the exit is the response head.
+/// The end of a request on hyper's path as known at its response head (the bytes come
+/// with the end of the response body, [`Exit`]).
 pub fn ended<'a>(
     facts: &RequestFacts<'a>,
     status: u16,
@@ -344,8 +355,8 @@ pub async fn upstream_failed(
 }
 
 /// Sends `request` to the first checked address that takes it, over a pooled connection;
-/// returns the response and the address it came from. The bodies of an exposed request
-/// (would-block, exempt) are counted for the metrics.
+/// returns the response and the address it came from. Both bodies are counted (the
+/// request's exit, given to the response body, reads the counts).
 pub async fn send_to_checked(
     proxy: &Arc<Proxy>,
     decision: &Decision,
@@ -355,9 +366,9 @@ pub async fn send_to_checked(
 ) -> Result<(Response<ProxyBody>, SocketAddr), UpstreamError> {
     let connector = &proxy.connector;
     let upgrade = headers::wants_upgrade(request.headers());
-    let tally = ExposureTally::for_decision(&proxy.metrics, decision);
+    let sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let stall = proxy.request_body_timeout;
-    let request = request.map(|body| ProxyBody::request(body, tally.clone(), stall));
+    let request = request.map(|body| ProxyBody::request(body, sent.clone(), stall));
     let mut last = None;
     for ip in &decision.connect {
         let key = PoolKey {
@@ -381,7 +392,7 @@ pub async fn send_to_checked(
             sender,
         };
         return Ok((
-            response.map(|body| ProxyBody::Upstream(body, Some(ret), tally)),
+            response.map(|body| ProxyBody::Upstream(body, Some(ret), Tally::new(sent))),
             addr,
         ));
     }

@@ -1,68 +1,162 @@
-//! Header surgery shared by the forward and reverse paths: hop-by-hop headers removed in
-//! both directions (RFC 9110 §7.6.1), `Via` added, loops recognised.
+//! Header surgery shared by both codecs and both listeners: one table of header kinds and
+//! the rules each direction applies to them (hop-by-hop headers out, RFC 9110 §7.6.1;
+//! forwarding headers; upgrades), `Via` added, loops recognised.
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
-/// Headers that describe one hop and never cross a proxy. `HTTP2-Settings` belongs to an
-/// `h2c` upgrade (RFC 7540 §3.2.1), which never crosses douane.
-const HOP_BY_HOP: [HeaderName; 9] = [
-    header::CONNECTION,
-    HeaderName::from_static("keep-alive"),
-    HeaderName::from_static("proxy-connection"),
-    header::PROXY_AUTHENTICATE,
-    header::PROXY_AUTHORIZATION,
-    header::TE,
-    header::TRAILER,
-    header::TRANSFER_ENCODING,
-    HeaderName::from_static("http2-settings"),
-];
+/// What a header is to a proxy — one table for both codecs: hyper's `HeaderMap` and the
+/// direct path's raw header lines are classified by the same names, and edited by the same
+/// rules ([`request_rule`], [`response_rule`]). Everything else passes through untouched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Kind {
+    Host,
+    ContentLength,
+    TransferEncoding,
+    Connection,
+    Upgrade,
+    Expect,
+    XForwardedFor,
+    XForwardedProto,
+    XForwardedHost,
+    Forwarded,
+    Via,
+    /// `Keep-Alive`, `Proxy-Connection`, `Proxy-Authenticate`, `Proxy-Authorization`, `TE`,
+    /// `Trailer`, `HTTP2-Settings`: they describe one hop and never cross a proxy (RFC 9110 §7.6.1).
+    HopByHop,
+    #[default]
+    Other,
+}
 
-/// Removes hop-by-hop headers, including every header that `Connection` names. `Upgrade`
-/// goes too, unless the caller is passing an upgrade through (`keep_upgrade`), in which
-/// case `Connection: upgrade` is put back.
-pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
-    // Most messages carry none of them: one pass over the few names present is cheaper than
-    // a hashed removal of each of the ten.
-    let present = headers
-        .keys()
-        .any(|name| HOP_BY_HOP.contains(name) || name == header::UPGRADE);
-    if !present && !keep_upgrade {
-        return;
-    }
-    // `Connection: keep-alive` (or close, upgrade) names no other header: nothing to collect.
-    let names_others = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .any(|t| {
-            !t.eq_ignore_ascii_case("keep-alive")
-                && !t.eq_ignore_ascii_case("close")
-                && !t.eq_ignore_ascii_case("upgrade")
-        });
-    if names_others {
-        let named: Vec<HeaderName> = headers
-            .get_all(header::CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
-            .collect();
-        for name in named {
-            if !(keep_upgrade && name == header::UPGRADE) {
-                headers.remove(name);
-            }
+impl Kind {
+    /// Classifies a header name, case-insensitively; by length first, so most names cost
+    /// one comparison.
+    pub fn of(name: &str) -> Kind {
+        let is = |s: &str| name.eq_ignore_ascii_case(s);
+        match name.len() {
+            2 if is("te") => Kind::HopByHop,
+            3 if is("via") => Kind::Via,
+            4 if is("host") => Kind::Host,
+            6 if is("expect") => Kind::Expect,
+            7 if is("upgrade") => Kind::Upgrade,
+            7 if is("trailer") => Kind::HopByHop,
+            9 if is("forwarded") => Kind::Forwarded,
+            10 if is("connection") => Kind::Connection,
+            10 if is("keep-alive") => Kind::HopByHop,
+            14 if is("content-length") => Kind::ContentLength,
+            14 if is("http2-settings") => Kind::HopByHop,
+            15 if is("x-forwarded-for") => Kind::XForwardedFor,
+            16 if is("x-forwarded-host") => Kind::XForwardedHost,
+            16 if is("proxy-connection") => Kind::HopByHop,
+            17 if is("transfer-encoding") => Kind::TransferEncoding,
+            17 if is("x-forwarded-proto") => Kind::XForwardedProto,
+            18 if is("proxy-authenticate") => Kind::HopByHop,
+            19 if is("proxy-authorization") => Kind::HopByHop,
+            _ => Kind::Other,
         }
     }
-    for name in &HOP_BY_HOP {
+}
+
+/// The leg a request takes through douane, as the header rules see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Leg {
+    /// A reverse route: douane writes the forwarding headers itself.
+    Reverse { trusted: bool },
+    /// The forward proxy (absolute-form): the client's forwarding headers pass, except an
+    /// untrusted client's `X-Forwarded-Host`; this hop's `Via` is appended.
+    Forward { trusted: bool },
+}
+
+/// What becomes of a header on its way to the other side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rule {
+    /// Goes on as it came.
+    Pass,
+    /// Never goes on.
+    Drop,
+    /// douane writes its own value in its place (`Host`, the `X-Forwarded-*` of a reverse
+    /// route, an untrusted peer's `Forwarded`); the writer may read the client's first.
+    Replace,
+}
+
+/// The rule of one client request header on its way upstream — the table both codecs
+/// apply. `named`: the request's `Connection` lists it (hop-by-hop, RFC 9110 §7.6.1).
+/// `Upgrade` goes: a WebSocket upgrade is put back after the decision by the codec; any
+/// other (`h2c` above all) never crosses. `Transfer-Encoding` goes: the codec frames the
+/// body. `X-Forwarded-Host` never passes from an untrusted client.
+#[inline]
+pub fn request_rule(kind: Kind, leg: Leg, named: bool) -> Rule {
+    use Kind as K;
+    let rule = match (kind, leg) {
+        (K::Host, _) => Rule::Replace,
+        (K::Connection | K::HopByHop | K::Upgrade | K::TransferEncoding, _) => Rule::Drop,
+        (K::XForwardedFor | K::XForwardedProto | K::XForwardedHost, Leg::Reverse { .. }) => {
+            Rule::Replace
+        }
+        (K::Forwarded, Leg::Reverse { trusted: false }) => Rule::Replace,
+        (K::XForwardedHost, Leg::Forward { trusted: false }) => Rule::Drop,
+        _ => Rule::Pass,
+    };
+    if named && rule == Rule::Pass {
+        Rule::Drop
+    } else {
+        rule
+    }
+}
+
+/// The rule of one upstream response header on its way to the client: hop-by-hop headers
+/// and those its `Connection` names go (the codec frames the body and writes its own
+/// `Connection`); everything else passes.
+#[inline]
+pub fn response_rule(kind: Kind, named: bool) -> Rule {
+    match kind {
+        Kind::Connection | Kind::HopByHop | Kind::Upgrade | Kind::TransferEncoding => Rule::Drop,
+        _ if named => Rule::Drop,
+        _ => Rule::Pass,
+    }
+}
+
+/// Applies a rule table ([`request_rule`], [`response_rule`]) to a `HeaderMap` (hyper's
+/// codec): what it drops is removed; what it replaces is left for the writer to
+/// overwrite. `Upgrade` stays when the caller passes an upgrade through (`keep_upgrade`),
+/// with `Connection: upgrade` put back.
+fn apply(headers: &mut HeaderMap, rule: impl Fn(Kind, bool) -> Rule, keep_upgrade: bool) {
+    let named: Vec<&[u8]> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+        .map(<[u8]>::trim_ascii)
+        .filter(|t| !t.is_empty())
+        .collect();
+    let mut dropped: Vec<HeaderName> = Vec::new();
+    for name in headers.keys() {
+        let is_named = named
+            .iter()
+            .any(|n| n.eq_ignore_ascii_case(name.as_str().as_bytes()));
+        let kind = Kind::of(name.as_str());
+        if rule(kind, is_named) == Rule::Drop && !(keep_upgrade && kind == Kind::Upgrade) {
+            dropped.push(name.clone());
+        }
+    }
+    for name in dropped {
         headers.remove(name);
     }
     if keep_upgrade {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-    } else {
-        headers.remove(header::UPGRADE);
     }
+}
+
+/// A request hyper parsed, as it goes upstream on `leg` ([`request_rule`]).
+pub fn rewrite_request(headers: &mut HeaderMap, leg: Leg, keep_upgrade: bool) {
+    apply(
+        headers,
+        |kind, named| request_rule(kind, leg, named),
+        keep_upgrade,
+    );
+}
+
+/// A response hyper parsed, as it goes to the client ([`response_rule`]).
+pub fn rewrite_response(headers: &mut HeaderMap, keep_upgrade: bool) {
+    apply(headers, response_rule, keep_upgrade);
 }
 
 /// The host of a `Host` (or `:authority`) value: without its port (`[::1]:8443` keeps its
@@ -144,7 +238,7 @@ mod tests {
         h.insert(header::TE, HeaderValue::from_static("trailers"));
         h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
         h.insert(header::ACCEPT, HeaderValue::from_static("*/*"));
-        strip_hop_by_hop(&mut h, false);
+        rewrite_response(&mut h, false);
         assert_eq!(h.len(), 1, "{h:?}");
         assert!(h.contains_key(header::ACCEPT));
     }
@@ -155,7 +249,7 @@ mod tests {
         h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
         h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
         assert!(wants_upgrade(&h));
-        strip_hop_by_hop(&mut h, true);
+        rewrite_request(&mut h, Leg::Reverse { trusted: false }, true);
         assert_eq!(h.get(header::UPGRADE).unwrap(), "websocket");
         assert_eq!(h.get(header::CONNECTION).unwrap(), "upgrade");
     }
@@ -177,8 +271,66 @@ mod tests {
             "http2-settings",
             HeaderValue::from_static("AAMAAABkAAQCAAAAAAIAAAAA"),
         );
-        strip_hop_by_hop(&mut h, false);
+        rewrite_request(&mut h, Leg::Forward { trusted: true }, false);
         assert!(h.is_empty(), "{h:?}");
+    }
+
+    #[test]
+    fn x_forwarded_host_passes_only_from_a_trusted_forward_client() {
+        let xfh = Kind::of("X-Forwarded-Host");
+        for trusted in [false, true] {
+            let reverse = request_rule(xfh, Leg::Reverse { trusted }, false);
+            assert_eq!(reverse, Rule::Replace);
+        }
+        assert_eq!(
+            request_rule(xfh, Leg::Forward { trusted: false }, false),
+            Rule::Drop
+        );
+        assert_eq!(
+            request_rule(xfh, Leg::Forward { trusted: true }, false),
+            Rule::Pass
+        );
+        assert_eq!(
+            request_rule(xfh, Leg::Forward { trusted: true }, true),
+            Rule::Drop
+        );
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-host", HeaderValue::from_static("evil.example"));
+        h.insert("x-forwarded-for", HeaderValue::from_static("6.6.6.6"));
+        rewrite_request(&mut h, Leg::Forward { trusted: false }, false);
+        assert_eq!(h.len(), 1, "{h:?}");
+    }
+
+    #[test]
+    fn both_codecs_read_one_table() {
+        // Every kind has a rule each way; the hop-by-hop ones go both ways.
+        for name in [
+            "TE",
+            "Keep-Alive",
+            "Proxy-Connection",
+            "HTTP2-Settings",
+            "Trailer",
+            "Upgrade",
+            "Connection",
+            "Transfer-Encoding",
+        ] {
+            let kind = Kind::of(name);
+            assert_eq!(response_rule(kind, false), Rule::Drop, "{name}");
+            for leg in [
+                Leg::Reverse { trusted: true },
+                Leg::Forward { trusted: true },
+            ] {
+                assert_eq!(request_rule(kind, leg, false), Rule::Drop, "{name}");
+            }
+        }
+        assert_eq!(
+            request_rule(Kind::of("accept"), Leg::Forward { trusted: false }, true),
+            Rule::Drop
+        );
+        assert_eq!(
+            request_rule(Kind::of("accept"), Leg::Forward { trusted: false }, false),
+            Rule::Pass
+        );
     }
 
     #[test]

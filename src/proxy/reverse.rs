@@ -12,14 +12,14 @@ use http::{Request, Response, StatusCode, Uri};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 
-use super::body::ProxyBody;
+use super::body::{Exit, HeadEnd, ProxyBody};
 use super::context::{Arrival, Proxy, RequestFacts};
-use super::exchange::{admit_head, Life, Refusal};
+use super::exchange::{admit, Life, Refusal};
 use super::forward::{ended, gate, send_to_checked, upstream_failed};
 use super::forwarding::{
     forwardable_host, Forwarding, X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO,
 };
-use super::headers;
+use super::headers::{self, Leg};
 use crate::config::{Route, UpstreamScheme};
 use crate::policy::decide::HttpFacts;
 use crate::resolve::{Destination, DestinationError, Host};
@@ -153,7 +153,7 @@ pub async fn handle(
         started,
         life: &life,
     };
-    if let Err(refusal) = admit_head(req.headers()) {
+    if let Err(refusal) = admit(&req) {
         return Ok(proxy.refused(&arrival, refusal));
     }
     let Some(host) = request_host(&req) else {
@@ -215,14 +215,17 @@ pub async fn handle(
         headers::wants_websocket(req.headers()) && req.version() == http::Version::HTTP_11;
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
     *req.uri_mut() = target;
-    let headers = req.headers_mut();
-    headers::strip_hop_by_hop(headers, upgrade);
-    headers.insert(header::HOST, route.host_header.clone());
     let forwarding = Forwarding {
         peer: conn.peer.ip(),
         trusted: proxy.is_trusted(conn.peer.ip()),
         tls: conn.tls,
     };
+    let headers = req.headers_mut();
+    let leg = Leg::Reverse {
+        trusted: forwarding.trusted,
+    };
+    headers::rewrite_request(headers, leg, upgrade);
+    headers.insert(header::HOST, route.host_header.clone());
     let host_value = asked.clone().or_else(|| HeaderValue::from_str(&host).ok());
     set_forwarded(headers, &forwarding, host_value.as_ref());
 
@@ -248,8 +251,21 @@ pub async fn handle(
     let mut end = ended(&facts, status.as_u16(), Some(addr));
     end.requested_host = asked.as_ref().and_then(|h| h.to_str().ok());
     end.sni = conn.sni.as_deref();
-    proxy.finish(&facts, &decision, &end);
-    headers::strip_hop_by_hop(response.headers_mut(), upgraded && upgrade);
+    if upgraded {
+        // The tunnel counts its own bytes.
+        proxy.finish(&facts, &decision, &end);
+    } else {
+        let head = HeadEnd {
+            request_id,
+            scheme: route.scheme.as_str(),
+            route: Some(route.name.clone()),
+            end,
+            sni: conn.sni.clone(),
+        };
+        let exit = Exit::new(&proxy, &facts, &decision, head);
+        response.body_mut().finish_at_end(exit);
+    }
+    headers::rewrite_response(response.headers_mut(), upgraded && upgrade);
     if let (true, Some(client_upgrade)) = (upgraded, client_upgrade) {
         let upstream_upgrade = hyper::upgrade::on(&mut response);
         let metrics = proxy.metrics.clone();

@@ -16,7 +16,7 @@ use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
 use super::context::Proxy;
-use super::h1::{self, DirectLimits, ForwardConnection, Rewind, Served, Site};
+use super::h1::{self, DirectLimits, ForwardConnection, FramingVerdict, Rewind, Served, Site};
 use super::reverse::{ReverseConnection, RouteTable};
 use super::{forward, reverse};
 use crate::config::Limits;
@@ -97,12 +97,15 @@ pub async fn serve_forward(
             };
             if let Served::HandOver(stream) = served {
                 let stream = stream.with_send_timeout(serving.limits.client_send_timeout);
-                let (p, n) = (proxy.clone(), name.clone());
-                let service =
-                    service_fn(move |req| forward::handle(p.clone(), n.clone(), peer, req));
+                let (stream, framing) = watch_framing(stream, &serving.limits);
+                let (p, n, f) = (proxy.clone(), name.clone(), framing.clone());
+                let service = service_fn(move |mut req| {
+                    f.mark(&mut req);
+                    forward::handle(p.clone(), n.clone(), peer, req)
+                });
                 let conn = http.serve_connection_with_upgrades(TokioIo::new(stream), service);
                 if let Err(e) = watcher.watch(conn).await {
-                    refused_by_hyper(&proxy, &name, peer, &*e);
+                    refused_by_hyper(&proxy, &name, peer, &*e, &framing);
                     tracing::debug!(%peer, error = %e, "forward connection ended with an error");
                 }
             }
@@ -112,13 +115,20 @@ pub async fn serve_forward(
     open.drain(listener).await;
 }
 
+/// The framing watch on a stream hyper is about to read (see `h1::FramingVerdict`).
+fn watch_framing<S>(stream: Rewind<S>, limits: &Limits) -> (Rewind<S>, Arc<FramingVerdict>) {
+    stream.watch_framing(limits.max_header_bytes.max(8192), limits.max_headers)
+}
+
 /// A request head hyper itself refused (malformed, too large: it answered 400 or 431 and
-/// closed) gets the log line and the metric of every refusal.
+/// closed) gets the log line and the metric of every refusal — two different lengths are
+/// ambiguous framing, as on the direct path.
 fn refused_by_hyper(
     proxy: &Proxy,
     listener: &str,
     peer: SocketAddr,
     error: &(dyn std::error::Error + 'static),
+    framing: &FramingVerdict,
 ) {
     let Some(e) = error.downcast_ref::<hyper::Error>() else {
         return;
@@ -126,7 +136,11 @@ fn refused_by_hyper(
     if !e.is_parse() && !e.is_parse_too_large() {
         return;
     }
-    let refusal = super::exchange::Refusal::MalformedHead;
+    let refusal = if framing.refused_head_was_ambiguous() {
+        super::exchange::Refusal::AmbiguousFraming
+    } else {
+        super::exchange::Refusal::MalformedHead
+    };
     proxy.metrics.refusal(refusal.kind());
     tracing::info!(
         listener,
@@ -206,6 +220,7 @@ pub async fn serve_reverse(serving: Serving, site: ReverseSite) {
             };
             let one = OneConnection {
                 send_timeout: serving.limits.client_send_timeout,
+                limits: &serving.limits,
                 proxy: &proxy,
                 http: &http,
                 watcher,
@@ -240,8 +255,8 @@ pub async fn serve_reverse(serving: Serving, site: ReverseSite) {
                     one.serve(stream, connection(sni, true), direct).await
                 }
             };
-            if let Err(e) = served {
-                refused_by_hyper(&proxy, &listener_name, peer, &*e);
+            if let Err((e, framing)) = served {
+                refused_by_hyper(&proxy, &listener_name, peer, &*e, &framing);
                 tracing::debug!(%peer, error = %e, "reverse connection ended with an error");
             }
             drop(hold);
@@ -253,6 +268,7 @@ pub async fn serve_reverse(serving: Serving, site: ReverseSite) {
 /// What serving one reverse connection needs besides the connection itself.
 struct OneConnection<'a> {
     send_timeout: Duration,
+    limits: &'a Limits,
     proxy: &'a Arc<Proxy>,
     http: &'a auto::Builder<TokioExecutor>,
     watcher: hyper_util::server::graceful::Watcher,
@@ -266,7 +282,13 @@ impl OneConnection<'_> {
         stream: S,
         conn: Arc<ReverseConnection>,
         direct: Option<DirectLimits>,
-    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
+    ) -> Result<
+        (),
+        (
+            Box<dyn std::error::Error + Send + Sync>,
+            Arc<FramingVerdict>,
+        ),
+    >
     where
         S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
@@ -281,13 +303,15 @@ impl OneConnection<'_> {
             None => Rewind::new(Vec::new(), stream),
         };
         let stream = stream.with_send_timeout(self.send_timeout);
-        let service = reverse_service(self.proxy.clone(), conn);
+        let (stream, framing) = watch_framing(stream, self.limits);
+        let service = reverse_service(self.proxy.clone(), conn, framing.clone());
         self.watcher
             .watch(
                 self.http
                     .serve_connection_with_upgrades(TokioIo::new(stream), service),
             )
             .await
+            .map_err(|e| (e, framing))
     }
 }
 
@@ -308,6 +332,7 @@ fn limit_http1(http: &mut auto::Builder<TokioExecutor>, limits: &Limits) {
 fn reverse_service(
     proxy: Arc<Proxy>,
     conn: Arc<ReverseConnection>,
+    framing: Arc<FramingVerdict>,
 ) -> impl hyper::service::Service<
     http::Request<hyper::body::Incoming>,
     Response = http::Response<super::body::ProxyBody>,
@@ -316,7 +341,10 @@ fn reverse_service(
         Output = Result<http::Response<super::body::ProxyBody>, hyper::Error>,
     > + Send,
 > + Clone {
-    service_fn(move |req| reverse::handle(proxy.clone(), conn.clone(), req))
+    service_fn(move |mut req| {
+        framing.mark(&mut req);
+        reverse::handle(proxy.clone(), conn.clone(), req)
+    })
 }
 
 /// A listener's connections, from accept to drain: each takes a connection slot and a

@@ -6,55 +6,8 @@
 /// or, from an upstream, is refused (502).
 pub const MAX_HEADERS: usize = 128;
 
-/// Headers the proxy acts on; everything else passes through untouched.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Known {
-    Host,
-    ContentLength,
-    TransferEncoding,
-    Connection,
-    Upgrade,
-    Expect,
-    XForwardedFor,
-    XForwardedProto,
-    XForwardedHost,
-    Forwarded,
-    Via,
-    /// `Keep-Alive`, `Proxy-Connection`, `Proxy-Authenticate`, `Proxy-Authorization`, `TE`,
-    /// `Trailer`, `HTTP2-Settings`: they describe one hop and never cross a proxy (RFC 9110 §7.6.1).
-    HopByHop,
-    #[default]
-    Other,
-}
-
-impl Known {
-    /// Classifies a header name, case-insensitively; by length first, so most names cost
-    /// one comparison.
-    pub fn of(name: &str) -> Known {
-        let is = |s: &str| name.eq_ignore_ascii_case(s);
-        match name.len() {
-            2 if is("te") => Known::HopByHop,
-            3 if is("via") => Known::Via,
-            4 if is("host") => Known::Host,
-            6 if is("expect") => Known::Expect,
-            7 if is("upgrade") => Known::Upgrade,
-            7 if is("trailer") => Known::HopByHop,
-            9 if is("forwarded") => Known::Forwarded,
-            10 if is("connection") => Known::Connection,
-            10 if is("keep-alive") => Known::HopByHop,
-            14 if is("content-length") => Known::ContentLength,
-            14 if is("http2-settings") => Known::HopByHop,
-            15 if is("x-forwarded-for") => Known::XForwardedFor,
-            16 if is("x-forwarded-host") => Known::XForwardedHost,
-            16 if is("proxy-connection") => Known::HopByHop,
-            17 if is("transfer-encoding") => Known::TransferEncoding,
-            17 if is("x-forwarded-proto") => Known::XForwardedProto,
-            18 if is("proxy-authenticate") => Known::HopByHop,
-            19 if is("proxy-authorization") => Known::HopByHop,
-            _ => Known::Other,
-        }
-    }
-}
+/// What a header is to the proxy: the table shared with hyper's path.
+pub use crate::proxy::headers::Kind;
 
 /// The length of the head at the start of `buf` (through the empty line), once it is all
 /// there. `from` is where the previous search stopped, so a head read in several pieces is
@@ -282,15 +235,15 @@ mod tests {
 
     #[test]
     fn classifies_names_whatever_their_case() {
-        assert_eq!(Known::of("Host"), Known::Host);
-        assert_eq!(Known::of("CONTENT-LENGTH"), Known::ContentLength);
-        assert_eq!(Known::of("Transfer-Encoding"), Known::TransferEncoding);
-        assert_eq!(Known::of("x-forwarded-proto"), Known::XForwardedProto);
-        assert_eq!(Known::of("Proxy-Authorization"), Known::HopByHop);
-        assert_eq!(Known::of("TE"), Known::HopByHop);
-        assert_eq!(Known::of("HTTP2-Settings"), Known::HopByHop);
-        assert_eq!(Known::of("Hosts"), Known::Other);
-        assert_eq!(Known::of("x-forwarded-fox"), Known::Other);
+        assert_eq!(Kind::of("Host"), Kind::Host);
+        assert_eq!(Kind::of("CONTENT-LENGTH"), Kind::ContentLength);
+        assert_eq!(Kind::of("Transfer-Encoding"), Kind::TransferEncoding);
+        assert_eq!(Kind::of("x-forwarded-proto"), Kind::XForwardedProto);
+        assert_eq!(Kind::of("Proxy-Authorization"), Kind::HopByHop);
+        assert_eq!(Kind::of("TE"), Kind::HopByHop);
+        assert_eq!(Kind::of("HTTP2-Settings"), Kind::HopByHop);
+        assert_eq!(Kind::of("Hosts"), Kind::Other);
+        assert_eq!(Kind::of("x-forwarded-fox"), Kind::Other);
     }
 
     #[test]

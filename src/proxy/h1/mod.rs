@@ -16,8 +16,10 @@ mod request;
 mod response;
 mod rewind;
 mod serve;
+mod watch;
 
 pub use connect::serve_connect;
 pub use plan::{ForwardConnection, Site};
 pub use rewind::Rewind;
 pub use serve::{serve, tls_on_proxy_port, DirectLimits, Served, TLS_HANDSHAKE};
+pub use watch::{AmbiguousFraming, FramingVerdict};

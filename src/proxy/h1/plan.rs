@@ -45,7 +45,12 @@ pub(super) enum Rewrite<'a> {
         fwd: Forwarding,
     },
     /// A forward proxy request: origin-form target, `Host` from the absolute target, `Via`.
-    Forward { authority: &'a str, origin: &'a str },
+    Forward {
+        authority: &'a str,
+        origin: &'a str,
+        /// The peer is trusted (its `X-Forwarded-Host` passes).
+        trusted: bool,
+    },
 }
 
 /// A reverse request's plan: its route (by `Host` and path), when that route goes to a
@@ -116,7 +121,11 @@ pub(super) fn plan_forward<'a>(
         route: None,
         client: proxy.client_address(conn.peer.ip(), shape.forwarded_for),
         path,
-        rewrite: Rewrite::Forward { authority, origin },
+        rewrite: Rewrite::Forward {
+            authority,
+            origin,
+            trusted: proxy.is_trusted(conn.peer.ip()),
+        },
     })
 }
 

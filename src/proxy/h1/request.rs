@@ -1,9 +1,10 @@
 //! The request side of the direct path: the facts a proxy needs from a request head, read
 //! in one pass, and the head the upstream gets — rewritten as on hyper's path.
 
-use super::message::{parse_content_length, push_header, tokens, Known, MAX_HEADERS};
+use super::message::{parse_content_length, push_header, tokens, Kind, MAX_HEADERS};
 use crate::proxy::exchange::{names_framing, Refusal};
 use crate::proxy::forwarding::{forwardable_host, Forwarding};
+use crate::proxy::headers::{request_rule, Leg, Rule};
 use crate::proxy::reverse::CompiledRoute;
 
 /// Names a `Connection` header may list for removal; a longer list goes to hyper.
@@ -22,7 +23,7 @@ pub(super) struct RequestShape<'b> {
     pub(super) named: [&'b [u8]; MAX_NAMED],
     pub(super) named_len: usize,
     /// What each header is, by position: classified once.
-    pub(super) classes: [Known; MAX_HEADERS],
+    pub(super) classes: [Kind; MAX_HEADERS],
     /// The `Accept` value, for the block page's language of choice.
     pub(super) accept: Option<&'b [u8]>,
 }
@@ -52,28 +53,28 @@ impl<'b> RequestShape<'b> {
             forwarded_for: None,
             named: [b""; MAX_NAMED],
             named_len: 0,
-            classes: [Known::Other; MAX_HEADERS],
+            classes: [Kind::Other; MAX_HEADERS],
             accept: None,
         };
         let (mut lengths, mut codings, mut hyper, mut framing_named) = (0, 0, false, false);
         for (h, class) in headers.iter().zip(shape.classes.iter_mut()) {
-            *class = Known::of(h.name);
+            *class = Kind::of(h.name);
             match *class {
-                Known::Host => {
+                Kind::Host => {
                     shape.hosts = shape.hosts.saturating_add(1);
                     shape.host = h.value;
                 }
-                Known::Via => shape.via = true,
-                Known::ContentLength => {
+                Kind::Via => shape.via = true,
+                Kind::ContentLength => {
                     lengths += 1;
                     match parse_content_length(h.value) {
                         Some(n) => shape.content_length = n,
                         None => hyper = true, // hyper answers 400
                     }
                 }
-                Known::TransferEncoding => codings += 1,
-                Known::Upgrade | Known::Expect => hyper = true,
-                Known::Connection => {
+                Kind::TransferEncoding => codings += 1,
+                Kind::Upgrade | Kind::Expect => hyper = true,
+                Kind::Connection => {
                     for token in tokens(h.value) {
                         if token.eq_ignore_ascii_case(b"close") {
                             shape.close = true;
@@ -88,10 +89,10 @@ impl<'b> RequestShape<'b> {
                         }
                     }
                 }
-                Known::XForwardedFor if shape.forwarded_for.is_none() => {
+                Kind::XForwardedFor if shape.forwarded_for.is_none() => {
                     shape.forwarded_for = Some(h.value);
                 }
-                Known::Other if shape.accept.is_none() && h.name.eq_ignore_ascii_case("accept") => {
+                Kind::Other if shape.accept.is_none() && h.name.eq_ignore_ascii_case("accept") => {
                     shape.accept = Some(h.value);
                 }
                 _ => {}
@@ -124,8 +125,8 @@ pub(super) struct RequestLine<'a> {
     pub(super) target: &'a str,
 }
 
-/// The request head as the upstream gets it — the same rewrite as hyper's path: hop-by-hop
-/// headers out, `Host` the upstream's, `X-Forwarded-*` and `Forwarded` (RFC 7239) set, the
+/// The request head as the upstream gets it — the rules of hyper's path ([`request_rule`]):
+/// hop-by-hop headers out, `Host` the upstream's, `X-Forwarded-*` and `Forwarded` (RFC 7239) set, the
 /// client's own forwarding headers kept only from a trusted peer.
 pub(super) fn write_request_head(
     out: &mut Vec<u8>,
@@ -142,13 +143,11 @@ pub(super) fn write_request_head(
     out.extend_from_slice(b" HTTP/1.1\r\nhost: ");
     out.extend_from_slice(route.host_header.as_bytes());
     out.extend_from_slice(b"\r\n");
+    let leg = Leg::Reverse {
+        trusted: fwd.trusted,
+    };
     for (h, class) in headers.iter().zip(shape.classes) {
-        let pass = match class {
-            Known::Other | Known::ContentLength | Known::Via => !shape.names(h.name),
-            Known::Forwarded => fwd.trusted,
-            _ => false,
-        };
-        if pass {
+        if request_rule(class, leg, shape.names(h.name)) == Rule::Pass {
             push_header(out, h.name.as_bytes(), h.value);
         }
     }
@@ -166,7 +165,8 @@ pub(super) fn write_request_head(
 }
 
 /// A forward request's head as the destination gets it — as on hyper's path: origin-form,
-/// `Host` from the absolute target, hop-by-hop headers out, this hop's `Via`.
+/// `Host` from the absolute target, the rules of [`request_rule`] (hop-by-hop headers out, an
+/// untrusted client's `X-Forwarded-Host` out), this hop's `Via`.
 pub(super) fn write_forward_head(
     out: &mut Vec<u8>,
     method: &str,
@@ -174,7 +174,7 @@ pub(super) fn write_forward_head(
     authority: &str,
     headers: &[httparse::Header<'_>],
     shape: &RequestShape<'_>,
-    via: &[u8],
+    (leg, via): (Leg, &[u8]),
 ) {
     out.extend_from_slice(method.as_bytes());
     out.push(b' ');
@@ -183,16 +183,7 @@ pub(super) fn write_forward_head(
     out.extend_from_slice(authority.as_bytes());
     out.extend_from_slice(b"\r\n");
     for (h, class) in headers.iter().zip(shape.classes) {
-        let pass = match class {
-            Known::Other
-            | Known::ContentLength
-            | Known::XForwardedFor
-            | Known::XForwardedProto
-            | Known::XForwardedHost
-            | Known::Forwarded => !shape.names(h.name),
-            _ => false,
-        };
-        if pass {
+        if request_rule(class, leg, shape.names(h.name)) == Rule::Pass {
             push_header(out, h.name.as_bytes(), h.value);
         }
     }

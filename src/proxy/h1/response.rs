@@ -7,10 +7,11 @@ use std::mem::MaybeUninit;
 use http::Response;
 
 use super::message::{
-    ends_chunked, parse_content_length, push_decimal, push_header, tokens, Framing, Known,
+    ends_chunked, parse_content_length, push_decimal, push_header, tokens, Framing, Kind,
     MAX_HEADERS,
 };
 use crate::proxy::body::ProxyBody;
+use crate::proxy::headers::{response_rule, Rule};
 
 /// The final response head, read once.
 pub(super) struct ResponseShape {
@@ -48,19 +49,19 @@ impl ResponseShape {
         let mut upstream_close = resp.version != Some(1);
         let mut named = false;
         let (mut length, mut chunked) = (None, None);
-        let mut classes = [Known::Other; MAX_HEADERS];
+        let mut classes = [Kind::Other; MAX_HEADERS];
         for (h, class) in resp.headers.iter().zip(classes.iter_mut()) {
-            *class = Known::of(h.name);
+            *class = Kind::of(h.name);
             match *class {
-                Known::ContentLength => {
+                Kind::ContentLength => {
                     let n = parse_content_length(h.value)?;
                     if length.is_some_and(|l| l != n) {
                         return None; // conflicting lengths: a smuggling attempt or a bug
                     }
                     length = Some(n);
                 }
-                Known::TransferEncoding => chunked = Some(ends_chunked(h.value)),
-                Known::Connection => {
+                Kind::TransferEncoding => chunked = Some(ends_chunked(h.value)),
+                Kind::Connection => {
                     for t in tokens(h.value) {
                         if t.eq_ignore_ascii_case(b"close") {
                             upstream_close = true;
@@ -84,7 +85,7 @@ impl ResponseShape {
         let named_by_connection = |name: &str| {
             resp.headers
                 .iter()
-                .filter(|h| Known::of(h.name) == Known::Connection)
+                .filter(|h| Kind::of(h.name) == Kind::Connection)
                 .flat_map(|h| tokens(h.value))
                 .any(|t| t.eq_ignore_ascii_case(name.as_bytes()))
         };
@@ -95,10 +96,10 @@ impl ResponseShape {
         out.extend_from_slice(b"\r\n");
         for (h, class) in resp.headers.iter().zip(classes) {
             let pass = match class {
-                Known::TransferEncoding => framing == Framing::Chunked,
-                Known::ContentLength => chunked.is_none(),
-                Known::Connection | Known::HopByHop | Known::Upgrade => false,
-                _ => !(named && named_by_connection(h.name)),
+                Kind::TransferEncoding => framing == Framing::Chunked,
+                Kind::ContentLength => chunked.is_none(),
+                // The body passes as it came: its framing headers with it (above).
+                _ => response_rule(class, named && named_by_connection(h.name)) == Rule::Pass,
             };
             if pass {
                 push_header(out, h.name.as_bytes(), h.value);

@@ -10,6 +10,8 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Sleep;
 
+use super::watch::{FramingVerdict, FramingWatch};
+
 pub struct Rewind<S> {
     prefix: Vec<u8>,
     /// How much of `prefix` has been read again.
@@ -20,6 +22,8 @@ pub struct Rewind<S> {
     /// The deadline of the write that is waiting; made the first time a write waits.
     stalled: Option<Pin<Box<Sleep>>>,
     armed: bool,
+    /// The framing of each request head read through, for hyper's path.
+    watch: Option<FramingWatch>,
 }
 
 impl<S> Rewind<S> {
@@ -31,7 +35,20 @@ impl<S> Rewind<S> {
             send_timeout: None,
             stalled: None,
             armed: false,
+            watch: None,
         }
+    }
+
+    /// Watches the framing of the request heads hyper reads through this stream (what
+    /// hyper folds before douane sees it); the verdict goes to the connection's service.
+    pub fn watch_framing(
+        mut self,
+        max_head: usize,
+        max_headers: usize,
+    ) -> (Self, std::sync::Arc<FramingVerdict>) {
+        let (watch, verdict) = FramingWatch::new(max_head, max_headers);
+        self.watch = Some(watch);
+        (self, verdict)
     }
 
     /// Writes that make no progress for `timeout` fail with `TimedOut`, which ends the
@@ -89,6 +106,9 @@ impl<S: AsyncRead + Unpin> AsyncRead for Rewind<S> {
             let rest = &this.prefix[this.consumed..];
             let n = rest.len().min(buf.remaining());
             buf.put_slice(&rest[..n]);
+            if let Some(watch) = &mut this.watch {
+                watch.feed(&rest[..n]);
+            }
             this.consumed += n;
             if this.consumed == this.prefix.len() {
                 this.prefix = Vec::new(); // release the buffer
@@ -96,7 +116,12 @@ impl<S: AsyncRead + Unpin> AsyncRead for Rewind<S> {
             }
             return Poll::Ready(Ok(()));
         }
-        Pin::new(&mut this.inner).poll_read(cx, buf)
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut this.inner).poll_read(cx, buf);
+        if let (Some(watch), Poll::Ready(Ok(()))) = (&mut this.watch, &polled) {
+            watch.feed(&buf.filled()[before..]);
+        }
+        polled
     }
 }
 

@@ -28,6 +28,7 @@ use crate::proxy::body::ProxyBody;
 use crate::proxy::context::{Arrival, Proxy, RequestFacts};
 use crate::proxy::exchange::{Life, Refusal, RequestEnd};
 use crate::proxy::forward::{block_response, upstream_failed};
+use crate::proxy::headers::Leg;
 use crate::proxy::respond;
 use crate::proxy::upstream::{Slot, UpstreamError};
 
@@ -315,7 +316,7 @@ impl Exchange<'_> {
         let end = |status: u16, upstream: Option<SocketAddr>, received: Option<u64>| RequestEnd {
             status,
             upstream,
-            sent: Some(body_len as u64),
+            sent: upstream.map(|_| body_len as u64), // nothing went out to no upstream
             received,
             duration: started.elapsed(),
             route: plan.route,
@@ -355,14 +356,18 @@ impl Exchange<'_> {
                 route,
                 fwd,
             ),
-            Rewrite::Forward { authority, origin } => write_forward_head(
+            Rewrite::Forward {
+                authority,
+                origin,
+                trusted,
+            } => write_forward_head(
                 &mut self.out,
                 method,
                 origin,
                 authority,
                 req.headers,
                 &shape,
-                proxy.via.as_bytes(),
+                (Leg::Forward { trusted: *trusted }, proxy.via.as_bytes()),
             ),
         }
         self.out
