@@ -204,6 +204,10 @@ impl Exit {
             scheme: self.scheme,
             destination: &self.destination,
             path: self.path.as_deref(),
+            query: None, // only the gate record carries it
+            requested_host: self.requested_host.as_deref(),
+            // The gate record had the connection's SNI: the end record need not repeat it.
+            sni: self.sni.as_deref(),
             started: self.started,
             life: &self.life,
         };
