@@ -81,6 +81,20 @@ async fn start_with(rules: &str, extra: &str) -> (Fixture, Douane, u16) {
 async fn routes_over_tls_in_http1_and_http2_allowed_and_blocked() {
     let (fx, douane, tls_port) = start().await;
     let cfg = |alpn: &[&[u8]]| fx.ca.client_config(alpn);
+    // The first request to an https upstream whose ALPN choice is not known yet goes over
+    // HTTP/1.1 by the direct path, which learns that it chooses h2: the next ones go to
+    // hyper's path, and over HTTP/2.
+    let first = client::reverse(
+        douane.reverse,
+        cfg,
+        "app.localhost",
+        "app.localhost",
+        false,
+        "/ok",
+    )
+    .await;
+    assert_eq!(first.status, 200, "{}", first.text());
+    assert_eq!(first.json()["version"], "HTTP/1.1", "{}", first.text());
     for http2 in [false, true] {
         let ok = client::reverse(
             douane.reverse,
