@@ -13,7 +13,8 @@ set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 KEEPALIVE=${KEEPALIVE:-4000}; TLS_KEEPALIVE=${TLS_KEEPALIVE:-2000}; TUNNELS=${TUNNELS:-4000}
 DIR=${DIR:-/tmp/douane-idle}; WORKERS=${WORKERS:-1}
-ulimit -n 65536
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"   # 10,000 clients + 4,000 upstreams
+NOFILE=$(ulimit -n)
 if [ -z "${DOUANE_BIN:-}" ]; then
   (cd "$REPO" && cargo build --release --quiet --bin douane); DOUANE_BIN=$REPO/target/release/douane
 fi
@@ -23,7 +24,7 @@ cat > "$DIR/nginx.conf" <<EOF
 worker_processes 1;
 pid $DIR/nginx.pid;
 error_log $DIR/nginx-error.log warn;
-worker_rlimit_nofile 65536;
+worker_rlimit_nofile $NOFILE;
 events { worker_connections 32768; }
 http {
     access_log off; keepalive_timeout 600s;
@@ -68,6 +69,7 @@ level = "warn"
 [limits]
 max_connections = 20000
 header_read_timeout_ms = 600000
+max_upstream_connections_per_address = 0
 idle_timeout_ms = 600000
 [reload]
 watch = false

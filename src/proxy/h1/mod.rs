@@ -8,6 +8,7 @@
 //! the connection and the bytes already read, to the hyper path — always before deciding,
 //! so a request is decided once. See `../LIFECYCLE.md`.
 
+mod buffers;
 mod message;
 mod plan;
 #[cfg(test)]

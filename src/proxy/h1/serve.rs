@@ -15,6 +15,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 use tokio::time::Sleep;
 
+use super::buffers;
 use super::message::{head_end, ChunkedScanner, Framing, MAX_HEADERS};
 use super::plan::{plan_forward, plan_reverse, Rewrite, Site};
 use super::request::{
@@ -32,7 +33,12 @@ use crate::proxy::forward::{block_response, upstream_failed};
 use crate::proxy::respond;
 use crate::proxy::upstream::{Slot, UpstreamError};
 
-/// Initial size of the client and upstream read buffers.
+/// Initial size of a connection's client read buffer, and what it is cut back to when the
+/// connection goes idle (an idle keep-alive connection holds no other buffer: the upstream
+/// and output buffers are lent per exchange, `super::buffers`).
+const IDLE_READ_BUFFER: usize = 2 * 1024;
+
+/// Room made in the client read buffer before a read that must go on (a long head, a body).
 const READ_BUFFER: usize = 16 * 1024;
 
 /// Whether the start of a head that is not all here yet is already invalid (a head read in
@@ -101,13 +107,13 @@ pub async fn serve<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let mut buf: Vec<u8> = Vec::with_capacity(READ_BUFFER);
+    let mut buf: Vec<u8> = Vec::with_capacity(IDLE_READ_BUFFER);
     let mut io = Exchange {
         proxy,
         site,
         limits,
-        up_buf: Vec::with_capacity(READ_BUFFER),
-        out: Vec::with_capacity(1024),
+        up_buf: Vec::new(),
+        out: Vec::new(),
         timer: Box::pin(tokio::time::sleep(limits.header_read_timeout)),
     };
     loop {
@@ -132,6 +138,9 @@ where
             if buf.len() >= limits.max_header_bytes {
                 return Served::HandOver(Rewind::new(buf, client)); // hyper answers 431
             }
+            if !buf.is_empty() && buf.capacity() - buf.len() < 1024 {
+                buf.reserve(READ_BUFFER);
+            }
             tokio::select! {
                 biased;
                 read = client.read_buf(&mut buf) => match read {
@@ -145,6 +154,10 @@ where
         match io.exchange(&mut client, &buf, head_len, &shutdown).await {
             Next::KeepAlive(used) => {
                 buf.drain(..used);
+                if buf.is_empty() && buf.capacity() > IDLE_READ_BUFFER {
+                    buf = Vec::with_capacity(IDLE_READ_BUFFER);
+                }
+                io.give_back();
             }
             Next::Close => {
                 let _ = client.shutdown().await;
@@ -212,7 +225,19 @@ enum SendError {
     Failed(UpstreamError),
 }
 
+impl Drop for Exchange<'_> {
+    fn drop(&mut self) {
+        self.give_back();
+    }
+}
+
 impl Exchange<'_> {
+    /// The lent buffers go back between exchanges.
+    fn give_back(&mut self) {
+        buffers::give_back(std::mem::take(&mut self.up_buf));
+        buffers::give_back(std::mem::take(&mut self.out));
+    }
+
     async fn exchange<S>(
         &mut self,
         client: &mut S,
@@ -224,6 +249,10 @@ impl Exchange<'_> {
         S: AsyncRead + AsyncWrite + Unpin,
     {
         let started = Instant::now();
+        if self.out.capacity() == 0 {
+            self.out = buffers::lend();
+            self.up_buf = buffers::lend();
+        }
         let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
         let mut req = httparse::Request::new(&mut []);
         match req.parse_with_uninit_headers(&buf[..head_len], &mut slots) {
