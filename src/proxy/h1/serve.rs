@@ -151,7 +151,9 @@ where
                 _ = shutdown.changed(), if buf.is_empty() => return Served::Closed,
             }
         };
-        match io.exchange(&mut client, &buf, head_len, &shutdown).await {
+        // Boxed: an exchange's state (header slots, the decision's and the audit's futures)
+        // is allocated per request, not carried by every idle connection's task.
+        match Box::pin(io.exchange(&mut client, &buf, head_len, &shutdown)).await {
             Next::KeepAlive(used) => {
                 buf.drain(..used);
                 if buf.is_empty() && buf.capacity() > IDLE_READ_BUFFER {
