@@ -12,6 +12,8 @@
 # loop, latency from the scheduled send time) with the upstream alone at the same rate alongside,
 # then a 100 MB body through a CONNECT tunnel vs direct, and douane's resident memory with
 # 1,000 idle client connections.
+# The side-by-side harness of the paths real traffic takes (https upstreams, HTTP/2, CONNECT
+# tunnels vs nginx and squid) is benches/realistic/run.sh; idle memory: benches/idle.sh.
 #
 # Pinning (2 cores): wrk and rate on CPU 0, every server on CPU 1 (tokio then runs one worker).
 # Environment: ROUNDS [3] DURATION [10s] CONNS [64] LAT_DURATION [5s] DIR [/tmp/douane-load]

@@ -82,6 +82,24 @@ on_both_engines! {
     async fn routes_over_tls_in_http1_and_http2_allowed_and_blocked(engine: Engine) {
         let (fx, douane, tls_port) = start(engine).await;
         let cfg = |alpn: &[&[u8]]| fx.ca.client_config(alpn);
+        // The direct path sends the first request to an https upstream whose ALPN choice
+        // is not known yet over HTTP/1.1, and learns that it chooses h2: the next ones go
+        // to hyper's path, over HTTP/2. hyper's engine offers h2 from the first.
+        let first = client::reverse(
+            douane.reverse,
+            cfg,
+            "app.localhost",
+            "app.localhost",
+            false,
+            "/ok",
+        )
+        .await;
+        assert_eq!(first.status, 200, "{}", first.text());
+        let first_version = match engine {
+            Engine::Direct => "HTTP/1.1",
+            Engine::Hyper => "HTTP/2.0",
+        };
+        assert_eq!(first.json()["version"], first_version, "{}", first.text());
         for http2 in [false, true] {
             let ok = client::reverse(
                 douane.reverse,

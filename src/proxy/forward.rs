@@ -80,7 +80,11 @@ async fn connect(
     (request_id, started, life): (RequestId, Instant, &Life),
 ) -> Response<ProxyBody> {
     // Owned: the request itself moves on (intercepted, upgraded) while the facts live.
-    let authority = req.uri().authority().map(|a| a.to_string()).unwrap_or_default();
+    let authority = req
+        .uri()
+        .authority()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
     let authority = authority.as_str();
     let destination = match Destination::parse_authority(authority) {
         Ok(d) => d,

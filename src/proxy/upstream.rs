@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use http::{Request, Response};
@@ -19,6 +19,7 @@ use rustls::ClientConfig;
 use rustls_pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
 use super::body::{BodyError, ProxyBody};
@@ -171,6 +172,13 @@ pub struct Connector {
     /// Idle plain-HTTP connections of the direct HTTP/1.1 path (`proxy::h1`), by checked
     /// address: bare sockets, with no hyper connection task behind them.
     tcp_idle: Mutex<rustc_hash::FxHashMap<SocketAddr, Vec<(TcpStream, Slot)>>>,
+    /// Idle TLS connections of the direct path (an `https` upstream that chose HTTP/1.1), by
+    /// checked address and TLS name: bare TLS streams, with no hyper connection task.
+    tls_idle: Mutex<rustc_hash::FxHashMap<PoolKey, Vec<(TlsUpstream, Slot)>>>,
+    /// What each `https` upstream (TLS name, port) chose by ALPN when offered h2 and
+    /// http/1.1 on hyper's path: `true` for HTTP/1.1. Written once per new connection, read
+    /// by the direct path, which takes only upstreams known to choose HTTP/1.1.
+    chose_http1: RwLock<AlpnChoices>,
     /// Connections open per checked address (only counted under a cap). Taken when a
     /// connection is opened, never for a pooled one.
     open: Mutex<rustc_hash::FxHashMap<SocketAddr, Arc<AtomicUsize>>>,
@@ -178,6 +186,12 @@ pub struct Connector {
 
 /// Idle HTTP/1.1 connections kept per key; more are closed.
 const MAX_IDLE_PER_KEY: usize = 64;
+
+/// Per TLS name, per port: whether the upstream chose HTTP/1.1 (see `Connector::chose_http1`).
+type AlpnChoices = rustc_hash::FxHashMap<Arc<str>, Vec<(u16, bool)>>;
+
+/// A TLS connection of the direct path (boxed: a rustls client connection is large).
+pub type TlsUpstream = Box<TlsStream<TcpStream>>;
 
 impl Connector {
     pub fn new(tls: Arc<ClientConfig>, settings: ConnectorSettings) -> Self {
@@ -190,6 +204,8 @@ impl Connector {
             idle: Mutex::new(HashMap::new()),
             h2: Mutex::new(HashMap::new()),
             tcp_idle: Mutex::new(Default::default()),
+            tls_idle: Mutex::new(Default::default()),
+            chose_http1: RwLock::new(Default::default()),
             open: Mutex::new(Default::default()),
         }
     }
@@ -344,6 +360,125 @@ impl Connector {
         }
     }
 
+    /// What the `https` upstream `name:port` chose by ALPN the last time it was offered h2
+    /// and http/1.1: `Some(true)` for HTTP/1.1, `Some(false)` for h2, `None` while unknown.
+    fn chosen(&self, name: &str, port: u16) -> Option<bool> {
+        let known = self.chose_http1.read().unwrap_or_else(|p| p.into_inner());
+        known
+            .get(name)?
+            .iter()
+            .find(|(p, _)| *p == port)
+            .map(|(_, h1)| *h1)
+    }
+
+    /// Whether the `https` upstream `name:port` is known to choose h2: then hyper's path
+    /// serves its requests (the direct path takes the others, and learns).
+    pub fn chose_h2(&self, name: &str, port: u16) -> bool {
+        self.chosen(name, port) == Some(false)
+    }
+
+    /// Records what `name:port` chose (once per new connection offered both).
+    fn learn_alpn(&self, name: &Arc<str>, port: u16, http1: bool) {
+        let mut known = self.chose_http1.write().unwrap_or_else(|p| p.into_inner());
+        let ports = known.entry(name.clone()).or_default();
+        match ports.iter_mut().find(|(p, _)| *p == port) {
+            Some(entry) => entry.1 = http1,
+            None => ports.push((port, http1)),
+        }
+    }
+
+    /// Opens an HTTP/1.1 TLS connection for the direct path to the first of `addrs` that
+    /// accepts one (TCP and a handshake verified for `name`). While the upstream's choice is
+    /// unknown it is offered h2 and http/1.1, and what it chooses is recorded; one that
+    /// chooses h2 gets a second connection, offered only http/1.1, for this request (its
+    /// next ones go to hyper's path, decided there).
+    pub async fn connect_tls(
+        &self,
+        addrs: &[IpAddr],
+        port: u16,
+        name: &Arc<str>,
+    ) -> Result<(TlsUpstream, SocketAddr, Slot), UpstreamError> {
+        let server_name = ServerName::try_from(name.to_string())
+            .map_err(|_| UpstreamError::BadName(name.to_string()))?;
+        let mut last = None;
+        for ip in addrs {
+            let addr = SocketAddr::new(*ip, port);
+            let learn = self.chosen(name, port).is_none();
+            match self.handshake_tls(addr, &server_name, name, !learn).await {
+                Ok((tls, slot)) if !learn => return Ok((tls, addr, slot)),
+                Ok((tls, slot)) => {
+                    let http1 = tls.get_ref().1.alpn_protocol() != Some(b"h2");
+                    self.learn_alpn(name, port, http1);
+                    if http1 {
+                        return Ok((tls, addr, slot));
+                    }
+                    drop((tls, slot));
+                    match self.handshake_tls(addr, &server_name, name, true).await {
+                        Ok((tls, slot)) => return Ok((tls, addr, slot)),
+                        Err(e) => last = Some(e),
+                    }
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| {
+            UpstreamError::Connect(io::Error::new(
+                io::ErrorKind::AddrNotAvailable,
+                "no address to connect to",
+            ))
+        }))
+    }
+
+    /// TCP and a TLS handshake to `addr` verified for `name`; only `http/1.1` offered when
+    /// `http1_only`, else h2 too.
+    async fn handshake_tls(
+        &self,
+        addr: SocketAddr,
+        server_name: &ServerName<'static>,
+        name: &Arc<str>,
+        http1_only: bool,
+    ) -> Result<(TlsUpstream, Slot), UpstreamError> {
+        let (tcp, _, slot) = self.connect_tcp(&[addr.ip()], addr.port()).await?;
+        let connector = if http1_only {
+            &self.tls_http1
+        } else {
+            &self.tls
+        };
+        let handshake = connector.connect(server_name.clone(), tcp);
+        match tokio::time::timeout(self.settings.tls_timeout, handshake).await {
+            Ok(Ok(tls)) => Ok((Box::new(tls), slot)),
+            Ok(Err(source)) => {
+                tracing::debug!(%addr, error = %source, "upstream tls handshake failed");
+                Err(UpstreamError::Tls {
+                    name: name.clone(),
+                    source,
+                })
+            }
+            Err(_) => Err(UpstreamError::TlsTimeout),
+        }
+    }
+
+    /// An idle TLS connection for `key` that is still open, if there is one.
+    pub fn take_tls(&self, key: &PoolKey) -> Option<(TlsUpstream, Slot)> {
+        let mut idle = self.tls_idle.lock().unwrap_or_else(|p| p.into_inner());
+        let list = idle.get_mut(key)?;
+        while let Some((mut stream, slot)) = list.pop() {
+            if idle_tls_is_open(&mut stream) {
+                return Some((stream, slot));
+            }
+        }
+        None
+    }
+
+    /// Gives back a TLS connection whose exchange ended cleanly.
+    pub fn put_back_tls(&self, key: PoolKey, stream: TlsUpstream, slot: Slot) {
+        let mut idle = self.tls_idle.lock().unwrap_or_else(|p| p.into_inner());
+        let list = idle.entry(key).or_default();
+        if list.len() < MAX_IDLE_PER_KEY {
+            list.push((stream, slot));
+        }
+    }
+
     /// Opens a new HTTP connection (TLS and ALPN when the key has a TLS name; only
     /// `http/1.1` offered when `http1_only`).
     pub async fn connect_http(
@@ -372,7 +507,11 @@ impl Connector {
             name: name.clone(),
             source,
         })?;
-        if tls.get_ref().1.alpn_protocol() != Some(b"h2") {
+        let chose_h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+        if !http1_only {
+            self.learn_alpn(name, key.addr.port(), !chose_h2);
+        }
+        if !chose_h2 {
             return handshake_h1(TokioIo::new(tls), slot).await;
         }
         let (sender, conn) = http2::Builder::new(TokioExecutor::new())
@@ -459,6 +598,22 @@ impl Connector {
             }
         }
     }
+}
+
+/// Whether an idle TLS connection is still usable: reading it without waiting finds nothing
+/// (a session ticket that arrived meanwhile is taken in by rustls); end of stream or a
+/// `close_notify` means the upstream closed it, application bytes that it is out of step.
+/// Costs no system call unless the socket became readable since it was put back.
+fn idle_tls_is_open(stream: &mut TlsUpstream) -> bool {
+    use std::task::{Context, Poll, Waker};
+    use tokio::io::{AsyncRead, ReadBuf};
+    let mut cx = Context::from_waker(Waker::noop());
+    let mut probe = [0u8; 1];
+    let mut buf = ReadBuf::new(&mut probe);
+    matches!(
+        std::pin::Pin::new(&mut **stream).poll_read(&mut cx, &mut buf),
+        Poll::Pending
+    )
 }
 
 /// HTTP/1.1 upstream: origin-form target, version 1.1 (the client may have spoken h2).

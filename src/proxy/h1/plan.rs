@@ -1,5 +1,6 @@
 //! Where a request on the direct path goes: a reverse route by `Host` and path (to a
-//! plain-HTTP upstream, the TLS name agreeing), or a forward proxy's `http://` absolute-form
+//! plain-HTTP upstream, or an `https` one known to choose HTTP/1.1; the client's TLS name
+//! agreeing), or a forward proxy's `http://` absolute-form
 //! target; `None` hands the request to hyper's path.
 
 use std::borrow::Cow;
@@ -36,6 +37,8 @@ pub(super) struct Plan<'a> {
     /// The path that rules match (no query).
     pub(super) path: &'a str,
     pub(super) rewrite: Rewrite<'a>,
+    /// The name an `https` upstream is verified against (and SNI); `None` for plain HTTP.
+    pub(super) tls_name: Option<&'a Arc<str>>,
 }
 
 pub(super) enum Rewrite<'a> {
@@ -54,7 +57,9 @@ pub(super) enum Rewrite<'a> {
 }
 
 /// A reverse request's plan: its route (by `Host` and path), when that route goes to a
-/// plain-HTTP upstream and the TLS name (if any) agrees with `Host`.
+/// plain-HTTP upstream, or to an `https` one that is not known to choose h2 by ALPN (one
+/// that does stays hyper's; see `Connector::connect_tls`), and the client's TLS name (if
+/// any) agrees with `Host`.
 pub(super) fn plan_reverse<'a>(
     proxy: &Proxy,
     conn: &'a ReverseConnection,
@@ -71,9 +76,16 @@ pub(super) fn plan_reverse<'a>(
     }
     let path = target.split_once('?').map_or(target, |(p, _)| p);
     let route = conn.routes.find(host, path)?; // else 404 from hyper
-    if route.scheme != UpstreamScheme::Http {
-        return None;
-    }
+    let tls_name = match route.scheme {
+        UpstreamScheme::Http => None,
+        UpstreamScheme::Https => {
+            let name = route.tls_name.as_ref()?;
+            if proxy.connector.chose_h2(name, route.destination.port) {
+                return None;
+            }
+            Some(name)
+        }
+    };
     let peer = conn.peer.ip();
     Some(Plan {
         destination: Cow::Borrowed(&route.destination),
@@ -89,6 +101,7 @@ pub(super) fn plan_reverse<'a>(
                 tls: conn.tls,
             },
         },
+        tls_name,
     })
 }
 
@@ -126,6 +139,7 @@ pub(super) fn plan_forward<'a>(
             origin,
             trusted: proxy.is_trusted(conn.peer.ip()),
         },
+        tls_name: None,
     })
 }
 

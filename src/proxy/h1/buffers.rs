@@ -1,0 +1,57 @@
+//! The direct path's upstream and output buffers, lent per exchange from a small per-thread
+//! stock instead of held by every connection: an idle keep-alive connection keeps only its
+//! small read buffer, and a busy one takes a warm buffer without a fresh allocation.
+
+use std::cell::RefCell;
+
+/// Capacity of a lent buffer.
+pub(super) const LENT: usize = 16 * 1024;
+
+/// Spare buffers kept per thread; more are freed.
+const KEEP: usize = 128;
+
+thread_local! {
+    static SPARE: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// An empty buffer of at least [`LENT`] bytes.
+pub(super) fn lend() -> Vec<u8> {
+    SPARE
+        .with(|spare| spare.borrow_mut().pop())
+        .unwrap_or_else(|| Vec::with_capacity(LENT))
+}
+
+/// Takes a buffer back (one that grew past four times [`LENT`] is freed instead).
+pub(super) fn give_back(mut buf: Vec<u8>) {
+    if buf.capacity() < LENT || buf.capacity() > 4 * LENT {
+        return;
+    }
+    buf.clear();
+    SPARE.with(|spare| {
+        let mut spare = spare.borrow_mut();
+        if spare.len() < KEEP {
+            spare.push(buf);
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_buffer_given_back_is_lent_again_empty_and_a_grown_one_is_not_kept() {
+        let mut buf = lend();
+        assert!(buf.capacity() >= LENT);
+        buf.extend_from_slice(b"left over");
+        let ptr = buf.as_ptr();
+        give_back(buf);
+        let again = lend();
+        assert_eq!(again.as_ptr(), ptr);
+        assert!(again.is_empty());
+        give_back(vec![0u8; 8 * LENT]);
+        give_back(Vec::new());
+        let fresh = lend();
+        assert!(fresh.capacity() >= LENT && fresh.capacity() <= 4 * LENT);
+    }
+}
