@@ -79,8 +79,8 @@ pub fn traffic_gaps(
                 out.unreadable += 1;
                 continue;
             };
-            if record.is_restart() {
-                continue;
+            if !record.is_request() {
+                continue; // a chain restart, or a request's end record (counted by its gate)
             }
             out.requests += 1;
             out.saw_allowed |= record.outcome.as_deref() == Some("allow");
