@@ -30,7 +30,7 @@ use crate::state::State;
 use crate::tls::{self, Certificates, SniResolver};
 
 /// The change kinds of [`diff::needs_restart`], so that every series exists from the start.
-const CHANGE_KINDS: [&str; 10] = [
+const CHANGE_KINDS: [&str; 13] = [
     "listener",
     "admin",
     "upstream",
@@ -40,6 +40,9 @@ const CHANGE_KINDS: [&str; 10] = [
     "log",
     "trust",
     "block_page",
+    "pac",
+    "local_ca",
+    "tunnel",
     "reload",
 ];
 

@@ -13,7 +13,8 @@ use super::Config;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Change {
     /// A stable label for the metrics: `listener`, `upstream`, `limits`, `audit`,
-    /// `resolver`, `log`, `trust`, `block_page`, `reload`, `admin`; `route` for
+    /// `resolver`, `log`, `trust`, `block_page`, `pac`, `local_ca`, `tunnel`, `reload`,
+    /// `admin`; `route` for
     /// [`route_changes`].
     pub kind: &'static str,
     /// What changed, for the log line.
@@ -102,7 +103,7 @@ pub fn needs_restart(running: &Config, new: &Config) -> Vec<Change> {
     }
 
     // The rest compares whole sections: any difference is one change of that section.
-    let sections: [(&'static str, Show); 7] = [
+    let sections: [(&'static str, Show); 10] = [
         ("upstream", |c| format!("{:?}", c.upstream)),
         ("limits", |c| format!("{:?}", c.limits)),
         ("audit", |c| format!("{:?}", c.audit)),
@@ -110,6 +111,9 @@ pub fn needs_restart(running: &Config, new: &Config) -> Vec<Change> {
         ("log", |c| format!("{:?}", c.log)),
         ("trust", |c| format!("{:?}", c.trusted_proxies)),
         ("block_page", |c| format!("{:?}", c.block_page)),
+        ("pac", |c| format!("{:?}", c.pac)),
+        ("local_ca", |c| format!("{:?}", c.local_ca)),
+        ("tunnel", |c| format!("{:?}", c.tunnel)),
     ];
     for (kind, show) in sections {
         if show(running) != show(new) {
@@ -222,6 +226,18 @@ upstream = "https://crm.example"
                 "[limits] changed"
             ]
         );
+    }
+
+    #[test]
+    fn the_tunnel_pac_and_local_ca_sections_are_announced() {
+        let changed = format!(
+            "{BASE}\n[tunnel]\nunnamed = \"block\"\n[pac]\nproxies = [\"douane.local:3128\"]\n"
+        );
+        let kinds: Vec<_> = needs_restart(&config(BASE), &config(&changed))
+            .iter()
+            .map(|c| c.kind)
+            .collect();
+        assert_eq!(kinds, ["pac", "tunnel"]);
     }
 
     #[test]
