@@ -158,9 +158,9 @@ where
         if matches!(site, Site::Forward(_)) && buf.starts_with(b"CONNECT ") {
             return Served::Connect(Rewind::new(buf, client));
         }
-        // Boxed: an exchange's state (header slots, the decision's and the audit's futures)
-        // is allocated per request, not carried by every idle connection's task.
-        match Box::pin(io.exchange(&mut client, &buf, head_len, &shutdown)).await {
+        // Not boxed: boxing the exchange per request saved ~7 KB per idle connection but
+        // cost the plain keep-alive route ~10 % (benches/RESULTS.md, stop 8).
+        match io.exchange(&mut client, &buf, head_len, &shutdown).await {
             Next::KeepAlive(used) => {
                 buf.drain(..used);
                 if buf.is_empty() && buf.capacity() > IDLE_READ_BUFFER {
