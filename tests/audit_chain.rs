@@ -1,6 +1,8 @@
 //! The audit log end to end: records written through the async `AuditLog` to real files,
 //! verified, tampered with, verified again; a full disk; a restart continuing the chain.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -8,48 +10,22 @@ use douane::audit::{
     report, verify_files, AuditConfig, AuditEvent, AuditLog, ReportFormat, SyncMode, VerifyError,
 };
 use douane::country::Country;
-use douane::geo::{Classification, Origin};
-use douane::policy::{Decision, IpVerdict, Mode, Outcome, Provenance, Reason, Violation};
+use douane::policy::{Decision, Outcome, Reason, Violation};
 
 fn decision(outcome: Outcome) -> Decision {
     let us = Country::parse("US").expect("US");
-    Decision {
-        outcome,
-        reason: if outcome == Outcome::Allow {
-            Reason::Compliant
-        } else {
-            Reason::LocationNotAllowed
-        },
-        rule: None,
-        mode: Mode::Enforce,
-        ips: vec![IpVerdict {
-            class: Classification {
-                ip: "198.51.100.20".parse().expect("ip"),
-                special: None,
-                network: None,
-                location: Some(us),
-                location_origin: Origin::Database,
-                asn: Some(8075),
-                as_org: Some("MICROSOFT-CORP\n\"}{\"seq\":0".into()),
-                operator: Some(Arc::from("Microsoft")),
-                jurisdiction: Some(us),
-                operator_origin: Origin::Registry,
-                published: None,
-            },
-            violation: (outcome != Outcome::Allow)
-                .then_some(Violation::LocationNotAllowed { location: us }),
-        }],
-        connect: vec![],
-        notes: vec![],
-        provenance: Arc::new(Provenance {
-            policy_name: Arc::from("collectivite"),
-            policy_version: Arc::from("7"),
-            country_db_built: None,
-            asn_db_built: None,
-            registry_version: Arc::from("1"),
-            published: None,
-        }),
-    }
+    let (reason, violation) = if outcome == Outcome::Allow {
+        (Reason::Compliant, None)
+    } else {
+        (
+            Reason::LocationNotAllowed,
+            Some(Violation::LocationNotAllowed { location: us }),
+        )
+    };
+    let mut d = common::decisions::us_operated(outcome, us, reason, violation);
+    // An organisation name that tries to end the JSON line: it must stay inside its string.
+    d.ips[0].class.as_org = Some("MICROSOFT-CORP\n\"}{\"seq\":0".into());
+    d
 }
 
 fn event<'a>(d: &'a Decision, id: &'a str, path: &'a str) -> AuditEvent<'a> {

@@ -4,53 +4,20 @@
 //! tampered one refused; consistency across rotation and restart; the `douane audit`
 //! commands on the real binary.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
 
 use douane::audit::merkle::verify_consistency;
 use douane::audit::note::{Checkpoint, VerifierKey};
 use douane::audit::proof::{self, CheckpointError, LogOnDisk};
 use douane::audit::tlog::read_verifier;
 use douane::audit::{AuditConfig, AuditEvent, AuditLog, AuditWriter, VerifyError};
-use douane::country::Country;
-use douane::geo::{Classification, Origin};
-use douane::policy::{Decision, IpVerdict, Mode, Outcome, Provenance, Reason, Violation};
+use douane::policy::{Decision, Outcome, Reason};
 
 fn decision() -> Decision {
-    let us = Country::parse("US").expect("US");
-    Decision {
-        outcome: Outcome::Block,
-        reason: Reason::LocationNotAllowed,
-        rule: None,
-        mode: Mode::Enforce,
-        ips: vec![IpVerdict {
-            class: Classification {
-                ip: "198.51.100.20".parse().expect("ip"),
-                special: None,
-                network: None,
-                location: Some(us),
-                location_origin: Origin::Database,
-                asn: Some(8075),
-                as_org: Some("MICROSOFT-CORP".into()),
-                operator: Some(Arc::from("Microsoft")),
-                jurisdiction: Some(us),
-                operator_origin: Origin::Registry,
-                published: None,
-            },
-            violation: Some(Violation::LocationNotAllowed { location: us }),
-        }],
-        connect: vec![],
-        notes: vec![],
-        provenance: Arc::new(Provenance {
-            policy_name: Arc::from("collectivite"),
-            policy_version: Arc::from("7"),
-            country_db_built: None,
-            asn_db_built: None,
-            registry_version: Arc::from("1"),
-            published: None,
-        }),
-    }
+    common::decisions::located_in_us(Outcome::Block)
 }
 
 fn event<'a>(d: &'a Decision, host: &'a str) -> AuditEvent<'a> {

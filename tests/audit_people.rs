@@ -1,55 +1,30 @@
 //! `douane audit report` and `douane audit inventory` as the DPO runs them: the real binary
 //! on a log written by the real writer, in French (the default) and in English.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
 use douane::audit::{AuditConfig, AuditEvent, AuditWriter};
 use douane::country::Country;
-use douane::geo::{Classification, Origin};
-use douane::policy::{Decision, IpVerdict, Mode, Outcome, Provenance, Reason, Violation};
+use douane::policy::{Decision, Mode, Outcome, Reason, Violation};
 
 fn decision(outcome: Outcome, mode: Mode) -> Decision {
     let us = Country::parse("US").expect("US");
     let ie = Country::parse("IE").expect("IE");
-    Decision {
-        outcome,
-        reason: match outcome {
-            Outcome::Allow => Reason::Compliant,
-            Outcome::Exempt => Reason::Exemption,
-            _ => Reason::OperatorNotAllowed,
-        },
-        rule: (outcome == Outcome::Exempt).then(|| Arc::from("exemption-messagerie")),
-        mode,
-        ips: vec![IpVerdict {
-            class: Classification {
-                ip: "198.51.100.20".parse().expect("ip"),
-                special: None,
-                network: None,
-                location: Some(ie),
-                location_origin: Origin::Database,
-                asn: Some(8075),
-                as_org: Some("MICROSOFT-CORP".into()),
-                operator: Some(Arc::from("Microsoft")),
-                jurisdiction: Some(us),
-                operator_origin: Origin::Registry,
-                published: None,
-            },
-            violation: (outcome != Outcome::Allow)
-                .then_some(Violation::OperatorNotAllowed { jurisdiction: us }),
-        }],
-        connect: vec![],
-        notes: vec![],
-        provenance: Arc::new(Provenance {
-            policy_name: Arc::from("collectivite"),
-            policy_version: Arc::from("7"),
-            country_db_built: None,
-            asn_db_built: None,
-            registry_version: Arc::from("1"),
-            published: None,
-        }),
-    }
+    let reason = match outcome {
+        Outcome::Allow => Reason::Compliant,
+        Outcome::Exempt => Reason::Exemption,
+        _ => Reason::OperatorNotAllowed,
+    };
+    let violation =
+        (outcome != Outcome::Allow).then_some(Violation::OperatorNotAllowed { jurisdiction: us });
+    let mut d = common::decisions::us_operated(outcome, ie, reason, violation);
+    d.rule = (outcome == Outcome::Exempt).then(|| Arc::from("exemption-messagerie"));
+    d.mode = mode;
+    d
 }
 
 fn write_log(dir: &Path) -> Vec<PathBuf> {

@@ -6,51 +6,16 @@
 mod common;
 
 use std::process::Command;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::client;
 use common::proxy::{policy, standard_overrides, ConfigSpec, Fixture};
 use common::upstream;
 use douane::audit::{AuditConfig, AuditEvent, AuditWriter};
-use douane::country::Country;
-use douane::geo::{Classification, Origin};
-use douane::policy::{Decision, IpVerdict, Mode, Outcome, Provenance, Reason, Violation};
+use douane::policy::{Decision, Outcome};
 
 fn decision(outcome: Outcome) -> Decision {
-    let us = Country::parse("US").expect("US");
-    Decision {
-        outcome,
-        reason: Reason::LocationNotAllowed,
-        rule: None,
-        mode: Mode::Enforce,
-        ips: vec![IpVerdict {
-            class: Classification {
-                ip: "198.51.100.20".parse().expect("ip"),
-                special: None,
-                network: None,
-                location: Some(us),
-                location_origin: Origin::Database,
-                asn: Some(8075),
-                as_org: Some("MICROSOFT-CORP".into()),
-                operator: Some(Arc::from("Microsoft")),
-                jurisdiction: Some(us),
-                operator_origin: Origin::Registry,
-                published: None,
-            },
-            violation: Some(Violation::LocationNotAllowed { location: us }),
-        }],
-        connect: vec![],
-        notes: vec![],
-        provenance: Arc::new(Provenance {
-            policy_name: Arc::from("collectivite"),
-            policy_version: Arc::from("7"),
-            country_db_built: None,
-            asn_db_built: None,
-            registry_version: Arc::from("1"),
-            published: None,
-        }),
-    }
+    common::decisions::located_in_us(outcome)
 }
 
 fn event<'a>(d: &'a Decision, host: &'a str) -> AuditEvent<'a> {

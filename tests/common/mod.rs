@@ -2,6 +2,7 @@
 //! douane process and clients.
 #![allow(dead_code)]
 pub mod client;
+pub mod decisions;
 pub mod dns;
 pub mod mmdb;
 pub mod pki;
