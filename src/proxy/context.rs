@@ -259,6 +259,23 @@ impl Proxy {
         }
     }
 
+    /// The block page's facts for `decision`, with this proxy's `[block_page]` contact and
+    /// link: what the 451 page shows, on plain HTTP and inside an intercepted tunnel alike.
+    pub fn block_facts<'a>(
+        &'a self,
+        decision: &'a Decision,
+        host: &'a str,
+        request_id: &'a str,
+    ) -> crate::block_page::BlockFacts<'a> {
+        crate::block_page::BlockFacts {
+            decision,
+            host,
+            request_id,
+            contact: self.contact.as_deref(),
+            policy_link: self.blocked_by.as_deref(),
+        }
+    }
+
     /// The exemption that let `decision` through, as the policy that decided states it
     /// (none when the policy was reloaded since: its texts may differ).
     fn exemption_texts(&self, decision: &Decision) -> Option<Exemption> {

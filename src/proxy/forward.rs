@@ -450,12 +450,6 @@ pub fn block_response(
         return respond::error(status, facts.request_id, decision.reason.as_str());
     }
     let host = facts.destination.to_string();
-    let page = crate::block_page::BlockFacts {
-        decision,
-        host: &host,
-        request_id: facts.request_id,
-        contact: proxy.contact.as_deref(),
-        policy_link: proxy.blocked_by.as_deref(),
-    };
+    let page = proxy.block_facts(decision, &host, facts.request_id);
     crate::block_page::response(&page, wants_json).map(ProxyBody::full)
 }

@@ -43,13 +43,7 @@ struct Pages {
 impl Pages {
     fn new(proxy: &Proxy, facts: &PageFor<'_>, decision: &Decision) -> Pages {
         let host = facts.destination.to_string();
-        let page = crate::block_page::BlockFacts {
-            decision,
-            host: &host,
-            request_id: facts.request_id,
-            contact: proxy.contact.as_deref(),
-            policy_link: proxy.blocked_by.as_deref(),
-        };
+        let page = proxy.block_facts(decision, &host, facts.request_id);
         Pages {
             html: crate::block_page::response(&page, false),
             json: crate::block_page::response(&page, true),
