@@ -83,18 +83,24 @@ async fn a_connect_tunnel_is_spliced_carries_early_bytes_first_and_is_counted() 
     let body: Vec<u8> = (0..5u32 << 20)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
         .collect();
+    // The write side stays open until the pipes are counted: a closed one would let douane
+    // finish the whole tunnel into the kernel's socket buffers (several megabytes on
+    // loopback) before this task reads its first megabyte, and the pipes with it.
     let (mut r, mut w) = stream.split();
+    let counted = tokio::sync::Notify::new();
     let send = async {
         w.write_all(&body).await.unwrap();
+        counted.notified().await;
         w.shutdown().await.unwrap();
     };
     let mut echoed = Vec::new();
     let receive = async {
-        // Once a megabyte came back, the tunnel has proved long: spliced, on a pipe per
-        // direction that did (the other may be between two reads).
+        // Once a megabyte came back, both directions have moved more than PROVEN_LONG and
+        // the client has not closed: each is spliced, on its own pipe.
         let mut first = vec![0u8; 1 << 20];
         r.read_exact(&mut first).await?;
         let during = pipes(&douane);
+        counted.notify_one();
         echoed.extend_from_slice(&first);
         r.read_to_end(&mut echoed).await.map(|_| during)
     };
