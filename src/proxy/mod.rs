@@ -3,6 +3,7 @@
 //! life on both HTTP engines, accept to `finish`, is drawn in `LIFECYCLE.md` beside this file.
 
 pub mod body;
+pub mod buffers;
 pub mod context;
 pub mod exchange;
 pub mod forward;

@@ -11,6 +11,8 @@ use tokio::io::{AsyncWriteExt, BufReader, Interest};
 use tokio::net::tcp::{ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 
+use super::buffers;
+
 /// The pipe size each direction asks for. 256 KiB moved a 100 MB body as fast as 1 MiB and
 /// 64 KiB did (benches/load.sh, interleaved runs), and keeps 128 tunnels (2 pipes each)
 /// under Linux's default `pipe-user-pages-soft` (64 MiB per user) before new pipes shrink;
@@ -35,11 +37,11 @@ pub async fn splice_bidirectional(a: &mut TcpStream, b: &mut TcpStream) -> io::R
 /// long: it turns to splice(2).
 pub const PROVEN_LONG: u64 = 64 * 1024;
 
-/// The user-space buffer of a direction that has not proved long yet.
-const SHORT_BUFFER: usize = 16 * 1024;
+/// A read this large (a lent buffer holds at least this much) proves a direction long.
+const SHORT_READ: usize = buffers::LENT;
 
 /// Like [`splice_bidirectional`], for tunnels that are mostly short (a browser's CONNECT
-/// carries a few kilobytes each way): each direction first copies through a small buffer,
+/// carries a few kilobytes each way): each direction first copies through a lent buffer,
 /// which costs no pipe (two `pipe2`, two `fcntl` and four `close` per tunnel saved), and
 /// turns to splice(2) once it proves long ([`PROVEN_LONG`]), so bulk transfers keep the
 /// zero-copy rate.
@@ -53,23 +55,34 @@ pub async fn relay_bidirectional(a: &mut TcpStream, b: &mut TcpStream) -> io::Re
 }
 
 /// One direction: copied while it is short, spliced once it is long; then the half-close.
-async fn short_then_spliced(mut from: ReadHalf<'_>, mut to: WriteHalf<'_>) -> io::Result<u64> {
-    use tokio::io::AsyncReadExt;
-    let mut buf = vec![0u8; SHORT_BUFFER];
+/// The copy buffer is lent only from the moment bytes are readable until they are written,
+/// so a tunnel that waits (most of a browser's tunnels, most of the time) holds none.
+async fn short_then_spliced(from: ReadHalf<'_>, mut to: WriteHalf<'_>) -> io::Result<u64> {
     let mut moved = 0u64;
     loop {
-        let n = from.read(&mut buf).await?;
+        from.readable().await?;
+        let mut buf = buffers::lend();
+        let n = match from.try_read_buf(&mut buf) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                buffers::give_back(buf);
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         if n == 0 {
+            buffers::give_back(buf);
             to.shutdown().await?;
             return Ok(moved);
         }
-        to.write_all(&buf[..n]).await?;
+        let written = to.write_all(&buf).await;
+        buffers::give_back(buf);
+        written?;
         moved += n as u64;
-        if n == buf.len() || moved >= PROVEN_LONG {
+        if n >= SHORT_READ || moved >= PROVEN_LONG {
             break;
         }
     }
-    drop(buf);
     Ok(moved + one_way(from, to, Pipe::new()).await?)
 }
 
@@ -269,6 +282,49 @@ mod tests {
         assert_eq!(counts.unwrap(), (up.len() as u64, down.len() as u64));
         assert!(server_got.unwrap() == up, "upstream bytes differ");
         assert!(client_got.unwrap() == down, "downstream bytes differ");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_relayed_tunnel_carries_short_exchanges_then_bulk_intact() {
+        let (mut client, mut a) = pair().await;
+        let (mut b, mut server) = pair().await;
+        let tunnel = tokio::spawn(async move { relay_bidirectional(&mut a, &mut b).await });
+        // A few short exchanges, each answered before the next: copied through lent
+        // buffers, which go back between chunks.
+        let mut short_up = 0u64;
+        for round in 0..5u64 {
+            let ask = pattern(100 + round as usize * 300, round + 1);
+            client.write_all(&ask).await.unwrap();
+            let mut got = vec![0u8; ask.len()];
+            timeout(GUARD, server.read_exact(&mut got))
+                .await
+                .unwrap()
+                .unwrap();
+            assert!(got == ask, "short chunk {round} differs upstream");
+            server.write_all(&got).await.unwrap();
+            let mut back = vec![0u8; ask.len()];
+            timeout(GUARD, client.read_exact(&mut back))
+                .await
+                .unwrap()
+                .unwrap();
+            assert!(back == ask, "short chunk {round} differs downstream");
+            short_up += ask.len() as u64;
+        }
+        // Then bulk both ways: both directions prove long and turn to splice.
+        let up = pattern(3 << 20, 23);
+        let down = pattern(2 << 20, 29);
+        let (client_got, server_got) = timeout(GUARD, async {
+            tokio::join!(talk(client, up.clone()), talk(server, down.clone()))
+        })
+        .await
+        .expect("bulk finished in time");
+        assert!(server_got.unwrap() == up, "bulk upstream bytes differ");
+        assert!(client_got.unwrap() == down, "bulk downstream bytes differ");
+        let counts = timeout(GUARD, tunnel).await.expect("tunnel ended").unwrap();
+        assert_eq!(
+            counts.unwrap(),
+            (short_up + up.len() as u64, short_up + down.len() as u64)
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,7 +8,6 @@
 //! the connection and the bytes already read, to the hyper path — always before deciding,
 //! so a request is decided once. See `../LIFECYCLE.md`.
 
-mod buffers;
 mod connect;
 mod message;
 mod plan;

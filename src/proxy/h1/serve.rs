@@ -15,7 +15,6 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 use tokio::time::Sleep;
 
-use super::buffers;
 use super::message::{head_end, ChunkedScanner, Framing, MAX_HEADERS};
 use super::plan::{plan_forward, plan_reverse, Rewrite, Site};
 use super::request::{
@@ -27,6 +26,7 @@ use super::wire::Wire;
 use crate::policy::decide::HttpFacts;
 use crate::policy::{Decision, Outcome};
 use crate::proxy::body::ProxyBody;
+use crate::proxy::buffers;
 use crate::proxy::context::{Arrival, Proxy, RequestFacts};
 use crate::proxy::exchange::{Life, Refusal, RequestEnd};
 use crate::proxy::forward::{block_response, upstream_failed};
@@ -36,7 +36,7 @@ use crate::proxy::upstream::{Slot, UpstreamError};
 
 /// Initial size of a connection's client read buffer, and what it is cut back to when the
 /// connection goes idle (an idle keep-alive connection holds no other buffer: the upstream
-/// and output buffers are lent per exchange, `super::buffers`).
+/// and output buffers are lent per exchange, `proxy::buffers`).
 const IDLE_READ_BUFFER: usize = 2 * 1024;
 
 /// Room made in the client read buffer before a read that must go on (a long head, a body).

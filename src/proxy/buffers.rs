@@ -1,11 +1,12 @@
-//! The direct path's upstream and output buffers, lent per exchange from a small per-thread
-//! stock instead of held by every connection: an idle keep-alive connection keeps only its
-//! small read buffer, and a busy one takes a warm buffer without a fresh allocation.
+//! Buffers lent from a small per-thread stock instead of held by every connection: the
+//! direct path's upstream and output buffers (per exchange) and a short tunnel's copy
+//! buffer (per chunk). An idle keep-alive connection keeps only its small read buffer, an
+//! idle tunnel none, and a busy one takes a warm buffer without a fresh allocation.
 
 use std::cell::RefCell;
 
 /// Capacity of a lent buffer.
-pub(super) const LENT: usize = 16 * 1024;
+pub(crate) const LENT: usize = 16 * 1024;
 
 /// Spare buffers kept per thread; more are freed.
 const KEEP: usize = 128;
@@ -15,14 +16,14 @@ thread_local! {
 }
 
 /// An empty buffer of at least [`LENT`] bytes.
-pub(super) fn lend() -> Vec<u8> {
+pub(crate) fn lend() -> Vec<u8> {
     SPARE
         .with(|spare| spare.borrow_mut().pop())
         .unwrap_or_else(|| Vec::with_capacity(LENT))
 }
 
 /// Takes a buffer back (one that grew past four times [`LENT`] is freed instead).
-pub(super) fn give_back(mut buf: Vec<u8>) {
+pub(crate) fn give_back(mut buf: Vec<u8>) {
     if buf.capacity() < LENT || buf.capacity() > 4 * LENT {
         return;
     }
