@@ -201,68 +201,101 @@ pub async fn serve_reverse(serving: Serving, site: ReverseSite) {
             watcher,
             hold,
         } = accepted;
-        let serving = serving.clone();
-        let name = name.clone();
-        let routes = routes.load_full();
-        let tls = tls.clone();
-        let http = http.clone();
-        tokio::spawn(async move {
-            let proxy = serving.proxy.clone();
-            let listener_name = name.clone();
-            let connection = |sni, tls| {
-                Arc::new(ReverseConnection {
-                    listener: name,
-                    routes,
-                    peer,
-                    sni,
-                    tls,
-                })
-            };
-            let one = OneConnection {
-                send_timeout: serving.limits.client_send_timeout,
-                limits: &serving.limits,
-                proxy: &proxy,
-                http: &http,
-                watcher,
-                shutdown: serving.shutdown.clone(),
-            };
-            let served = match tls {
-                None => one.serve(stream, connection(None, false), direct).await,
-                Some(acceptor) => {
-                    let handshake = tokio::time::timeout(
-                        serving.limits.tls_handshake_timeout,
-                        acceptor.accept(stream),
-                    )
-                    .await;
-                    let stream = match handshake {
-                        Ok(Ok(s)) => s,
-                        Ok(Err(e)) => {
-                            tracing::debug!(%peer, error = %e, "tls handshake failed");
-                            return;
-                        }
-                        Err(_) => {
-                            tracing::debug!(%peer, "tls handshake timed out");
-                            return;
-                        }
-                    };
-                    let session = stream.get_ref().1;
-                    let sni = session
-                        .server_name()
-                        .map(|s| Arc::<str>::from(s.to_ascii_lowercase()));
-                    // HTTP/2 is hyper's from the first byte.
-                    let h2 = session.alpn_protocol() == Some(b"h2");
-                    let direct = direct.filter(|_| !h2);
-                    one.serve(stream, connection(sni, true), direct).await
-                }
-            };
-            if let Err((e, framing)) = served {
-                refused_by_hyper(&proxy, &listener_name, peer, &*e, &framing);
-                tracing::debug!(%peer, error = %e, "reverse connection ended with an error");
-            }
-            drop(hold);
-        });
+        let accepted = AcceptedReverse {
+            serving: serving.clone(),
+            name: name.clone(),
+            routes: routes.load_full(),
+            http: http.clone(),
+            direct,
+            peer,
+            watcher,
+            hold,
+        };
+        // Two task types: a plain connection's future is not sized by a TLS one's.
+        match &tls {
+            None => tokio::spawn(accepted.serve_plain(stream)),
+            Some(acceptor) => tokio::spawn(accepted.serve_tls(stream, acceptor.clone())),
+        };
     }
     open.drain(listener).await;
+}
+
+/// A connection accepted on a reverse listener, with what its task needs.
+struct AcceptedReverse {
+    serving: Serving,
+    name: Arc<str>,
+    routes: Arc<RouteTable>,
+    http: Arc<auto::Builder<TokioExecutor>>,
+    direct: Option<DirectLimits>,
+    peer: SocketAddr,
+    watcher: Watcher,
+    hold: Hold,
+}
+
+impl AcceptedReverse {
+    async fn serve_plain(self, stream: TcpStream) {
+        let direct = self.direct;
+        self.serve(stream, None, false, direct).await;
+    }
+
+    async fn serve_tls(self, stream: TcpStream, acceptor: TlsAcceptor) {
+        let peer = self.peer;
+        let timeout = self.serving.limits.tls_handshake_timeout;
+        let stream = match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                tracing::debug!(%peer, error = %e, "tls handshake failed");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!(%peer, "tls handshake timed out");
+                return;
+            }
+        };
+        let session = stream.get_ref().1;
+        let sni = session
+            .server_name()
+            .map(|s| Arc::<str>::from(s.to_ascii_lowercase()));
+        // HTTP/2 is hyper's from the first byte.
+        let h2 = session.alpn_protocol() == Some(b"h2");
+        let direct = self.direct.filter(|_| !h2);
+        // Boxed: the session's state would otherwise be held (and moved) inline by every
+        // layer of the connection's future.
+        self.serve(Box::new(stream), sni, true, direct).await;
+    }
+
+    async fn serve<S>(
+        self,
+        stream: S,
+        sni: Option<Arc<str>>,
+        tls: bool,
+        direct: Option<DirectLimits>,
+    ) where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let proxy = &self.serving.proxy;
+        let conn = Arc::new(ReverseConnection {
+            listener: self.name.clone(),
+            routes: self.routes,
+            peer: self.peer,
+            sni,
+            tls,
+        });
+        let one = OneConnection {
+            send_timeout: self.serving.limits.client_send_timeout,
+            limits: &self.serving.limits,
+            proxy,
+            http: &self.http,
+            watcher: self.watcher,
+            shutdown: self.serving.shutdown.clone(),
+        };
+        if let Err((e, framing)) = one.serve(stream, conn, direct).await {
+            let peer = self.peer;
+            refused_by_hyper(proxy, &self.name, peer, &*e, &framing);
+            tracing::debug!(%peer, error = %e, "reverse connection ended with an error");
+        }
+        drop(self.hold);
+    }
 }
 
 /// What serving one reverse connection needs besides the connection itself.

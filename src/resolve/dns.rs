@@ -423,7 +423,9 @@ impl Resolver {
         if let Some(hit) = self.in_memory(name) {
             return hit;
         }
-        self.shared_query(name).await
+        // Boxed: the query's state (hickory's lookup) would otherwise sit in the future of
+        // every request that awaits a resolution, cached or not.
+        Box::pin(self.shared_query(name)).await
     }
 
     /// What `resolve` answers without the network: literal, override or a live cache entry,

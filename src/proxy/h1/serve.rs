@@ -262,42 +262,81 @@ impl Exchange<'_> {
             self.out = buffers::lend();
             self.up_buf = buffers::lend();
         }
-        let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
-        let mut req = httparse::Request::new(&mut []);
-        match req.parse_with_uninit_headers(&buf[..head_len], &mut slots) {
-            Ok(httparse::Status::Complete(_)) => {}
-            _ => return Next::HandOver, // hyper answers what is malformed
-        }
-        let (Some(method), Some(target), Some(1)) = (req.method, req.path, req.version) else {
-            return Next::HandOver; // HTTP/1.0 keep-alive rules are hyper's
-        };
-        if req.headers.len() > self.limits.max_headers {
-            return Next::HandOver;
-        }
-        let shape = match RequestShape::read(req.headers) {
-            Ok(shape) => shape,
-            Err(NotDirect::Hyper) => return Next::HandOver,
-            // Where this request ends is in doubt, so where the next one starts is too: the
-            // connection closes after the refusal.
-            Err(NotDirect::Refuse(refusal)) => {
-                return self.refuse(client, refusal, method, started).await
-            }
-        };
-        let Ok(body_len) = usize::try_from(shape.content_length) else {
-            return Next::HandOver;
-        };
-        // Only a body that is all here already: streaming one is hyper's job.
-        if buf.len() - head_len < body_len {
-            return Next::HandOver;
-        }
         let mut host_buf = [0u8; 256];
         let proxy = self.proxy;
-        let plan = match self.site {
-            Site::Reverse(conn) => plan_reverse(proxy, conn, target, &shape, &mut host_buf),
-            Site::Forward(conn) => plan_forward(proxy, conn, target, &shape),
+        // Parsed, planned and its upstream head written in one stretch without an await:
+        // the header slots (MAX_HEADERS of them, 4 KiB) then live on the stack of one poll,
+        // not in the future every keep-alive connection holds while it waits.
+        let parsed = 'parse: {
+            let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+            let mut req = httparse::Request::new(&mut []);
+            match req.parse_with_uninit_headers(&buf[..head_len], &mut slots) {
+                Ok(httparse::Status::Complete(_)) => {}
+                _ => return Next::HandOver, // hyper answers what is malformed
+            }
+            let (Some(method), Some(target), Some(1)) = (req.method, req.path, req.version) else {
+                return Next::HandOver; // HTTP/1.0 keep-alive rules are hyper's
+            };
+            if req.headers.len() > self.limits.max_headers {
+                return Next::HandOver;
+            }
+            let shape = match RequestShape::read(req.headers) {
+                Ok(shape) => shape,
+                Err(NotDirect::Hyper) => return Next::HandOver,
+                Err(NotDirect::Refuse(refusal)) => break 'parse Err((refusal, method)),
+            };
+            let Ok(body_len) = usize::try_from(shape.content_length) else {
+                return Next::HandOver;
+            };
+            // Only a body that is all here already: streaming one is hyper's job.
+            if buf.len() - head_len < body_len {
+                return Next::HandOver;
+            }
+            let plan = match self.site {
+                Site::Reverse(conn) => plan_reverse(proxy, conn, target, &shape, &mut host_buf),
+                Site::Forward(conn) => plan_forward(proxy, conn, target, &shape),
+            };
+            let Some(plan) = plan else {
+                return Next::HandOver;
+            };
+            // What goes upstream if the decision lets it: a block's answer replaces it.
+            self.out.clear();
+            match &plan.rewrite {
+                Rewrite::Reverse { route, fwd } => write_request_head(
+                    &mut self.out,
+                    RequestLine {
+                        method,
+                        base_path: &route.base_path,
+                        target,
+                    },
+                    req.headers,
+                    &shape,
+                    route,
+                    fwd,
+                ),
+                Rewrite::Forward {
+                    authority,
+                    origin,
+                    trusted,
+                } => write_forward_head(
+                    &mut self.out,
+                    method,
+                    origin,
+                    authority,
+                    req.headers,
+                    &shape,
+                    (Leg::Forward { trusted: *trusted }, proxy.via.as_bytes()),
+                ),
+            }
+            self.out
+                .extend_from_slice(&buf[head_len..head_len + body_len]);
+            Ok((method, target, shape, body_len, plan))
         };
-        let Some(plan) = plan else {
-            return Next::HandOver;
+        let (method, target, shape, body_len, plan) = match parsed {
+            Ok(parsed) => parsed,
+            // Where this request ends is in doubt, so where the next one starts is too: the
+            // connection closes after the refusal.
+            Err((refusal, method)) => return self.refuse(client, refusal, method, started).await,
         };
         // From here the request is decided once, here, and answered here whatever the
         // decision: it is never handed to hyper again.
@@ -378,36 +417,6 @@ impl Exchange<'_> {
             return next;
         }
 
-        self.out.clear();
-        match &plan.rewrite {
-            Rewrite::Reverse { route, fwd } => write_request_head(
-                &mut self.out,
-                RequestLine {
-                    method,
-                    base_path: &route.base_path,
-                    target,
-                },
-                req.headers,
-                &shape,
-                route,
-                fwd,
-            ),
-            Rewrite::Forward {
-                authority,
-                origin,
-                trusted,
-            } => write_forward_head(
-                &mut self.out,
-                method,
-                origin,
-                authority,
-                req.headers,
-                &shape,
-                (Leg::Forward { trusted: *trusted }, proxy.via.as_bytes()),
-            ),
-        }
-        self.out
-            .extend_from_slice(&buf[head_len..head_len + body_len]);
         let via = match plan.rewrite {
             Rewrite::Forward { .. } => Some(proxy.via.as_bytes()),
             Rewrite::Reverse { .. } => None,
@@ -545,7 +554,9 @@ impl Exchange<'_> {
         }
         let started = Instant::now();
         let (mut stream, addr, slot) =
-            Wire::connect(connector, &decision.connect, port, tls_name).await?;
+            // Boxed: a new connection (a TLS handshake's state among it) is the rare case, and
+            // unboxed it would size the future every keep-alive connection holds.
+            Box::pin(Wire::connect(connector, &decision.connect, port, tls_name)).await?;
         self.proxy.metrics.observe_connect(started.elapsed());
         match self.round_trip(&mut stream, false).await {
             Ok(head) => Ok((stream, slot, addr, head)),
