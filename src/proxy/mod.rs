@@ -3,6 +3,7 @@
 //! life on both HTTP engines, accept to `finish`, is drawn in `LIFECYCLE.md` beside this file.
 
 pub mod body;
+pub mod connect;
 pub mod context;
 pub mod exchange;
 pub mod forward;
@@ -25,14 +26,13 @@ pub const TUNNEL_BUFFER: usize = 64 * 1024;
 /// A CONNECT tunnel answered `200` on hyper's path: its first bytes judged
 /// (`tunnel::judge`), then relayed. On Linux, when the client is a plain TCP socket, the
 /// bytes are relayed by `tunnel::relay_tcp` after the ones the client sent behind its
-/// CONNECT head; otherwise they are copied by `tunnel`.
+/// CONNECT head; otherwise they are copied by [`copy_counted`]. Returns how it ended.
 pub async fn connect_tunnel(
     upgraded: hyper::upgrade::Upgraded,
     upstream: tokio::net::TcpStream,
     proxy: &context::Proxy,
     opened: &tunnel::Opened<'_>,
-    decision: &crate::policy::Decision,
-) {
+) -> tunnel::TunnelEnd {
     // hyper-util's auto builder wraps the IO in a private type: its own downcast unwraps
     // it. The forward listener hands hyper its socket behind a `Rewind` (the bytes the
     // direct path read first), whose unread rest is early bytes too.
@@ -53,50 +53,71 @@ pub async fn connect_tunnel(
             },
         };
         match plain {
-            Ok((client, early)) => {
-                return tunnel_tcp(proxy, opened, client, early, upstream, decision).await
-            }
+            Ok((client, early)) => return tunnel_tcp(proxy, opened, client, early, upstream).await,
             Err(upgraded) => upgraded,
         }
     };
     let mut client = hyper_util::rt::TokioIo::new(upgraded);
     let mut first = Vec::new();
     let judged = tunnel::judge(proxy, opened, &mut client, &upstream, &mut first).await;
-    if let tunnel::Judged::Refused = judged {
-        return;
+    if !judged.pass {
+        return tunnel::TunnelEnd::refused(judged);
     }
     let mut upstream = upstream;
-    if tokio::io::AsyncWriteExt::write_all(&mut upstream, &first)
-        .await
-        .is_err()
-    {
-        return;
-    }
-    tunnel(client, upstream, &proxy.metrics, decision).await
+    let moved = match tokio::io::AsyncWriteExt::write_all(&mut upstream, &first).await {
+        Ok(()) => {
+            let mut moved = copy_counted(&mut client, &mut upstream).await;
+            moved.sent += first.len() as u64;
+            moved
+        }
+        Err(e) => tunnel::Moved {
+            error: Some(e),
+            ..tunnel::Moved::default()
+        },
+    };
+    relayed(proxy, opened, judged, moved)
 }
 
 /// A tunnel whose client is a plain TCP socket, `early` the bytes it sent behind its
-/// CONNECT head: judged, then relayed and counted.
+/// CONNECT head: judged, then relayed and counted. Returns how it ended.
 pub async fn tunnel_tcp(
     proxy: &context::Proxy,
     opened: &tunnel::Opened<'_>,
     mut client: tokio::net::TcpStream,
     mut early: Vec<u8>,
     upstream: tokio::net::TcpStream,
-    decision: &crate::policy::Decision,
-) {
+) -> tunnel::TunnelEnd {
     let judged = tunnel::judge(proxy, opened, &mut client, &upstream, &mut early).await;
-    if let tunnel::Judged::Refused = judged {
-        return;
+    if !judged.pass {
+        return tunnel::TunnelEnd::refused(judged);
     }
-    match tunnel::relay_tcp(client, &early, upstream).await {
-        Ok((sent, received)) => proxy.metrics.observe_bytes(decision, sent, received),
-        Err(e) => tracing::debug!(error = %e, "tunnel ended with an error"),
+    let moved = tunnel::relay_tcp(client, &early, upstream).await;
+    relayed(proxy, opened, judged, moved)
+}
+
+/// The end of a relayed tunnel: its bytes counted in the metrics (the numbers its end
+/// record carries), an error that ended it in the debug log.
+fn relayed(
+    proxy: &context::Proxy,
+    opened: &tunnel::Opened<'_>,
+    judged: tunnel::Judged,
+    moved: tunnel::Moved,
+) -> tunnel::TunnelEnd {
+    proxy
+        .metrics
+        .observe_bytes(opened.decision, moved.sent, moved.received);
+    if let Some(e) = &moved.error {
+        tracing::debug!(request_id = opened.request_id, error = %e, "tunnel ended with an error");
+    }
+    tunnel::TunnelEnd {
+        sent: moved.sent,
+        received: moved.received,
+        first_bytes: judged.first_bytes,
     }
 }
 
-/// Copies both ways between a client and an upstream until either side closes (a CONNECT
-/// tunnel, an upgraded WebSocket), then counts the bytes that crossed.
+/// Copies both ways between a client and an upstream until either side closes (an
+/// upgraded WebSocket), then counts the bytes that crossed.
 pub async fn tunnel<C, U>(
     mut client: C,
     mut upstream: U,
@@ -106,15 +127,86 @@ pub async fn tunnel<C, U>(
     C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
     U: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
+    let moved = copy_counted(&mut client, &mut upstream).await;
+    metrics.observe_bytes(decision, moved.sent, moved.received);
+    if let Some(e) = moved.error {
+        tracing::debug!(error = %e, "tunnel ended with an error");
+    }
+}
+
+/// Copies both ways (tokio's `copy_bidirectional`, [`TUNNEL_BUFFER`] each way) until both
+/// directions end, counting the client's bytes as they are read and written, so that an
+/// error that ends the copy still leaves the counts.
+pub async fn copy_counted<C, U>(client: &mut C, upstream: &mut U) -> tunnel::Moved
+where
+    C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    U: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let mut counted = Counted {
+        io: client,
+        read: 0,
+        written: 0,
+    };
     let copied = tokio::io::copy_bidirectional_with_sizes(
-        &mut client,
-        &mut upstream,
+        &mut counted,
+        upstream,
         TUNNEL_BUFFER,
         TUNNEL_BUFFER,
     )
     .await;
-    match copied {
-        Ok((sent, received)) => metrics.observe_bytes(decision, sent, received),
-        Err(e) => tracing::debug!(error = %e, "tunnel ended with an error"),
+    tunnel::Moved {
+        sent: counted.read,
+        received: counted.written,
+        error: copied.err(),
+    }
+}
+
+/// A stream that counts the bytes read from it and written to it.
+struct Counted<'a, T> {
+    io: &'a mut T,
+    read: u64,
+    written: u64,
+}
+
+impl<T: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Counted<'_, T> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = std::pin::Pin::new(&mut *self.io).poll_read(cx, buf);
+        if let std::task::Poll::Ready(Ok(())) = polled {
+            self.read += (buf.filled().len() - before) as u64;
+        }
+        polled
+    }
+}
+
+impl<T: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Counted<'_, T> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let polled = std::pin::Pin::new(&mut *self.io).poll_write(cx, buf);
+        if let std::task::Poll::Ready(Ok(n)) = polled {
+            self.written += n as u64;
+        }
+        polled
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut *self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut *self.io).poll_shutdown(cx)
     }
 }

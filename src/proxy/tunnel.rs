@@ -21,11 +21,11 @@ use serde::Deserialize;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::context::{Proxy, RequestFacts};
+use super::context::{Inside, Proxy, RequestFacts};
 use super::exchange::{Life, RequestEnd};
 use crate::client_hello::{inspect, Inspection, MAX_CLIENT_HELLO};
 use crate::policy::decide::{decide, Request, Resolution};
-use crate::policy::Decision;
+use crate::policy::{Decision, Outcome, Reason};
 use crate::resolve::{Destination, Host};
 
 /// `[tunnel]` in `douane.toml`.
@@ -73,6 +73,8 @@ pub struct Opened<'a> {
     pub destination: &'a Destination,
     /// The checked address the tunnel is connected to.
     pub upstream: SocketAddr,
+    /// The CONNECT's decision.
+    pub decision: &'a Decision,
 }
 
 /// What the first bytes of a tunnel turned out to be.
@@ -160,11 +162,24 @@ fn bare(host: &str) -> &str {
 }
 
 /// How a tunnel's first bytes were judged.
-pub enum Judged {
-    /// Forward them and relay.
-    Pass,
-    /// Refused, and answered to the client already: close both sides.
-    Refused,
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Judged {
+    /// Forward them and relay; else refused, and answered to the client already: close
+    /// both sides.
+    pub pass: bool,
+    /// Why they named nothing that could be checked, when they did not.
+    pub first_bytes: Option<&'static str>,
+}
+
+impl Judged {
+    const PASS: Judged = Judged {
+        pass: true,
+        first_bytes: None,
+    };
+    const REFUSED: Judged = Judged {
+        pass: false,
+        first_bytes: None,
+    };
 }
 
 /// Reads and judges a tunnel's first bytes (kept in `buf`); on a refusal the client has been
@@ -181,14 +196,14 @@ where
 {
     let config = &proxy.tunnel;
     if !config.check_names && config.unnamed == Unnamed::Allow {
-        return Judged::Pass;
+        return Judged::PASS;
     }
     let wait = Duration::from_millis(config.first_bytes_timeout_ms);
     let first = match read_first(client, upstream, buf, wait).await {
         Ok(f) => f,
         Err(e) => {
             tracing::debug!(request_id = opened.request_id, error = %e, "tunnel: reading the first bytes failed");
-            return Judged::Refused;
+            return Judged::REFUSED;
         }
     };
     let tls = first.is_tls();
@@ -198,21 +213,25 @@ where
             let same = bare(name).eq_ignore_ascii_case(bare(&connect_host));
             if !same {
                 let name = name.to_owned();
-                if !decide_name(proxy, opened, client, buf, &name, kind, tls).await {
-                    return Judged::Refused;
+                match decide_name(proxy, opened, client, buf, &name, kind, tls).await {
+                    Named::Passes => {}
+                    Named::Refused => return Judged::REFUSED,
+                    Named::BadName => return unnamed(proxy, opened, client, "bad_name", tls).await,
                 }
             }
             if first.ech() {
                 return unnamed(proxy, opened, client, "ech", tls).await;
             }
-            Judged::Pass
+            Judged::PASS
         }
-        Ok(_) => Judged::Pass,
+        Ok(_) => Judged::PASS,
         Err(why) => unnamed(proxy, opened, client, why, tls).await,
     }
 }
 
-/// A tunnel whose first bytes name nothing: recorded in the log, judged by `[tunnel] unnamed`.
+/// A tunnel whose first bytes name nothing: in the log, judged by `[tunnel] unnamed`; the
+/// CONNECT's end record says why (`first_bytes`), and a refusal is a request of its own,
+/// recorded as a block (`tunnel_unnamed`) linked to the CONNECT.
 async fn unnamed<C>(
     proxy: &Proxy,
     opened: &Opened<'_>,
@@ -233,23 +252,83 @@ where
         outcome = if refuse { "block" } else { "allow" },
         "tunnel names nothing that can be checked"
     );
+    let judged = Judged {
+        pass: !refuse,
+        first_bytes: Some(why),
+    };
     if !refuse {
-        return Judged::Pass;
+        return judged;
     }
     proxy.metrics.refusal("tunnel_unnamed");
+    record_unnamed(proxy, opened, why, tls).await;
     if tls {
         let _ = client.write_all(&ACCESS_DENIED_ALERT).await;
     }
     let _ = client.shutdown().await;
-    Judged::Refused
+    judged
+}
+
+/// The block of a tunnel refused for naming nothing: a request of its own (its own id),
+/// on the CONNECT's destination and addresses, its gate record a block with the reason
+/// `tunnel_unnamed`, the first bytes and the CONNECT's id. Its end says the status a
+/// block gets; the client is answered a TLS alert (or a close) all the same.
+async fn record_unnamed(proxy: &Proxy, opened: &Opened<'_>, why: &'static str, tls: bool) {
+    let started = std::time::Instant::now();
+    let life = Life::new();
+    let request_id = proxy.next_request_id();
+    let mut decision = opened.decision.clone();
+    decision.outcome = Outcome::Block;
+    decision.reason = Reason::TunnelUnnamed;
+    decision.rule = None;
+    decision.connect.clear();
+    let facts = RequestFacts {
+        request_id: &request_id,
+        listener: opened.listener,
+        route: None,
+        client: opened.client,
+        method: Some("CONNECT"),
+        scheme: if tls { "https" } else { "http" },
+        destination: opened.destination,
+        path: None,
+        query: None,
+        requested_host: None,
+        sni: None,
+        started,
+        life: &life,
+    };
+    let inside = Inside {
+        tunnel: opened.request_id,
+        first_bytes: Some(why),
+    };
+    let recorded = proxy.record_inside(&facts, &decision, Some(inside)).await;
+    let end = RequestEnd {
+        status: if recorded.is_ok() {
+            decision.block_status()
+        } else {
+            503
+        },
+        upstream: None,
+        duration: started.elapsed(),
+        ..RequestEnd::default()
+    };
+    proxy.finish(&facts, &decision, &end);
+}
+
+/// What became of a name decided inside a tunnel.
+enum Named {
+    Passes,
+    /// Refused, the client answered.
+    Refused,
+    /// No host name at all: judged like first bytes that name nothing.
+    BadName,
 }
 
 /// A fatal TLS `access_denied` alert (plaintext, before any handshake).
 pub const ACCESS_DENIED_ALERT: [u8; 7] = [0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 49];
 
 /// Decides `name` (another than the CONNECT's) on the tunnel's connected address: a
-/// decided request of its own (log line, audit record with the name). `true` when it
-/// passes; else the client has been answered.
+/// decided request of its own (log line, audit record with the name, linked to the
+/// CONNECT). Refused, the client has been answered.
 async fn decide_name<C>(
     proxy: &Proxy,
     opened: &Opened<'_>,
@@ -258,20 +337,20 @@ async fn decide_name<C>(
     name: &str,
     kind: &'static str,
     tls: bool,
-) -> bool
+) -> Named
 where
     C: AsyncRead + AsyncWrite + Unpin,
 {
     let started = std::time::Instant::now();
-    let life = Life::new();
-    let request_id = proxy.next_request_id();
     let destination = match Host::parse(name) {
         Ok(host) => Destination {
             host,
             port: opened.destination.port,
         },
-        Err(_) => return unnamed_refusal(proxy, opened, client, tls).await,
+        Err(_) => return Named::BadName,
     };
+    let life = Life::new();
+    let request_id = proxy.next_request_id();
     let addresses = [opened.upstream.ip()];
     let decision = {
         let request = Request {
@@ -315,20 +394,25 @@ where
         "tunnel: its first bytes name another host"
     );
     // The gate record (with the name); `finish` below writes the end record.
-    let recorded = proxy.record(&facts, &decision).await.is_ok();
+    let inside = Inside {
+        tunnel: opened.request_id,
+        first_bytes: None,
+    };
+    let recorded = proxy
+        .record_inside(&facts, &decision, Some(inside))
+        .await
+        .is_ok();
     let end = RequestEnd {
         status,
         upstream: Some(opened.upstream),
-        sent: None,
-        received: None,
         duration: started.elapsed(),
-        route: None,
         requested_host: (kind == "host").then_some(name),
         sni: (kind == "sni").then_some(name),
+        ..RequestEnd::default()
     };
     if passes && recorded {
         proxy.finish(&facts, &decision, &end);
-        return true;
+        return Named::Passes;
     }
     let end = RequestEnd {
         status: if recorded { status } else { 503 },
@@ -340,18 +424,7 @@ where
         destination: &destination,
     };
     refuse_inside(proxy, &page, &decision, client, buf, tls && recorded).await;
-    false
-}
-
-/// A name that is no host name: judged like a tunnel that names nothing.
-async fn unnamed_refusal<C>(proxy: &Proxy, opened: &Opened<'_>, client: &mut C, tls: bool) -> bool
-where
-    C: AsyncWrite + Unpin,
-{
-    matches!(
-        unnamed(proxy, opened, client, "bad_name", tls).await,
-        Judged::Pass
-    )
+    Named::Refused
 }
 
 /// Answers a refused tunnel from inside: the HTTPS block page with `[local_ca]` (or a TLS
@@ -401,28 +474,62 @@ pub async fn refuse_inside<C>(
     let _ = client.shutdown().await;
 }
 
+/// How a CONNECT's tunnel ended: what it moved each way (its first bytes included), to
+/// its close or to the error that ended it, and why its first bytes named nothing that
+/// could be checked, when they did not. What the CONNECT's end record carries.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TunnelEnd {
+    pub sent: u64,
+    pub received: u64,
+    pub first_bytes: Option<&'static str>,
+}
+
+impl TunnelEnd {
+    /// A tunnel refused from inside: nothing was relayed.
+    pub fn refused(judged: Judged) -> TunnelEnd {
+        TunnelEnd {
+            first_bytes: judged.first_bytes,
+            ..TunnelEnd::default()
+        }
+    }
+}
+
+/// What a tunnel moved, to its close or to the error that ended it.
+#[derive(Debug, Default)]
+pub struct Moved {
+    /// Bytes from the client delivered upstream (its first bytes included).
+    pub sent: u64,
+    /// Bytes from the upstream delivered to the client.
+    pub received: u64,
+    /// The error that ended the tunnel, if one did.
+    pub error: Option<std::io::Error>,
+}
+
 /// Forwards the judged first bytes, then relays the tunnel (spliced on Linux, short ones
-/// copied first); returns the bytes sent and received.
-pub async fn relay_tcp(
-    mut client: TcpStream,
-    first: &[u8],
-    mut upstream: TcpStream,
-) -> std::io::Result<(u64, u64)> {
+/// copied first), counting what crosses each way.
+pub async fn relay_tcp(mut client: TcpStream, first: &[u8], mut upstream: TcpStream) -> Moved {
     if !first.is_empty() {
-        upstream.write_all(first).await?;
+        if let Err(e) = upstream.write_all(first).await {
+            return Moved {
+                error: Some(e),
+                ..Moved::default()
+            };
+        }
     }
     // Both sockets have TCP_NODELAY already (the accept loop, the connector).
     #[cfg(target_os = "linux")]
-    let (sent, received) = super::splice::relay_bidirectional(&mut client, &mut upstream).await?;
+    let mut moved = {
+        let r = super::splice::relay_bidirectional(&mut client, &mut upstream).await;
+        Moved {
+            sent: r.there,
+            received: r.back,
+            error: r.error,
+        }
+    };
     #[cfg(not(target_os = "linux"))]
-    let (sent, received) = tokio::io::copy_bidirectional_with_sizes(
-        &mut client,
-        &mut upstream,
-        super::TUNNEL_BUFFER,
-        super::TUNNEL_BUFFER,
-    )
-    .await?;
-    Ok((sent + first.len() as u64, received))
+    let mut moved = super::copy_counted(&mut client, &mut upstream).await;
+    moved.sent += first.len() as u64;
+    moved
 }
 
 #[cfg(test)]
