@@ -844,6 +844,27 @@ pub(crate) mod tests {
             );
             serde_json::from_str(&json).expect("reads back")
         };
+        let mut tunnel = Vec::new();
+        enc.encode_end(
+            &AuditEnd {
+                request_id: "req-2",
+                outcome: crate::policy::Outcome::Allow,
+                status: 200,
+                connected: Some("203.0.113.10:443".parse().expect("addr")),
+                bytes_from_client: Some(517),
+                bytes_to_client: Some(4096),
+                duration_us: 2_000_000,
+                sni: None,
+                first_bytes: Some("no_sni"),
+            },
+            &mut tunnel,
+        );
+        assert!(
+            String::from_utf8(tunnel).expect("utf8").ends_with(
+                r#""bytes_from_client":517,"bytes_to_client":4096,"duration_us":2000000,"first_bytes":"no_sni"}"#
+            ),
+            "a tunnel's end says what its first bytes were"
+        );
         let end = line(&text);
         assert!(end.is_end() && !end.is_request());
         assert_eq!(end.status, Some(451));

@@ -281,21 +281,13 @@ async fn record_unnamed(proxy: &Proxy, opened: &Opened<'_>, why: &'static str, t
     decision.reason = Reason::TunnelUnnamed;
     decision.rule = None;
     decision.connect.clear();
-    let facts = RequestFacts {
-        request_id: &request_id,
-        listener: opened.listener,
-        route: None,
-        client: opened.client,
-        method: Some("CONNECT"),
-        scheme: if tls { "https" } else { "http" },
-        destination: opened.destination,
-        path: None,
-        query: None,
-        requested_host: None,
-        sni: None,
-        started,
-        life: &life,
-    };
+    let facts = facts_inside(
+        opened,
+        &request_id,
+        opened.destination,
+        tls,
+        (started, &life),
+    );
     let inside = Inside {
         tunnel: opened.request_id,
         first_bytes: Some(why),
@@ -312,6 +304,31 @@ async fn record_unnamed(proxy: &Proxy, opened: &Opened<'_>, why: &'static str, t
         ..RequestEnd::default()
     };
     proxy.finish(&facts, &decision, &end);
+}
+
+/// The facts of a request decided inside the tunnel `opened`, for `destination`.
+fn facts_inside<'a>(
+    opened: &Opened<'a>,
+    request_id: &'a str,
+    destination: &'a Destination,
+    tls: bool,
+    (started, life): (std::time::Instant, &'a Life),
+) -> RequestFacts<'a> {
+    RequestFacts {
+        request_id,
+        listener: opened.listener,
+        route: None,
+        client: opened.client,
+        method: Some("CONNECT"),
+        scheme: if tls { "https" } else { "http" },
+        destination,
+        path: None,
+        query: None,
+        requested_host: None,
+        sni: None,
+        started,
+        life,
+    }
 }
 
 /// What became of a name decided inside a tunnel.
@@ -368,19 +385,9 @@ where
     };
     let connect_host = opened.destination.host.to_string();
     let facts = RequestFacts {
-        request_id: &request_id,
-        listener: opened.listener,
-        route: None,
-        client: opened.client,
-        method: Some("CONNECT"),
-        scheme: if tls { "https" } else { "http" },
-        destination: &destination,
-        path: None,
-        query: None,
         requested_host: Some(if kind == "host" { name } else { &connect_host }),
         sni: (kind == "sni").then_some(name),
-        started,
-        life: &life,
+        ..facts_inside(opened, &request_id, &destination, tls, (started, &life))
     };
     let passes = decision.outcome.lets_through();
     let status = if passes { 200 } else { decision.block_status() };
