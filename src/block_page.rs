@@ -57,6 +57,7 @@ pub fn reason_words(reason: Reason) -> [(&'static str, &'static str); 2] {
         Reason::NoAsn => [("Réseau sans opérateur connu", "Aucun système autonome n’annonce cette adresse : on ne peut pas dire quelle entreprise l’exploite ni sous quel droit, et la politique bloque ce cas."), ("Network with no known operator", "No autonomous system announces this address: it cannot be said which company runs it nor under which law, and the policy blocks that case.")],
         Reason::QualificationMissing => [("Qualification requise absente", "La politique exige pour cette destination une qualification (SecNumCloud, HDS…) que son opérateur n’a pas, ou plus."), ("Required qualification missing", "The policy requires a qualification (SecNumCloud, HDS…) for this destination that its operator does not hold, or no longer holds.")],
         Reason::DnsError => [("Erreur DNS", "Le nom n’a pas pu être résolu."), ("DNS error", "The name could not be resolved.")],
+        Reason::TunnelUnnamed => [("Tunnel sans nom vérifiable", "Les premiers octets de ce tunnel ne nomment aucune destination vérifiable (ECH, pas de nom de serveur, autre protocole) et la politique refuse ces tunnels."), ("Tunnel with no name to check", "The first bytes of this tunnel name no destination that can be checked (ECH, no server name, another protocol) and the policy refuses such tunnels.")],
     }
 }
 

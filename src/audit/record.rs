@@ -71,6 +71,10 @@ pub struct AuditDetails<'a> {
     /// The version of the published ranges (cloud providers' own lists) that decided, once
     /// they exist.
     pub ranges_version: Option<&'a str>,
+    /// A request decided inside a CONNECT tunnel: the CONNECT's request id.
+    pub tunnel: Option<&'a str>,
+    /// Why a tunnel's first bytes named nothing that could be checked (`no_sni`, `ech`, …).
+    pub first_bytes: Option<&'a str>,
 }
 
 /// The end of a request whose gate record was written: what the client got, where the
@@ -91,6 +95,8 @@ pub struct AuditEnd<'a> {
     pub duration_us: u64,
     /// A TLS server name seen only after the gate (inside a tunnel).
     pub sni: Option<&'a str>,
+    /// A CONNECT whose tunnel's first bytes named nothing that could be checked: why.
+    pub first_bytes: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -108,6 +114,8 @@ struct EndBody<'a> {
     duration_us: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     sni: Option<Clip<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    first_bytes: Option<&'a str>,
 }
 
 /// The `event` of a request's end record.
@@ -247,6 +255,8 @@ impl RecordEncoder {
             requested_host: details.requested_host.map(|s| clip(s, max)),
             sni: details.sni.map(|s| clip(s, max)),
             exemption: details.exemption.map(|e| ExemptionClip { e, max }),
+            tunnel: details.tunnel.map(|s| clip(s, max)),
+            first_bytes: details.first_bytes,
         };
         // Serialising borrowed strings and numbers into a Vec cannot fail.
         let _ = serde_json::to_writer(&mut *out, &body);
@@ -268,6 +278,7 @@ impl RecordEncoder {
             bytes_to_client: end.bytes_to_client,
             duration_us: end.duration_us,
             sni: end.sni.map(|s| Clip { s, max }),
+            first_bytes: end.first_bytes,
         };
         let _ = serde_json::to_writer(&mut *out, &body);
     }
@@ -362,6 +373,10 @@ struct Body<'a> {
     sni: Option<Clip<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     exemption: Option<ExemptionClip<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tunnel: Option<Clip<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    first_bytes: Option<&'a str>,
 }
 
 /// An exemption's untrusted texts, cut like the other fields.
@@ -544,6 +559,12 @@ pub struct StoredRecord {
     pub sni: Option<String>,
     #[serde(default)]
     pub exemption: Option<StoredExemption>,
+    /// A request decided inside a tunnel: the CONNECT's request id.
+    #[serde(default)]
+    pub tunnel: Option<String>,
+    /// Why a tunnel's first bytes named nothing that could be checked.
+    #[serde(default)]
+    pub first_bytes: Option<String>,
     /// The `event` a pruned record had before (`end` for an end record), when it had one.
     #[serde(default)]
     pub of: Option<String>,
@@ -713,6 +734,8 @@ pub(crate) mod tests {
                 expires: Some("2026-06-30T00:00:00Z"),
             }),
             ranges_version: Some("2026-03-01"),
+            tunnel: Some("req-0"),
+            first_bytes: Some("no_sni"),
         };
         let mut out = Vec::new();
         enc.encode_body_with(&event(&d, "h", Some("/a?q=1")), &details, &mut out);
@@ -737,6 +760,10 @@ pub(crate) mod tests {
         assert_eq!(v["sni"], "crm.mairie.example");
         assert_eq!(v["exemption"]["ticket"], "DSI-42");
         assert_eq!(v["exemption"]["justification"], "marché 2026-12");
+        assert_eq!(
+            (&v["tunnel"], &v["first_bytes"]),
+            (&serde_json::json!("req-0"), &serde_json::json!("no_sni"))
+        );
         let stored: StoredRecord = serde_json::from_value(serde_json::json!({
             "ts": "t", "seq": 0, "prev": "p", "hash": "h",
             "status": 451, "exemption": v["exemption"].clone(), "connected": "203.0.113.10:443"
@@ -801,6 +828,7 @@ pub(crate) mod tests {
                 bytes_to_client: None,
                 duration_us: 1234,
                 sni: None,
+                first_bytes: None,
             },
             &mut out,
         );
@@ -816,6 +844,27 @@ pub(crate) mod tests {
             );
             serde_json::from_str(&json).expect("reads back")
         };
+        let mut tunnel = Vec::new();
+        enc.encode_end(
+            &AuditEnd {
+                request_id: "req-2",
+                outcome: crate::policy::Outcome::Allow,
+                status: 200,
+                connected: Some("203.0.113.10:443".parse().expect("addr")),
+                bytes_from_client: Some(517),
+                bytes_to_client: Some(4096),
+                duration_us: 2_000_000,
+                sni: None,
+                first_bytes: Some("no_sni"),
+            },
+            &mut tunnel,
+        );
+        assert!(
+            String::from_utf8(tunnel).expect("utf8").ends_with(
+                r#""bytes_from_client":517,"bytes_to_client":4096,"duration_us":2000000,"first_bytes":"no_sni"}"#
+            ),
+            "a tunnel's end says what its first bytes were"
+        );
         let end = line(&text);
         assert!(end.is_end() && !end.is_request());
         assert_eq!(end.status, Some(451));

@@ -36,7 +36,7 @@ pub(crate) fn outcome_index(o: Outcome) -> usize {
     }
 }
 
-pub(crate) const REASONS: [Reason; 18] = Reason::ALL;
+pub(crate) const REASONS: [Reason; 19] = Reason::ALL;
 
 #[inline]
 pub(crate) fn reason_index(r: Reason) -> usize {
@@ -59,6 +59,7 @@ pub(crate) fn reason_index(r: Reason) -> usize {
         Reason::DnsError => 15,
         Reason::NoAsn => 16,
         Reason::QualificationMissing => 17,
+        Reason::TunnelUnnamed => 18,
     }
 }
 

@@ -100,11 +100,14 @@ pub enum Reason {
     /// A rule requires a qualification (SecNumCloud, HDS, …) that an address's operator does
     /// not hold, unexpired, for it.
     QualificationMissing,
+    /// Inside a CONNECT tunnel, first bytes that name nothing that can be checked (ECH, no
+    /// server name, another protocol, a bad name), refused by `[tunnel] unnamed = "block"`.
+    TunnelUnnamed,
 }
 
 impl Reason {
     /// Every reason, in declaration order: for listing labels and parsing names.
-    pub const ALL: [Reason; 18] = [
+    pub const ALL: [Reason; 19] = [
         Reason::Compliant,
         Reason::Exemption,
         Reason::RuleBlock,
@@ -123,6 +126,7 @@ impl Reason {
         Reason::DnsError,
         Reason::NoAsn,
         Reason::QualificationMissing,
+        Reason::TunnelUnnamed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -145,6 +149,7 @@ impl Reason {
             Reason::DnsError => "dns_error",
             Reason::NoAsn => "no_asn",
             Reason::QualificationMissing => "qualification_missing",
+            Reason::TunnelUnnamed => "tunnel_unnamed",
         }
     }
 

@@ -220,6 +220,7 @@ impl Exit {
             route: self.route.as_deref(),
             requested_host: self.requested_host.as_deref(),
             sni: self.sni.as_deref(),
+            tunnel: None,
         };
         if self.decision.outcome != Outcome::Allow {
             self.proxy

@@ -75,6 +75,15 @@ fn text_of(addr: Option<SocketAddr>, buf: &mut [u8; 48]) -> &str {
     std::str::from_utf8(&buf[..len]).unwrap_or("-")
 }
 
+/// What links a request decided inside a CONNECT tunnel to that CONNECT, for its record.
+#[derive(Debug, Clone, Copy)]
+pub struct Inside<'a> {
+    /// The CONNECT's request id.
+    pub tunnel: &'a str,
+    /// Why the tunnel's first bytes named nothing that could be checked, when they did not.
+    pub first_bytes: Option<&'a str>,
+}
+
 /// Why a request that needed an audit record was refused.
 #[derive(Debug, thiserror::Error)]
 #[error("the audit record could not be written: {0}")]
@@ -216,6 +225,17 @@ impl Proxy {
         facts: &RequestFacts<'_>,
         decision: &Decision,
     ) -> Result<(), AuditRefusal> {
+        self.record_inside(facts, decision, None).await
+    }
+
+    /// [`Proxy::record`] for a request decided inside a CONNECT tunnel (a name its first
+    /// bytes carry, or first bytes that name nothing): the record links to the CONNECT.
+    pub async fn record_inside(
+        &self,
+        facts: &RequestFacts<'_>,
+        decision: &Decision,
+        inside: Option<Inside<'_>>,
+    ) -> Result<(), AuditRefusal> {
         let Some(audit) = &self.audit else {
             return Ok(());
         };
@@ -247,6 +267,8 @@ impl Proxy {
                 expires: e.expires.as_deref(),
             }),
             ranges_version: decision.provenance.published.as_ref().map(|p| &*p.version),
+            tunnel: inside.map(|i| i.tunnel),
+            first_bytes: inside.and_then(|i| i.first_bytes),
             ..AuditDetails::default()
         };
         match audit.record_with(&event, &details).await {
@@ -321,10 +343,13 @@ impl Proxy {
                 duration_us: u64::try_from(end.duration.as_micros()).unwrap_or(u64::MAX),
                 // Known at the gate, it is in the gate record already.
                 sni: end.sni.filter(|s| facts.sni != Some(*s)),
+                first_bytes: end.tunnel.and_then(|t| t.first_bytes),
             });
         }
+        // A tunnel's latency is the wait for its `200`, not its whole life.
+        let latency = end.tunnel.map_or(end.duration, |t| t.answered);
         self.metrics
-            .observe_request(facts.listener, facts.route, decision, end.duration);
+            .observe_request(facts.listener, facts.route, decision, latency);
         let mut addr = [0u8; 48];
         tracing::info!(
             request_id = facts.request_id,

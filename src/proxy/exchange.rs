@@ -221,6 +221,20 @@ pub struct RequestEnd<'a> {
     pub requested_host: Option<&'a str>,
     /// The TLS server name of the client connection.
     pub sni: Option<&'a str>,
+    /// A CONNECT that ran its tunnel: finished at the tunnel's close (`duration` runs to
+    /// it, `sent`/`received` are the tunnel's bytes).
+    pub tunnel: Option<TunnelClose>,
+}
+
+/// The part of a CONNECT's end that its tunnel adds ([`RequestEnd::tunnel`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TunnelClose {
+    /// From the request head read to the `200`: what the request latency histogram
+    /// observes (the tunnel's own life is `RequestEnd::duration`).
+    pub answered: Duration,
+    /// Why the tunnel's first bytes named nothing that could be checked (`no_sni`, `ech`,
+    /// `other_protocol`, `bad_name`, …), when they did not.
+    pub first_bytes: Option<&'static str>,
 }
 
 #[cfg(test)]

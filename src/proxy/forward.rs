@@ -11,6 +11,7 @@ use http::{header, Method, Request, Response, StatusCode, Uri};
 use hyper::body::Incoming;
 
 use super::body::{Exit, HeadEnd, PoolReturn, ProxyBody, Tally};
+use super::connect::{self, Opening};
 use super::context::{Arrival, Proxy, RequestFacts, RequestId};
 use super::exchange::{admit, Life, Refusal, RequestEnd};
 use super::headers::{self, Leg};
@@ -85,8 +86,7 @@ async fn connect(
         .authority()
         .map(|a| a.to_string())
         .unwrap_or_default();
-    let authority = authority.as_str();
-    let destination = match Destination::parse_authority(authority) {
+    let destination = match Destination::parse_authority(&authority) {
         Ok(d) => d,
         Err(e) => {
             tracing::debug!(request_id = %request_id, error = %e, "bad CONNECT authority");
@@ -95,7 +95,7 @@ async fn connect(
                 listener,
                 client,
                 method: "CONNECT",
-                host: Some(authority),
+                host: Some(&authority),
                 started,
                 life,
             };
@@ -103,54 +103,50 @@ async fn connect(
         }
     };
     let decision = proxy.check(client, &destination, None).await;
-    let facts = RequestFacts {
-        request_id: &request_id,
+    let facts = connect::facts(
+        &request_id,
         listener,
-        route: None,
         client,
-        method: Some("CONNECT"),
-        scheme: "https",
-        destination: &destination,
-        path: None,
-        query: None,
-        requested_host: Some(authority),
-        sni: None,
-        started,
-        life,
+        &destination,
+        &authority,
+        (started, life),
+    );
+    let wants_json = respond::wants_json(req.headers().get(header::ACCEPT));
+    let (upstream, addr, slot) = match connect::open(proxy, &facts, &decision, wants_json).await {
+        Opening::Tunnel {
+            upstream,
+            addr,
+            slot,
+        } => (upstream, addr, slot),
+        Opening::Intercept => return intercepted(proxy, &facts, decision, req),
+        Opening::Answer(response) => return response,
     };
-    if intercepts(proxy, &decision) {
-        return intercepted(proxy, &facts, decision, req).await;
-    }
-    if let Some(response) = gate(proxy, &facts, &decision, &req).await {
-        return response;
-    }
-    let connected = proxy
-        .connector
-        .connect_tcp(&decision.connect, destination.port)
-        .await;
-    let (upstream, addr, slot) = match connected {
-        Ok(c) => c,
-        Err(e) => return upstream_failed(proxy, &facts, &decision, &e).await,
-    };
-    proxy.finish(&facts, &decision, &ended(&facts, 200, Some(addr)));
+    // The tunnel finishes the request when it closes, in its own task.
+    let life = life.hand_over();
+    let answered = started.elapsed();
     let proxy = proxy.clone();
     let listener = listener.clone();
     tokio::spawn(async move {
-        match hyper::upgrade::on(req).await {
+        let facts = connect::facts(
+            &request_id,
+            &listener,
+            client,
+            &destination,
+            &authority,
+            (started, &life),
+        );
+        let end = match hyper::upgrade::on(req).await {
             Ok(upgraded) => {
-                let opened = super::tunnel::Opened {
-                    request_id: &request_id,
-                    listener: &listener,
-                    client,
-                    destination: &destination,
-                    upstream: addr,
-                };
-                super::connect_tunnel(upgraded, upstream, &proxy, &opened, &decision).await;
-                tracing::debug!(%addr, "tunnel ended");
-                drop(slot);
+                let opened = connect::opened(&facts, &decision, addr);
+                super::connect_tunnel(upgraded, upstream, &proxy, &opened).await
             }
-            Err(e) => tracing::debug!(error = %e, "CONNECT upgrade failed"),
-        }
+            Err(e) => {
+                tracing::debug!(error = %e, "CONNECT upgrade failed");
+                Default::default()
+            }
+        };
+        drop(slot);
+        connect::close(&proxy, &facts, &decision, addr, answered, end);
     });
     connected_response(&request_id)
 }
@@ -164,32 +160,14 @@ fn connected_response(request_id: &str) -> Response<ProxyBody> {
     response
 }
 
-/// Whether a CONNECT so decided gets the HTTPS block page: refused by the policy (not a
-/// failed resolution) and `[local_ca]` configured.
-pub fn intercepts(proxy: &Proxy, decision: &Decision) -> bool {
-    proxy.minter.is_some()
-        && !decision.outcome.lets_through()
-        && decision.outcome != crate::policy::Outcome::Failed
-}
-
-/// A blocked CONNECT with `[local_ca]`: recorded and finished as a block, answered `200`,
+/// A blocked CONNECT with `[local_ca]`, recorded and finished as a block: answered `200`,
 /// and the block page served inside (`intercept`). Nothing is connected upstream.
-async fn intercepted(
+fn intercepted(
     proxy: &Arc<Proxy>,
     facts: &RequestFacts<'_>,
     decision: Decision,
     req: Request<Incoming>,
 ) -> Response<ProxyBody> {
-    if let Err(refusal) = proxy.record(facts, &decision).await {
-        let response = respond::audit_refusal(&refusal, facts.request_id).1;
-        proxy.finish(facts, &decision, &ended(facts, 503, None));
-        return response;
-    }
-    proxy.finish(
-        facts,
-        &decision,
-        &ended(facts, decision.block_status(), None),
-    );
     let proxy = proxy.clone();
     let request_id = facts.request_id.to_owned();
     let destination = facts.destination.clone();
@@ -327,6 +305,7 @@ pub fn ended<'a>(
         route: facts.route,
         requested_host: None,
         sni: None,
+        tunnel: None,
     }
 }
 
@@ -418,15 +397,21 @@ pub async fn gate<B>(
     decision: &Decision,
     req: &Request<B>,
 ) -> Option<Response<ProxyBody>> {
+    let wants_json = respond::wants_json(req.headers().get(header::ACCEPT));
+    decided_gate(proxy, facts, decision, wants_json).await
+}
+
+/// [`gate`], told whether the client wants the block as JSON.
+pub async fn decided_gate(
+    proxy: &Proxy,
+    facts: &RequestFacts<'_>,
+    decision: &Decision,
+    wants_json: bool,
+) -> Option<Response<ProxyBody>> {
     let response = match proxy.record(facts, decision).await {
         Err(refusal) => respond::audit_refusal(&refusal, facts.request_id).1,
         Ok(()) if decision.outcome.lets_through() => return None,
-        Ok(()) => block_response(
-            proxy,
-            facts,
-            decision,
-            respond::wants_json(req.headers().get(header::ACCEPT)),
-        ),
+        Ok(()) => block_response(proxy, facts, decision, wants_json),
     };
     proxy.finish(
         facts,

@@ -7,7 +7,7 @@ use std::os::fd::{AsFd, OwnedFd};
 
 use rustix::io::Errno;
 use rustix::pipe::{self, PipeFlags, SpliceFlags};
-use tokio::io::{AsyncWriteExt, BufReader, Interest};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Interest};
 use tokio::net::tcp::{ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 
@@ -27,10 +27,12 @@ pub const PIPE_SIZE: usize = 1 << 18;
 pub async fn splice_bidirectional(a: &mut TcpStream, b: &mut TcpStream) -> io::Result<(u64, u64)> {
     let (a_read, a_write) = a.split();
     let (b_read, b_write) = b.split();
+    let (mut there, mut back) = (0, 0);
     tokio::try_join!(
-        one_way(a_read, b_write, Pipe::new()),
-        one_way(b_read, a_write, Pipe::new())
-    )
+        one_way(a_read, b_write, Pipe::new(), &mut there),
+        one_way(b_read, a_write, Pipe::new(), &mut back)
+    )?;
+    Ok((there, back))
 }
 
 /// A direction that moved this many bytes, or filled its buffer in one read, has proved
@@ -40,25 +42,47 @@ pub const PROVEN_LONG: u64 = 64 * 1024;
 /// A read this large (a lent buffer holds at least this much) proves a direction long.
 const SHORT_READ: usize = buffers::LENT;
 
+/// What a tunnel moved each way, counted to its end — also when an error ended it.
+#[derive(Debug)]
+pub struct Relayed {
+    /// Bytes delivered a → b.
+    pub there: u64,
+    /// Bytes delivered b → a.
+    pub back: u64,
+    /// The error that ended the tunnel, if one did.
+    pub error: Option<io::Error>,
+}
+
 /// Like [`splice_bidirectional`], for tunnels that are mostly short (a browser's CONNECT
 /// carries a few kilobytes each way): each direction first copies through a lent buffer,
 /// which costs no pipe (two `pipe2`, two `fcntl` and four `close` per tunnel saved), and
 /// turns to splice(2) once it proves long ([`PROVEN_LONG`]), so bulk transfers keep the
-/// zero-copy rate.
-pub async fn relay_bidirectional(a: &mut TcpStream, b: &mut TcpStream) -> io::Result<(u64, u64)> {
+/// zero-copy rate. The bytes each way are counted as they are delivered, so a tunnel that
+/// an error ends still says what it moved.
+pub async fn relay_bidirectional(a: &mut TcpStream, b: &mut TcpStream) -> Relayed {
     let (a_read, a_write) = a.split();
     let (b_read, b_write) = b.split();
-    tokio::try_join!(
-        short_then_spliced(a_read, b_write),
-        short_then_spliced(b_read, a_write)
-    )
+    let (mut there, mut back) = (0, 0);
+    let ended = tokio::try_join!(
+        short_then_spliced(a_read, b_write, &mut there),
+        short_then_spliced(b_read, a_write, &mut back)
+    );
+    Relayed {
+        there,
+        back,
+        error: ended.err(),
+    }
 }
 
 /// One direction: copied while it is short, spliced once it is long; then the half-close.
 /// The copy buffer is lent only from the moment bytes are readable until they are written,
 /// so a tunnel that waits (most of a browser's tunnels, most of the time) holds none.
-async fn short_then_spliced(from: ReadHalf<'_>, mut to: WriteHalf<'_>) -> io::Result<u64> {
-    let mut moved = 0u64;
+/// `moved` counts the bytes delivered.
+async fn short_then_spliced(
+    from: ReadHalf<'_>,
+    mut to: WriteHalf<'_>,
+    moved: &mut u64,
+) -> io::Result<()> {
     loop {
         from.readable().await?;
         let mut buf = buffers::lend();
@@ -72,18 +96,17 @@ async fn short_then_spliced(from: ReadHalf<'_>, mut to: WriteHalf<'_>) -> io::Re
         };
         if n == 0 {
             buffers::give_back(buf);
-            to.shutdown().await?;
-            return Ok(moved);
+            return to.shutdown().await;
         }
         let written = to.write_all(&buf).await;
         buffers::give_back(buf);
         written?;
-        moved += n as u64;
-        if n >= SHORT_READ || moved >= PROVEN_LONG {
+        *moved += n as u64;
+        if n >= SHORT_READ || *moved >= PROVEN_LONG {
             break;
         }
     }
-    Ok(moved + one_way(from, to, Pipe::new()).await?)
+    one_way(from, to, Pipe::new(), moved).await
 }
 
 /// The two ends of a pipe, closed on drop.
@@ -110,30 +133,34 @@ enum Spliced {
 }
 
 /// One direction to its end of file, then the half-close of the destination; copied
-/// through user space when there is no `pipe`.
+/// through user space when there is no `pipe`. `moved` counts the bytes delivered.
 async fn one_way(
     mut from: ReadHalf<'_>,
     mut to: WriteHalf<'_>,
     pipe: io::Result<Pipe>,
-) -> io::Result<u64> {
-    let mut moved = 0;
+    moved: &mut u64,
+) -> io::Result<()> {
     match pipe {
-        Ok(pipe) => match splice_to_eof(from.as_ref(), to.as_ref(), &pipe, &mut moved).await? {
-            Spliced::Eof => {
-                to.shutdown().await?;
-                return Ok(moved);
-            }
+        Ok(pipe) => match splice_to_eof(from.as_ref(), to.as_ref(), &pipe, moved).await? {
+            Spliced::Eof => return to.shutdown().await,
             Spliced::Unsupported { in_pipe } => {
                 tracing::debug!("splice refused, copying this tunnel direction instead");
-                moved += drain_pipe(&pipe, in_pipe, &mut to).await?;
+                drain_pipe(&pipe, in_pipe, &mut to, moved).await?;
             }
         },
         Err(e) => tracing::debug!(error = %e, "no pipe for splice, copying this tunnel direction"),
     }
     let mut reader = BufReader::with_capacity(super::TUNNEL_BUFFER, &mut from);
-    moved += tokio::io::copy_buf(&mut reader, &mut to).await?;
-    to.shutdown().await?;
-    Ok(moved)
+    loop {
+        let chunk = reader.fill_buf().await?;
+        if chunk.is_empty() {
+            return to.shutdown().await;
+        }
+        let n = chunk.len();
+        to.write_all(chunk).await?;
+        reader.consume(n);
+        *moved += n as u64;
+    }
 }
 
 /// Splices `from` → pipe → `to` until `from` reaches end of file. `moved` counts the bytes
@@ -202,10 +229,15 @@ fn unsupported(e: &io::Error) -> bool {
     code == Some(Errno::INVAL.raw_os_error()) || code == Some(Errno::NOSYS.raw_os_error())
 }
 
-/// Writes the `in_pipe` bytes a refused splice left in the pipe through user space.
-async fn drain_pipe(pipe: &Pipe, mut in_pipe: usize, to: &mut WriteHalf<'_>) -> io::Result<u64> {
+/// Writes the `in_pipe` bytes a refused splice left in the pipe through user space;
+/// `moved` counts them as they are delivered.
+async fn drain_pipe(
+    pipe: &Pipe,
+    mut in_pipe: usize,
+    to: &mut WriteHalf<'_>,
+    moved: &mut u64,
+) -> io::Result<()> {
     let mut buf = vec![0u8; in_pipe.min(super::TUNNEL_BUFFER)];
-    let mut moved = 0;
     while in_pipe > 0 {
         let want = in_pipe.min(buf.len());
         // The bytes are in the pipe already: this read does not wait.
@@ -215,9 +247,9 @@ async fn drain_pipe(pipe: &Pipe, mut in_pipe: usize, to: &mut WriteHalf<'_>) -> 
         }
         to.write_all(&buf[..n]).await?;
         in_pipe -= n;
-        moved += n as u64;
+        *moved += n as u64;
     }
-    Ok(moved)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -320,9 +352,10 @@ mod tests {
         .expect("bulk finished in time");
         assert!(server_got.unwrap() == up, "bulk upstream bytes differ");
         assert!(client_got.unwrap() == down, "bulk downstream bytes differ");
-        let counts = timeout(GUARD, tunnel).await.expect("tunnel ended").unwrap();
+        let relayed = timeout(GUARD, tunnel).await.expect("tunnel ended").unwrap();
+        assert!(relayed.error.is_none(), "{relayed:?}");
         assert_eq!(
-            counts.unwrap(),
+            (relayed.there, relayed.back),
             (short_up + up.len() as u64, short_up + down.len() as u64)
         );
     }
@@ -381,6 +414,37 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_relay_ended_by_a_reset_still_counts_what_it_moved() {
+        let (mut client, mut a) = pair().await;
+        let (mut b, mut server) = pair().await;
+        let tunnel = tokio::spawn(async move { relay_bidirectional(&mut a, &mut b).await });
+        client.write_all(b"hello").await.unwrap();
+        let mut hello = [0u8; 5];
+        timeout(GUARD, server.read_exact(&mut hello))
+            .await
+            .expect("the bytes crossed")
+            .unwrap();
+        tokio::spawn(async move {
+            let chunk = pattern(64 << 10, 9);
+            while server.write_all(&chunk).await.is_ok() {}
+        });
+        let mut first = vec![0u8; 256 << 10];
+        timeout(GUARD, client.read_exact(&mut first))
+            .await
+            .expect("bytes flow before the reset")
+            .unwrap();
+        client.set_zero_linger().unwrap();
+        drop(client);
+        let relayed = timeout(GUARD, tunnel)
+            .await
+            .expect("the relay did not hang after the reset")
+            .unwrap();
+        assert!(relayed.error.is_some(), "a reset is an error: {relayed:?}");
+        assert_eq!(relayed.there, 5, "{relayed:?}");
+        assert!(relayed.back >= 256 << 10, "{relayed:?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn without_a_pipe_a_direction_is_copied() {
         let (mut client, mut a) = pair().await;
         let (mut b, server) = pair().await;
@@ -388,18 +452,20 @@ mod tests {
         let refused = io::Error::from_raw_os_error(Errno::MFILE.raw_os_error());
         let (a_read, _) = a.split();
         let (_, b_write) = b.split();
-        let direction = one_way(a_read, b_write, Err(refused));
+        let mut moved = 0;
+        let direction = one_way(a_read, b_write, Err(refused), &mut moved);
         let send = async {
             client.write_all(&up).await?;
             client.shutdown().await
         };
-        let (moved, sent, server_got) = timeout(GUARD, async {
+        let (ended, sent, server_got) = timeout(GUARD, async {
             tokio::join!(direction, send, talk(server, Vec::new()))
         })
         .await
         .expect("copy finished in time");
         sent.unwrap();
-        assert_eq!(moved.unwrap(), up.len() as u64);
+        ended.unwrap();
+        assert_eq!(moved, up.len() as u64);
         assert!(server_got.unwrap() == up, "copied bytes differ");
     }
 
@@ -417,12 +483,17 @@ mod tests {
             let mut got = vec![0u8; left.len()];
             server.read_exact(&mut got).await.map(|_| got)
         };
-        let (moved, got) = timeout(GUARD, async {
-            tokio::join!(drain_pipe(&pipe, left.len(), &mut b_write), reader)
+        let mut moved = 0;
+        let (drained, got) = timeout(GUARD, async {
+            tokio::join!(
+                drain_pipe(&pipe, left.len(), &mut b_write, &mut moved),
+                reader
+            )
         })
         .await
         .expect("drained in time");
-        assert_eq!(moved.unwrap(), left.len() as u64);
+        drained.unwrap();
+        assert_eq!(moved, left.len() as u64);
         assert!(got.unwrap() == left, "drained bytes differ");
     }
 }

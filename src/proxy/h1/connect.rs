@@ -17,12 +17,12 @@ use super::request::RequestShape;
 use super::response::write_whole_response;
 use super::rewind::Rewind;
 use super::serve::Served;
-use crate::proxy::context::{Proxy, RequestFacts};
+use crate::proxy::connect::{self, Opening};
+use crate::proxy::context::Proxy;
 use crate::proxy::exchange::Life;
-use crate::proxy::forward::{block_response, ended, intercepts, upstream_failed};
 use crate::proxy::intercept::PageFor;
 use crate::proxy::respond;
-use crate::proxy::tunnel::Opened;
+use crate::proxy::tunnel::TunnelEnd;
 use crate::resolve::Destination;
 
 /// Serves the CONNECT at the start of `buf` (a whole head, read by `serve`); the tunnel,
@@ -61,93 +61,48 @@ pub async fn serve_connect(
     let life = Life::new();
     let decision = proxy.check(client_ip, &destination, None).await;
     let request_id = proxy.next_request_id();
-    let facts = RequestFacts {
-        request_id: &request_id,
-        listener: &conn.listener,
-        route: None,
-        client: client_ip,
-        method: Some("CONNECT"),
-        scheme: "https",
-        destination: &destination,
-        path: None,
-        query: None,
-        requested_host: None,
-        sni: None,
-        started,
-        life: &life,
-    };
+    let facts = connect::facts(
+        &request_id,
+        &conn.listener,
+        client_ip,
+        &destination,
+        target,
+        (started, &life),
+    );
     let mut out = Vec::with_capacity(256);
     let early = buf[head_len..].to_vec();
-    drop(buf);
-
-    if intercepts(proxy, &decision) {
-        let response = match proxy.record(&facts, &decision).await {
-            Err(refusal) => Some(respond::audit_refusal(&refusal, &request_id).1),
-            Ok(()) => None,
-        };
-        if let Some(response) = response {
-            proxy.finish(&facts, &decision, &ended(&facts, 503, None));
-            return answer(client, &mut out, response).await;
-        }
-        proxy.finish(
-            &facts,
-            &decision,
-            &ended(&facts, decision.block_status(), None),
-        );
-        push_connected(&mut out, &request_id);
-        if client.write_all(&out).await.is_err() {
+    let (upstream, addr, slot) = match connect::open(proxy, &facts, &decision, wants_json).await {
+        Opening::Tunnel {
+            upstream,
+            addr,
+            slot,
+        } => (upstream, addr, slot),
+        Opening::Intercept => {
+            push_connected(&mut out, &request_id);
+            if client.write_all(&out).await.is_err() {
+                return Served::Closed;
+            }
+            let page = PageFor {
+                request_id: &request_id,
+                destination: &destination,
+            };
+            crate::proxy::intercept::blocked_tunnel(proxy, &page, &decision, client, early).await;
             return Served::Closed;
         }
-        let page = PageFor {
-            request_id: &request_id,
-            destination: &destination,
-        };
-        crate::proxy::intercept::blocked_tunnel(proxy, &page, &decision, client, early).await;
-        return Served::Closed;
-    }
-
-    // The audit gate, then the block: nothing has gone upstream.
-    let stop = match proxy.record(&facts, &decision).await {
-        Err(refusal) => Some(respond::audit_refusal(&refusal, &request_id).1),
-        Ok(()) if decision.outcome.lets_through() => None,
-        Ok(()) => Some(block_response(proxy, &facts, &decision, wants_json)),
+        Opening::Answer(response) => return answer(client, &mut out, response).await,
     };
-    if let Some(response) = stop {
-        proxy.finish(
-            &facts,
-            &decision,
-            &ended(&facts, response.status().as_u16(), None),
-        );
-        return answer(client, &mut out, response).await;
-    }
-    let connect_started = Instant::now();
-    let connected = proxy
-        .connector
-        .connect_tcp(&decision.connect, destination.port)
-        .await;
-    let (upstream, addr, slot) = match connected {
-        Ok(c) => c,
-        Err(e) => {
-            let response = upstream_failed(proxy, &facts, &decision, &e).await;
-            return answer(client, &mut out, response).await;
-        }
-    };
-    proxy.metrics.observe_connect(connect_started.elapsed());
     push_connected(&mut out, &request_id);
     let written = client.write_all(&out).await;
-    proxy.finish(&facts, &decision, &ended(&facts, 200, Some(addr)));
-    if written.is_err() {
-        return Served::Closed;
-    }
-    let opened = Opened {
-        request_id: &request_id,
-        listener: &conn.listener,
-        client: client_ip,
-        destination: &destination,
-        upstream: addr,
+    let answered = started.elapsed();
+    let end = match written {
+        Ok(()) => {
+            let opened = connect::opened(&facts, &decision, addr);
+            crate::proxy::tunnel_tcp(proxy, &opened, client, early, upstream).await
+        }
+        Err(_) => TunnelEnd::default(),
     };
-    crate::proxy::tunnel_tcp(proxy, &opened, client, early, upstream, &decision).await;
     drop(slot);
+    connect::close(proxy, &facts, &decision, addr, answered, end);
     Served::Closed
 }
 

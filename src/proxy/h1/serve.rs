@@ -397,6 +397,7 @@ impl Exchange<'_> {
             route: plan.route,
             requested_host: std::str::from_utf8(shape.host).ok(),
             sni,
+            tunnel: None,
         };
 
         // The audit gate, then the block: nothing has gone upstream.
