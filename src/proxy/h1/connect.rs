@@ -34,29 +34,36 @@ pub async fn serve_connect(
     conn: &ForwardConnection,
 ) -> Served<TcpStream> {
     let started = Instant::now();
-    let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
-    let mut req = httparse::Request::new(&mut []);
-    let head_len = match req.parse_with_uninit_headers(&buf, &mut slots) {
-        Ok(httparse::Status::Complete(n)) => n,
-        _ => return Served::HandOver(Rewind::new(buf, client)),
+    // Parsed in one stretch without an await, and the head buffer let go of: an idle tunnel
+    // holds neither the header slots (4 KiB) nor the head (the authority is copied).
+    let (target, destination, client_ip, wants_json, early) = {
+        let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+        let mut req = httparse::Request::new(&mut []);
+        let head_len = match req.parse_with_uninit_headers(&buf, &mut slots) {
+            Ok(httparse::Status::Complete(n)) => n,
+            _ => return Served::HandOver(Rewind::new(buf, client)),
+        };
+        let (Some("CONNECT"), Some(target), Some(1)) = (req.method, req.path, req.version) else {
+            return Served::HandOver(Rewind::new(buf, client));
+        };
+        let shape = match RequestShape::read(req.headers) {
+            Ok(shape) if shape.content_length == 0 && shape.hosts <= 1 => shape,
+            _ => return Served::HandOver(Rewind::new(buf, client)),
+        };
+        let Ok(destination) = Destination::parse_authority(target) else {
+            return Served::HandOver(Rewind::new(buf, client)); // hyper's path refuses it
+        };
+        let client_ip = proxy.client_address(conn.peer.ip(), shape.forwarded_for);
+        let wants_json = respond::wants_json(
+            shape
+                .accept
+                .and_then(|a| HeaderValue::from_bytes(a).ok())
+                .as_ref(),
+        );
+        let early = buf[head_len..].to_vec();
+        (target.to_owned(), destination, client_ip, wants_json, early)
     };
-    let (Some("CONNECT"), Some(target), Some(1)) = (req.method, req.path, req.version) else {
-        return Served::HandOver(Rewind::new(buf, client));
-    };
-    let shape = match RequestShape::read(req.headers) {
-        Ok(shape) if shape.content_length == 0 && shape.hosts <= 1 => shape,
-        _ => return Served::HandOver(Rewind::new(buf, client)),
-    };
-    let Ok(destination) = Destination::parse_authority(target) else {
-        return Served::HandOver(Rewind::new(buf, client)); // hyper's path refuses it
-    };
-    let client_ip = proxy.client_address(conn.peer.ip(), shape.forwarded_for);
-    let wants_json = respond::wants_json(
-        shape
-            .accept
-            .and_then(|a| HeaderValue::from_bytes(a).ok())
-            .as_ref(),
-    );
+    drop(buf);
 
     let life = Life::new();
     let decision = proxy.check(client_ip, &destination, None).await;
@@ -66,11 +73,10 @@ pub async fn serve_connect(
         &conn.listener,
         client_ip,
         &destination,
-        target,
+        &target,
         (started, &life),
     );
     let mut out = Vec::with_capacity(256);
-    let early = buf[head_len..].to_vec();
     let (upstream, addr, slot) = match connect::open(proxy, &facts, &decision, wants_json).await {
         Opening::Tunnel {
             upstream,
@@ -86,7 +92,11 @@ pub async fn serve_connect(
                 request_id: &request_id,
                 destination: &destination,
             };
-            crate::proxy::intercept::blocked_tunnel(proxy, &page, &decision, client, early).await;
+            // Boxed: the block page's TLS server is the rare case.
+            Box::pin(crate::proxy::intercept::blocked_tunnel(
+                proxy, &page, &decision, client, early,
+            ))
+            .await;
             return Served::Closed;
         }
         Opening::Answer(response) => return answer(client, &mut out, response).await,

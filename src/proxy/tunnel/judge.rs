@@ -70,19 +70,23 @@ where
             let same = bare(name).eq_ignore_ascii_case(bare(&connect_host));
             if !same {
                 let name = name.to_owned();
-                match decide_name(proxy, opened, client, buf, &name, kind, tls).await {
+                // Boxed, as `unnamed` below: the rare cases, each with a decision, an audit
+                // record and maybe a block page, would size every tunnel's future.
+                match Box::pin(decide_name(proxy, opened, client, buf, &name, kind, tls)).await {
                     Named::Passes => {}
                     Named::Refused => return Judged::REFUSED,
-                    Named::BadName => return unnamed(proxy, opened, client, "bad_name", tls).await,
+                    Named::BadName => {
+                        return Box::pin(unnamed(proxy, opened, client, "bad_name", tls)).await
+                    }
                 }
             }
             if first.ech() {
-                return unnamed(proxy, opened, client, "ech", tls).await;
+                return Box::pin(unnamed(proxy, opened, client, "ech", tls)).await;
             }
             Judged::PASS
         }
         Ok(_) => Judged::PASS,
-        Err(why) => unnamed(proxy, opened, client, why, tls).await,
+        Err(why) => Box::pin(unnamed(proxy, opened, client, why, tls)).await,
     }
 }
 

@@ -24,9 +24,10 @@ pub struct Moved {
 
 /// Forwards the judged first bytes, then relays the tunnel (spliced on Linux, short ones
 /// copied first), counting what crosses each way.
-pub async fn relay_tcp(mut client: TcpStream, first: &[u8], mut upstream: TcpStream) -> Moved {
+pub async fn relay_tcp(mut client: TcpStream, first: Vec<u8>, mut upstream: TcpStream) -> Moved {
+    let first_len = first.len() as u64;
     if !first.is_empty() {
-        if let Err(e) = upstream.write_all(first).await {
+        if let Err(e) = upstream.write_all(&first).await {
             return Moved {
                 error: Some(e),
                 ..Moved::default()
@@ -34,6 +35,7 @@ pub async fn relay_tcp(mut client: TcpStream, first: &[u8], mut upstream: TcpStr
         }
     }
     // Both sockets have TCP_NODELAY already (the accept loop, the connector).
+    drop(first); // not held by a tunnel that then waits
     #[cfg(target_os = "linux")]
     let mut moved = {
         let r = crate::proxy::splice::relay_bidirectional(&mut client, &mut upstream).await;
@@ -45,7 +47,7 @@ pub async fn relay_tcp(mut client: TcpStream, first: &[u8], mut upstream: TcpStr
     };
     #[cfg(not(target_os = "linux"))]
     let mut moved = copy_counted(&mut client, &mut upstream).await;
-    moved.sent += first.len() as u64;
+    moved.sent += first_len;
     moved
 }
 
@@ -117,7 +119,7 @@ pub async fn tunnel_tcp(
     if !judged.pass {
         return TunnelEnd::refused(judged);
     }
-    let moved = relay_tcp(client, &early, upstream).await;
+    let moved = relay_tcp(client, early, upstream).await;
     relayed(proxy, opened, judged, moved)
 }
 
