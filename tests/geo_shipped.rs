@@ -90,3 +90,57 @@ fn other_operators_and_forms() {
     let private = geo.classify("10.0.0.1".parse().unwrap(), &none);
     assert!(private.special.is_some() && private.location.is_none());
 }
+
+/// The ASN records decoded once at load (shared organisation strings) answer exactly what
+/// decoding the record at each lookup answers, over a spread of the address space.
+#[test]
+fn asn_records_decoded_at_load_match_the_database() {
+    let geo = shipped();
+    let db = geo.asn.as_ref().unwrap();
+    assert!(
+        db.decoded_asn_records() > 10_000,
+        "{} records decoded at load",
+        db.decoded_asn_records()
+    );
+    let none = LocalNetworks::default();
+    let mut x: u32 = 0x9e37_79b9;
+    let mut found = 0;
+    for i in 0..20_000u32 {
+        // xorshift: addresses all over IPv4, and IPv6 under the allocated 2000::/3.
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        let ip: IpAddr = if i % 4 == 0 {
+            std::net::Ipv6Addr::new(
+                0x2000 | (x >> 16) as u16 & 0x1fff,
+                x as u16,
+                0,
+                0,
+                0,
+                0,
+                0,
+                1,
+            )
+            .into()
+        } else {
+            std::net::Ipv4Addr::from(x).into()
+        };
+        let decoded = db.asn(ip);
+        let shared = db.autonomous_system(ip);
+        assert_eq!(
+            shared.as_ref().map(|e| (e.asn, e.org.as_deref())),
+            decoded,
+            "{ip}"
+        );
+        let c = geo.classify(ip, &none);
+        if c.special.is_none() {
+            assert_eq!(
+                (c.asn, c.as_org.as_deref()),
+                (decoded.map(|d| d.0), decoded.and_then(|d| d.1)),
+                "{ip}"
+            );
+        }
+        found += usize::from(decoded.is_some());
+    }
+    assert!(found > 5_000, "{found} of 20,000 addresses have an ASN");
+}

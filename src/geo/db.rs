@@ -12,11 +12,13 @@
 use std::fmt;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use maxminddb::{PathElement, Reader};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use time::OffsetDateTime;
 
+use super::asn_table::{AsnEntry, AsnRecord, AsnTable};
 use crate::country::Country;
 
 /// What a database holds.
@@ -99,6 +101,8 @@ pub struct DatabaseInfo {
 pub struct GeoDb {
     pub info: DatabaseInfo,
     reader: Reader<Vec<u8>>,
+    /// An ASN database's records, decoded at load (empty for a country database).
+    asns: AsnTable,
 }
 
 impl fmt::Debug for GeoDb {
@@ -121,14 +125,6 @@ pub enum GeoDbError {
 const COUNTRY_ISO: [PathElement<'static>; 2] =
     [PathElement::Key("country"), PathElement::Key("iso_code")];
 const COUNTRY_CODE: [PathElement<'static>; 1] = [PathElement::Key("country_code")];
-
-/// The two fields of an ASN record, borrowed from the database bytes: no allocation.
-#[derive(Deserialize)]
-struct AsnRecord<'a> {
-    autonomous_system_number: Option<u32>,
-    #[serde(borrow)]
-    autonomous_system_organization: Option<&'a str>,
-}
 
 impl GeoDb {
     /// Reads and validates a database file; the error names the path.
@@ -184,8 +180,15 @@ impl GeoDb {
             ip_version: meta.ip_version,
             description: meta.description.get("en").cloned(),
         };
-        let db = GeoDb { info, reader };
+        let mut db = GeoDb {
+            info,
+            reader,
+            asns: AsnTable::default(),
+        };
         db.probe().map_err(invalid)?;
+        if kind == DbKind::Asn {
+            db.asns = AsnTable::build(&db.reader);
+        }
         Ok(db)
     }
 
@@ -233,6 +236,26 @@ impl GeoDb {
         };
         let code: &str = result.decode_path(path).ok()??;
         Country::from_database(code)
+    }
+
+    /// The autonomous system of `ip` and its organisation, shared (no copy): the record
+    /// decoded at load, or decoded now when the walk at load did not reach it.
+    #[inline]
+    pub fn autonomous_system(&self, ip: IpAddr) -> Option<AsnEntry> {
+        let result = self.reader.lookup(ip).ok()?;
+        if let Some(entry) = result.offset().and_then(|o| self.asns.get(o)) {
+            return Some(entry.clone());
+        }
+        let record: AsnRecord<'_> = result.decode().ok()??;
+        Some(AsnEntry {
+            asn: record.autonomous_system_number?,
+            org: record.autonomous_system_organization.map(Arc::from),
+        })
+    }
+
+    /// How many ASN records were decoded at load (0 for a country database).
+    pub fn decoded_asn_records(&self) -> usize {
+        self.asns.len()
     }
 
     /// The autonomous system of `ip` and its organisation name, borrowed from the database.
@@ -402,6 +425,56 @@ mod tests {
         );
         assert_eq!(db.asn(ip("2a01:4f8::1")), Some((24940, None)));
         assert_eq!(db.asn(ip("16.0.0.1")), None);
+        // The records decoded at load answer the same, without a copy per lookup.
+        assert_eq!(db.decoded_asn_records(), 2);
+        for addr in [
+            "15.236.0.1",
+            "15.237.255.254",
+            "2a01:4f8::1",
+            "16.0.0.1",
+            "::1",
+        ] {
+            let shared = db.autonomous_system(ip(addr));
+            let decoded = db.asn(ip(addr));
+            assert_eq!(
+                shared.as_ref().map(|e| (e.asn, e.org.as_deref())),
+                decoded,
+                "{addr}"
+            );
+        }
+        let a = db.autonomous_system(ip("15.236.0.1")).unwrap().org.unwrap();
+        let b = db.autonomous_system(ip("15.237.0.9")).unwrap().org.unwrap();
+        assert!(Arc::ptr_eq(&a, &b), "one organisation string, shared");
+    }
+
+    #[test]
+    fn a_damaged_asn_database_loads_or_fails_but_never_hangs() {
+        let mut w = Writer::new("GeoLite2-ASN");
+        for (net, asn, org) in [
+            ("15.236.0.0/15", 16509u32, "Amazon.com, Inc."),
+            ("51.75.0.0/16", 16276, "OVH SAS"),
+            ("2a01:4f8::/32", 24940, "Hetzner Online GmbH"),
+        ] {
+            w.insert_value(
+                net.parse::<ipnet::IpNet>().unwrap(),
+                Value::map([
+                    ("autonomous_system_number", Value::from(asn)),
+                    ("autonomous_system_organization", Value::from(org)),
+                ]),
+            )
+            .unwrap();
+        }
+        let good = w.to_bytes().unwrap();
+        for i in 0..good.len() {
+            let mut bytes = good.clone();
+            bytes[i] ^= 0xff;
+            if let Ok(db) = GeoDb::from_bytes(bytes, "flip.mmdb") {
+                assert!(db.decoded_asn_records() <= 2 * (db.info.node_count as usize + 1));
+                for addr in ["15.236.0.1", "51.75.0.1", "2a01:4f8::1", "8.8.8.8"] {
+                    let _ = db.autonomous_system(ip(addr));
+                }
+            }
+        }
     }
 
     #[test]

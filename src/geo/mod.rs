@@ -1,6 +1,7 @@
 //! Where an IP is and who runs it: the country and ASN databases, the operator registry,
 //! the collectivité's own networks and the special-purpose ranges, behind one `classify(ip)`.
 
+pub mod asn_table;
 pub mod db;
 pub mod import;
 pub mod networks;
@@ -64,7 +65,8 @@ pub struct Classification {
     pub location: Option<Country>,
     pub location_origin: Origin,
     pub asn: Option<u32>,
-    pub as_org: Option<Box<str>>,
+    /// The ASN database's organisation name, shared with the database's table (not copied).
+    pub as_org: Option<Arc<str>>,
     /// The operator's name, from the registry (or the network entry's label).
     pub operator: Option<Arc<str>>,
     /// The operator jurisdiction.
@@ -291,9 +293,9 @@ impl Geo {
                 }
             }
         }
-        if let Some((asn, org)) = self.asn.as_ref().and_then(|db| db.asn(ip)) {
-            c.asn = Some(asn);
-            c.as_org = org.map(Box::from);
+        if let Some(entry) = self.asn.as_ref().and_then(|db| db.autonomous_system(ip)) {
+            c.asn = Some(entry.asn);
+            c.as_org = entry.org;
         }
         if let Some((prefix, facts, operator)) = published {
             if c.operator_origin == Origin::Unknown {
