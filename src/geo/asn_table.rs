@@ -25,11 +25,16 @@ pub struct AsnEntry {
     pub org: Option<Arc<str>>,
 }
 
-/// Data offset → record, for every record the tree points at.
+/// Data offset → record, for every record the tree points at: 12 bytes a record in the map
+/// (offset, ASN, index of the organisation), each distinct organisation once in `orgs`.
 #[derive(Debug, Default)]
 pub(super) struct AsnTable {
-    by_offset: FxHashMap<usize, AsnEntry>,
+    by_offset: FxHashMap<u32, (u32, u32)>,
+    orgs: Vec<Arc<str>>,
 }
+
+/// The organisation index of a record without one.
+const NO_ORG: u32 = u32::MAX;
 
 impl AsnTable {
     /// Walks every network of the database once. The walk yields every leaf of the tree
@@ -39,7 +44,8 @@ impl AsnTable {
     /// did not reach are decoded per lookup instead ([`AsnTable::get`] is `None` for them).
     pub fn build(reader: &Reader<Vec<u8>>) -> AsnTable {
         let mut by_offset = FxHashMap::default();
-        let mut names: FxHashMap<&str, Arc<str>> = FxHashMap::default();
+        let mut orgs = Vec::new();
+        let mut names: FxHashMap<&str, u32> = FxHashMap::default();
         let limit = (reader.metadata().node_count as usize + 1).saturating_mul(2);
         let options = WithinOptions::default().include_networks_without_data();
         let Ok(networks) = reader.networks(options) else {
@@ -47,7 +53,8 @@ impl AsnTable {
         };
         for item in networks.take(limit) {
             let Ok(result) = item else { break };
-            let Some(offset) = result.offset() else {
+            // Past 4 GiB of data (no such ASN database exists), records are decoded per lookup.
+            let Some(offset) = result.offset().and_then(|o| u32::try_from(o).ok()) else {
                 continue;
             };
             if by_offset.contains_key(&offset) {
@@ -59,19 +66,28 @@ impl AsnTable {
             let Some(asn) = record.autonomous_system_number else {
                 continue;
             };
-            let org = record
-                .autonomous_system_organization
-                .map(|s| names.entry(s).or_insert_with(|| Arc::from(s)).clone());
-            by_offset.insert(offset, AsnEntry { asn, org });
+            let org = match record.autonomous_system_organization {
+                None => NO_ORG,
+                Some(s) => *names.entry(s).or_insert_with(|| {
+                    orgs.push(Arc::from(s));
+                    (orgs.len() - 1) as u32
+                }),
+            };
+            by_offset.insert(offset, (asn, org));
         }
         by_offset.shrink_to_fit();
-        AsnTable { by_offset }
+        orgs.shrink_to_fit();
+        AsnTable { by_offset, orgs }
     }
 
     /// The record at `offset`, if the walk at load reached it.
     #[inline]
-    pub fn get(&self, offset: usize) -> Option<&AsnEntry> {
-        self.by_offset.get(&offset)
+    pub fn get(&self, offset: usize) -> Option<AsnEntry> {
+        let (asn, org) = *self.by_offset.get(&u32::try_from(offset).ok()?)?;
+        Some(AsnEntry {
+            asn,
+            org: self.orgs.get(org as usize).cloned(),
+        })
     }
 
     /// How many records were decoded at load.

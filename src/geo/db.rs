@@ -244,7 +244,7 @@ impl GeoDb {
     pub fn autonomous_system(&self, ip: IpAddr) -> Option<AsnEntry> {
         let result = self.reader.lookup(ip).ok()?;
         if let Some(entry) = result.offset().and_then(|o| self.asns.get(o)) {
-            return Some(entry.clone());
+            return Some(entry);
         }
         let record: AsnRecord<'_> = result.decode().ok()??;
         Some(AsnEntry {
