@@ -47,21 +47,24 @@ fn classify(c: &mut Criterion) {
     drop(ranges);
     // The ASN database with its records decoded at load (the organisations shared, so that a
     // classification copies no string): what that costs at load, in time and memory.
-    let before = rss();
-    let start = std::time::Instant::now();
-    let asn = douane::geo::GeoDb::open(&root.join("data/asn.mmdb")).unwrap();
-    let took = start.elapsed();
-    let after = rss();
-    if let (Some(a), Some(b)) = (before, after) {
-        println!(
-            "asn database: opened in {:.0} ms with {} records decoded, resident memory +{:.1} MB ({:.1} MB file)",
-            took.as_secs_f64() * 1e3,
-            asn.decoded_asn_records(),
-            b.saturating_sub(a) as f64 / 1e6,
-            asn.info.size as f64 / 1e6
-        );
+    for file in ["data/country.mmdb", "data/asn.mmdb"] {
+        let before = rss();
+        let start = std::time::Instant::now();
+        let db = douane::geo::GeoDb::open(&root.join(file)).unwrap();
+        let took = start.elapsed();
+        let after = rss();
+        if let (Some(a), Some(b)) = (before, after) {
+            println!(
+                "{file}: opened in {:.0} ms, resident memory +{:.1} MB ({:.1} MB file); {} ASN records decoded ({:.1} MB)",
+                took.as_secs_f64() * 1e3,
+                b.saturating_sub(a) as f64 / 1e6,
+                db.info.size as f64 / 1e6,
+                db.decoded_asn_records(),
+                db.decoded_asn_bytes() as f64 / 1e6
+            );
+        }
+        drop(db);
     }
-    drop(asn);
     let geo = shipped();
     let networks = LocalNetworks::new(vec![
         LocalNetwork {

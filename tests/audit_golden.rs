@@ -89,8 +89,8 @@ fn write_log(dir: &Path) {
     text.extend_from_slice(b"{\"ts\":\"2026-12-01T12:00:05Z\",\"seq\":5,\"requ");
     std::fs::write(&file, text).expect("cut");
     let mut w = AuditWriter::open(&cfg).expect("reopen");
-    for i in 0..2 {
-        w.append_dated(&event(&d, HOSTS[i]), at(10 + i as i64))
+    for (i, host) in HOSTS.iter().take(2).enumerate() {
+        w.append_dated(&event(&d, host), at(10 + i as i64))
             .expect("append");
     }
     w.checkpoint().expect("checkpoint");

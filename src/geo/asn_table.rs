@@ -94,4 +94,18 @@ impl AsnTable {
     pub fn len(&self) -> usize {
         self.by_offset.len()
     }
+
+    /// About how many heap bytes the table holds: the map (12 bytes and a control byte a
+    /// slot), the organisations' list, and each name's allocation (two counters and the text,
+    /// rounded up as the allocator does).
+    pub fn heap_bytes(&self) -> usize {
+        let map = self.by_offset.capacity() * 13;
+        let list = self.orgs.capacity() * std::mem::size_of::<Arc<str>>();
+        let names: usize = self
+            .orgs
+            .iter()
+            .map(|s| (16 + s.len() + 8).div_ceil(16) * 16)
+            .sum();
+        map + list + names
+    }
 }

@@ -258,6 +258,11 @@ impl GeoDb {
         self.asns.len()
     }
 
+    /// About how many heap bytes those decoded records take.
+    pub fn decoded_asn_bytes(&self) -> usize {
+        self.asns.heap_bytes()
+    }
+
     /// The autonomous system of `ip` and its organisation name, borrowed from the database.
     pub fn asn(&self, ip: IpAddr) -> Option<(u32, Option<&str>)> {
         let result = self.reader.lookup(ip).ok()?;
