@@ -19,8 +19,9 @@ use super::merkle::{leaf_hash, Hash};
 use super::record::{StoredRecord, CHAIN_RESTART, PRUNED};
 
 /// What the chain needs of a line, and nothing more: the rest of the record is skipped by
-/// the parser, not built (verifying a million records is mostly this parse). The strings are
-/// borrowed from the line (copied only when they hold an escape): no allocation per line.
+/// the parser, not built (verifying a million records is mostly this parse). `ts` and `prev`
+/// are borrowed from the line (copied only when they hold an escape); the optional ones,
+/// absent from a request record, are copied when present: no allocation per request line.
 #[derive(Debug, Clone, Deserialize)]
 pub(crate) struct ChainFields<'a> {
     #[serde(borrow)]
@@ -950,6 +951,24 @@ mod tests {
             s.to_string().contains("earlier files were not given"),
             "{s}"
         );
+    }
+
+    /// Escapes in the chain fields (never written by douane, but valid JSON with a valid
+    /// hash) are read as their text: the borrowed fields fall back to a copy.
+    #[test]
+    fn escaped_chain_fields_read_as_their_text() {
+        let mut line = format!(
+            r#"{{"ts":"2026-12-01T12:00:0\u0030Z","seq":0,"event":"chain_restart","detail":"a \"cut\" file\\x","prev":"{}"}}"#,
+            hash_str(&ZERO_HASH)
+        )
+        .into_bytes();
+        super::super::chain::seal(&ZERO_HASH, &mut line, 0);
+        line.pop(); // the newline
+        let c = check_line(&line).expect("a valid line");
+        assert_eq!(c.record.ts, "2026-12-01T12:00:00Z");
+        assert_eq!(c.record.detail.as_deref(), Some(r#"a "cut" file\x"#));
+        assert!(c.record.is_restart());
+        assert_eq!(c.prev, ZERO_HASH);
     }
 
     #[test]
