@@ -86,6 +86,26 @@ fn append(c: &mut Criterion) {
                 .unwrap_or_else(|e| panic!("{e}"))
         })
     });
+    // The async log's writer thread: the records waiting in its channel (serialised here, as
+    // the request tasks do) appended in one call, one write(2) for the batch. Time per
+    // iteration is for BATCH records: criterion's `thrpt` line gives records per second.
+    const BATCH: usize = 16;
+    let mut group = c.benchmark_group("audit_append_batch");
+    group.throughput(criterion::Throughput::Elements(BATCH as u64));
+    let mut bodies = vec![Vec::new(); BATCH];
+    group.bench_function("16_records_one_write", |b| {
+        b.iter(|| {
+            for body in &mut bodies {
+                body.clear();
+                writer.encoder().encode_body(black_box(&event), body);
+            }
+            let refs: Vec<&[u8]> = bodies.iter().map(Vec::as_slice).collect();
+            let (n, result) = writer.append_encoded(&refs);
+            result.unwrap_or_else(|e| panic!("{e}"));
+            n
+        })
+    });
+    group.finish();
 }
 
 /// 1,000,000 records written once (about 0.8 GB), then verified against their checkpoint.

@@ -5,6 +5,7 @@
 //! the newest file, nor a tail rewritten with recomputed hashes: the summary's `last_seq`
 //! and `last_hash` are what to keep elsewhere (a ticket, the metrics) to close that gap.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::fs::File;
 use std::io::{BufRead, BufReader};
@@ -18,23 +19,26 @@ use super::merkle::{leaf_hash, Hash};
 use super::record::{StoredRecord, CHAIN_RESTART, PRUNED};
 
 /// What the chain needs of a line, and nothing more: the rest of the record is skipped by
-/// the parser, not built (verifying a million records is mostly this parse).
+/// the parser, not built (verifying a million records is mostly this parse). `ts` and `prev`
+/// are borrowed from the line (copied only when they hold an escape); the optional ones,
+/// absent from a request record, are copied when present: no allocation per request line.
 #[derive(Debug, Clone, Deserialize)]
-pub(crate) struct ChainFields {
-    pub ts: String,
+pub(crate) struct ChainFields<'a> {
+    #[serde(borrow)]
+    pub ts: Cow<'a, str>,
     pub seq: u64,
-    #[serde(default)]
-    pub event: Option<String>,
-    #[serde(default)]
-    pub detail: Option<String>,
+    #[serde(default, borrow)]
+    pub event: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub detail: Option<Cow<'a, str>>,
     /// A pruned record's Merkle leaf (base64).
-    #[serde(default)]
-    pub leaf: Option<String>,
-    #[serde(default)]
-    pub prev: String,
+    #[serde(default, borrow)]
+    pub leaf: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub prev: Cow<'a, str>,
 }
 
-impl ChainFields {
+impl ChainFields<'_> {
     pub fn is_restart(&self) -> bool {
         self.event.as_deref() == Some(CHAIN_RESTART)
     }
@@ -65,8 +69,8 @@ impl ChainFields {
 
 /// A line read, its hash checked against its own bytes.
 #[derive(Debug)]
-pub(crate) struct CheckedLine {
-    pub record: ChainFields,
+pub(crate) struct CheckedLine<'a> {
+    pub record: ChainFields<'a>,
     pub prev: HashHex,
     pub hash: HashHex,
 }
@@ -98,8 +102,8 @@ impl fmt::Display for LineProblem {
 }
 
 /// Reads one line (without its newline) and checks its hash over its exact bytes.
-pub(crate) fn check_line(line: &[u8]) -> Result<CheckedLine, LineProblem> {
-    let record: ChainFields =
+pub(crate) fn check_line(line: &[u8]) -> Result<CheckedLine<'_>, LineProblem> {
+    let record: ChainFields<'_> =
         serde_json::from_slice(line).map_err(|e| LineProblem::NotJson(e.to_string()))?;
     let (body, stored) = unseal(line).ok_or(LineProblem::NoHash)?;
     let prev = parse_hash(&record.prev).ok_or(LineProblem::BadPrev)?;
@@ -417,7 +421,7 @@ pub(crate) type LineAt = (usize, usize);
 /// leaf's bytes) and where it is to `visit` in chain order.
 pub(crate) fn replay_lines(
     paths: &[PathBuf],
-    visit: &mut dyn FnMut(&ChainFields, &[u8], LineAt),
+    visit: &mut dyn FnMut(&ChainFields<'_>, &[u8], LineAt),
 ) -> Result<VerifySummary, VerifyError> {
     let files = expand_paths(paths)?;
     let mut sum = VerifySummary {
@@ -514,7 +518,7 @@ pub(crate) fn replay_lines(
                     file: path.clone(),
                     line,
                     seq,
-                    detail: c.record.detail.clone().unwrap_or_default(),
+                    detail: c.record.detail.as_deref().unwrap_or_default().to_owned(),
                     skipped: Some((bad_file, bad_line)),
                 });
                 restart_noted = true;
@@ -604,7 +608,7 @@ pub(crate) fn replay_lines(
                     file: path.clone(),
                     line,
                     seq,
-                    detail: c.record.detail.clone().unwrap_or_default(),
+                    detail: c.record.detail.as_deref().unwrap_or_default().to_owned(),
                     skipped: None,
                 });
             }
@@ -612,11 +616,13 @@ pub(crate) fn replay_lines(
             sum.records += 1;
             if sum.first_seq.is_none() {
                 sum.first_seq = Some(seq);
-                sum.first_ts = Some(c.record.ts.clone());
+                sum.first_ts = Some(c.record.ts.clone().into_owned());
             }
             sum.last_seq = Some(seq);
             expect = Some((seq + 1, c.hash));
-            last_ts = c.record.ts;
+            // Kept in place: the String's capacity is reused, line after line.
+            last_ts.clear();
+            last_ts.push_str(&c.record.ts);
             last_loc = (fi, line);
         }
     }
@@ -945,6 +951,24 @@ mod tests {
             s.to_string().contains("earlier files were not given"),
             "{s}"
         );
+    }
+
+    /// Escapes in the chain fields (never written by douane, but valid JSON with a valid
+    /// hash) are read as their text: the borrowed fields fall back to a copy.
+    #[test]
+    fn escaped_chain_fields_read_as_their_text() {
+        let mut line = format!(
+            r#"{{"ts":"2026-12-01T12:00:0\u0030Z","seq":0,"event":"chain_restart","detail":"a \"cut\" file\\x","prev":"{}"}}"#,
+            hash_str(&ZERO_HASH)
+        )
+        .into_bytes();
+        super::super::chain::seal(&ZERO_HASH, &mut line, 0);
+        line.pop(); // the newline
+        let c = check_line(&line).expect("a valid line");
+        assert_eq!(c.record.ts, "2026-12-01T12:00:00Z");
+        assert_eq!(c.record.detail.as_deref(), Some(r#"a "cut" file\x"#));
+        assert!(c.record.is_restart());
+        assert_eq!(c.prev, ZERO_HASH);
     }
 
     #[test]
