@@ -64,7 +64,8 @@ pub struct Classification {
     pub location: Option<Country>,
     pub location_origin: Origin,
     pub asn: Option<u32>,
-    pub as_org: Option<Box<str>>,
+    /// The AS organisation, inline when it is short (most are): no allocation per lookup.
+    pub as_org: Option<compact_str::CompactString>,
     /// The operator's name, from the registry (or the network entry's label).
     pub operator: Option<Arc<str>>,
     /// The operator jurisdiction.
@@ -293,7 +294,7 @@ impl Geo {
         }
         if let Some((asn, org)) = self.asn.as_ref().and_then(|db| db.asn(ip)) {
             c.asn = Some(asn);
-            c.as_org = org.map(Box::from);
+            c.as_org = org.map(compact_str::CompactString::from);
         }
         if let Some((prefix, facts, operator)) = published {
             if c.operator_origin == Origin::Unknown {
