@@ -158,6 +158,31 @@ on_both_engines! {
         assert_eq!(douane.log_count("request ended without finish"), 0);
     }
 
+    async fn a_tunnel_cut_by_douane_stopping_still_has_its_end_record_marked_cut(engine: Engine) {
+        let port = upstream(Upstream::Echo).await;
+        let (fx, mut douane) = start(engine, port, "\n[limits]\nshutdown_grace_ms = 300").await;
+        let (mut tunnel, id) = open(&douane, port).await;
+        tunnel.write_all(b"still talking").await.unwrap();
+        let mut back = [0u8; 13];
+        timeout(GUARD, tunnel.read_exact(&mut back)).await.expect("echoed").unwrap();
+        // The tunnel stays open through the drain: its grace ends, the task is dropped.
+        douane.signal("TERM");
+        let status = douane.wait_exit(GUARD).await.expect("douane stopped after its grace");
+        assert!(status.success(), "{status:?}");
+        let ends = ends_of(&fx, &id);
+        assert_eq!(ends.len(), 1, "one end record for the cut tunnel: {ends:?}");
+        let end = &ends[0];
+        assert_eq!(end["cut"], true, "{end}");
+        assert_eq!(end["status"], 200, "{end}");
+        assert!(end["connected"].is_string(), "{end}");
+        // What the dropped relay had counted is not known: no figure rather than a wrong one.
+        assert!(end["bytes_from_client"].is_null() && end["bytes_to_client"].is_null(), "{end}");
+        assert_eq!(douane.log_count("request ended without finish"), 0);
+        let (ok, out) = fx.audit_verify();
+        assert!(ok, "{out}");
+        drop(tunnel);
+    }
+
     async fn a_tunnel_the_upstream_resets_still_finishes_once_with_what_it_moved(engine: Engine) {
         let port = upstream(Upstream::ResetAfter(5000)).await;
         let (fx, douane) = start(engine, port, "").await;

@@ -97,6 +97,8 @@ pub struct AuditEnd<'a> {
     pub sni: Option<&'a str>,
     /// A CONNECT whose tunnel's first bytes named nothing that could be checked: why.
     pub first_bytes: Option<&'a str>,
+    /// A CONNECT whose tunnel douane's stop cut: the bytes each way are not known.
+    pub cut: bool,
 }
 
 #[derive(Serialize)]
@@ -116,6 +118,8 @@ struct EndBody<'a> {
     sni: Option<Clip<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     first_bytes: Option<&'a str>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    cut: bool,
 }
 
 /// The `event` of a request's end record.
@@ -279,6 +283,7 @@ impl RecordEncoder {
             duration_us: end.duration_us,
             sni: end.sni.map(|s| Clip { s, max }),
             first_bytes: end.first_bytes,
+            cut: end.cut,
         };
         let _ = serde_json::to_writer(&mut *out, &body);
     }
@@ -829,6 +834,7 @@ pub(crate) mod tests {
                 duration_us: 1234,
                 sni: None,
                 first_bytes: None,
+                cut: false,
             },
             &mut out,
         );
@@ -856,6 +862,7 @@ pub(crate) mod tests {
                 duration_us: 2_000_000,
                 sni: None,
                 first_bytes: Some("no_sni"),
+                cut: false,
             },
             &mut tunnel,
         );

@@ -134,7 +134,7 @@ pub fn opened<'a>(
 /// opened: a client gone before its upgrade, a refusal from inside, an error): the status
 /// the client got (200), the connected address, the bytes each way as the metrics counted
 /// them, the duration to the close; `answered` is the time to the `200`.
-pub fn close(
+fn close(
     proxy: &Proxy,
     facts: &RequestFacts<'_>,
     decision: &Decision,
@@ -151,8 +151,70 @@ pub fn close(
         tunnel: Some(TunnelClose {
             answered,
             first_bytes: end.first_bytes,
+            cut: false,
         }),
         ..RequestEnd::default()
     };
     proxy.finish(facts, decision, &request_end);
+}
+
+/// A running tunnel's end, written whichever way it ends: by [`Running::close`] when the
+/// tunnel closes, or on drop when douane's stop cuts it — past the drain deadline the
+/// connection's task is dropped where it waits, and the end record is then marked `cut`,
+/// its bytes unknown (the relay that counted them is dropped with it).
+pub struct Running<'a> {
+    proxy: &'a Proxy,
+    facts: &'a RequestFacts<'a>,
+    decision: &'a Decision,
+    upstream: SocketAddr,
+    answered: Duration,
+}
+
+impl<'a> Running<'a> {
+    /// The `200` is on its way: from here the CONNECT ends with its tunnel.
+    pub fn new(
+        proxy: &'a Proxy,
+        facts: &'a RequestFacts<'a>,
+        decision: &'a Decision,
+        upstream: SocketAddr,
+        answered: Duration,
+    ) -> Running<'a> {
+        Running {
+            proxy,
+            facts,
+            decision,
+            upstream,
+            answered,
+        }
+    }
+
+    /// The tunnel closed: [`close`].
+    pub fn close(self, end: TunnelEnd) {
+        let this = std::mem::ManuallyDrop::new(self);
+        close(
+            this.proxy,
+            this.facts,
+            this.decision,
+            this.upstream,
+            this.answered,
+            end,
+        );
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        let request_end = RequestEnd {
+            status: 200,
+            upstream: Some(self.upstream),
+            duration: self.facts.started.elapsed(),
+            tunnel: Some(TunnelClose {
+                answered: self.answered,
+                first_bytes: None,
+                cut: true,
+            }),
+            ..RequestEnd::default()
+        };
+        self.proxy.finish(self.facts, self.decision, &request_end);
+    }
 }

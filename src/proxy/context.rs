@@ -344,6 +344,7 @@ impl Proxy {
                 // Known at the gate, it is in the gate record already.
                 sni: end.sni.filter(|s| facts.sni != Some(*s)),
                 first_bytes: end.tunnel.and_then(|t| t.first_bytes),
+                cut: end.tunnel.is_some_and(|t| t.cut),
             });
         }
         // A tunnel's latency is the wait for its `200`, not its whole life.

@@ -235,6 +235,9 @@ pub struct TunnelClose {
     /// Why the tunnel's first bytes named nothing that could be checked (`no_sni`, `ech`,
     /// `other_protocol`, `bad_name`, …), when they did not.
     pub first_bytes: Option<&'static str>,
+    /// Cut by douane's stop (the drain deadline passed with the tunnel open): the bytes
+    /// each way are not known.
+    pub cut: bool,
 }
 
 #[cfg(test)]

@@ -135,6 +135,7 @@ async fn connect(
             &authority,
             (started, &life),
         );
+        let running = connect::Running::new(&proxy, &facts, &decision, addr, answered);
         let end = match hyper::upgrade::on(req).await {
             Ok(upgraded) => {
                 let opened = connect::opened(&facts, &decision, addr);
@@ -146,7 +147,7 @@ async fn connect(
             }
         };
         drop(slot);
-        connect::close(&proxy, &facts, &decision, addr, answered, end);
+        running.close(end);
     });
     connected_response(&request_id)
 }

@@ -104,6 +104,7 @@ pub async fn serve_connect(
     push_connected(&mut out, &request_id);
     let written = client.write_all(&out).await;
     let answered = started.elapsed();
+    let running = connect::Running::new(proxy, &facts, &decision, addr, answered);
     let end = match written {
         Ok(()) => {
             let opened = connect::opened(&facts, &decision, addr);
@@ -112,7 +113,7 @@ pub async fn serve_connect(
         Err(_) => TunnelEnd::default(),
     };
     drop(slot);
-    connect::close(proxy, &facts, &decision, addr, answered, end);
+    running.close(end);
     Served::Closed
 }
 
