@@ -243,8 +243,10 @@ impl Drop for Exchange<'_> {
 impl Exchange<'_> {
     /// The lent buffers go back between exchanges.
     fn give_back(&mut self) {
-        buffers::give_back(std::mem::take(&mut self.up_buf));
-        buffers::give_back(std::mem::take(&mut self.out));
+        buffers::give_back_two(
+            std::mem::take(&mut self.up_buf),
+            std::mem::take(&mut self.out),
+        );
     }
 
     async fn exchange<S>(
@@ -259,8 +261,7 @@ impl Exchange<'_> {
     {
         let started = Instant::now();
         if self.out.capacity() == 0 {
-            self.out = buffers::lend();
-            self.up_buf = buffers::lend();
+            (self.out, self.up_buf) = buffers::lend_two();
         }
         let mut host_buf = [0u8; 256];
         let proxy = self.proxy;
@@ -352,6 +353,7 @@ impl Exchange<'_> {
             )
             .await;
         let request_id = proxy.next_request_id();
+        let requested_host = std::str::from_utf8(shape.host).ok();
         let facts = RequestFacts {
             request_id: &request_id,
             listener: plan.listener,
@@ -366,7 +368,7 @@ impl Exchange<'_> {
             destination: &plan.destination,
             path: Some(plan.path),
             query: target.split_once('?').map(|(_, q)| q),
-            requested_host: std::str::from_utf8(shape.host).ok(),
+            requested_host,
             sni: match self.site {
                 Site::Reverse(conn) => conn.sni.as_deref(),
                 Site::Forward(_) => None,
@@ -395,7 +397,7 @@ impl Exchange<'_> {
             received,
             duration: started.elapsed(),
             route: plan.route,
-            requested_host: std::str::from_utf8(shape.host).ok(),
+            requested_host,
             sni,
             tunnel: None,
         };
