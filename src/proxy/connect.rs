@@ -2,8 +2,8 @@
 //! audit gate, the block (or, with `[local_ca]`, the HTTPS block page inside a `200`), the
 //! connection to a checked address ([`open`]); then, once the `200` is written in the
 //! engine's own codec (the direct path, `h1::connect`; hyper's, `forward`), the tunnel
-//! runs, and the CONNECT finishes when it closes ([`close`]): its end record carries the
-//! tunnel's bytes each way, the time to the close and what its first bytes were.
+//! runs, and the CONNECT finishes when it closes ([`Running::close`]): its end record
+//! carries the tunnel's bytes each way, the time to the close and what its first bytes were.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -23,7 +23,7 @@ use crate::resolve::Destination;
 
 /// What the open sequence of a decided CONNECT came to.
 pub enum Opening {
-    /// Connected to a checked address: answer `200`, run the tunnel, then [`close`].
+    /// Connected to a checked address: answer `200`, run the tunnel, then [`Running::close`].
     Tunnel {
         upstream: TcpStream,
         addr: SocketAddr,
@@ -130,34 +130,6 @@ pub fn opened<'a>(
     }
 }
 
-/// The single exit of a CONNECT whose `200` was written, once its tunnel closed (or never
-/// opened: a client gone before its upgrade, a refusal from inside, an error): the status
-/// the client got (200), the connected address, the bytes each way as the metrics counted
-/// them, the duration to the close; `answered` is the time to the `200`.
-fn close(
-    proxy: &Proxy,
-    facts: &RequestFacts<'_>,
-    decision: &Decision,
-    upstream: SocketAddr,
-    answered: Duration,
-    end: TunnelEnd,
-) {
-    let request_end = RequestEnd {
-        status: 200,
-        upstream: Some(upstream),
-        sent: Some(end.sent),
-        received: Some(end.received),
-        duration: facts.started.elapsed(),
-        tunnel: Some(TunnelClose {
-            answered,
-            first_bytes: end.first_bytes,
-            cut: false,
-        }),
-        ..RequestEnd::default()
-    };
-    proxy.finish(facts, decision, &request_end);
-}
-
 /// A running tunnel's end, written whichever way it ends: by [`Running::close`] when the
 /// tunnel closes, or on drop when douane's stop cuts it — past the drain deadline the
 /// connection's task is dropped where it waits, and the end record is then marked `cut`,
@@ -188,33 +160,36 @@ impl<'a> Running<'a> {
         }
     }
 
-    /// The tunnel closed: [`close`].
+    /// The tunnel closed (or never opened: a client gone before its upgrade, a refusal
+    /// from inside, an error): the CONNECT's single exit, with the bytes each way as the
+    /// metrics counted them.
     pub fn close(self, end: TunnelEnd) {
-        let this = std::mem::ManuallyDrop::new(self);
-        close(
-            this.proxy,
-            this.facts,
-            this.decision,
-            this.upstream,
-            this.answered,
-            end,
-        );
+        std::mem::ManuallyDrop::new(self).finish(Some(end));
+    }
+
+    /// The end record: status 200 (what the client got), the connected address, the
+    /// duration to the close, `answered` the time to the `200`; the bytes when known
+    /// (`None`: cut by douane's stop).
+    fn finish(&self, end: Option<TunnelEnd>) {
+        let request_end = RequestEnd {
+            status: 200,
+            upstream: Some(self.upstream),
+            sent: end.as_ref().map(|e| e.sent),
+            received: end.as_ref().map(|e| e.received),
+            duration: self.facts.started.elapsed(),
+            tunnel: Some(TunnelClose {
+                answered: self.answered,
+                first_bytes: end.as_ref().and_then(|e| e.first_bytes),
+                cut: end.is_none(),
+            }),
+            ..RequestEnd::default()
+        };
+        self.proxy.finish(self.facts, self.decision, &request_end);
     }
 }
 
 impl Drop for Running<'_> {
     fn drop(&mut self) {
-        let request_end = RequestEnd {
-            status: 200,
-            upstream: Some(self.upstream),
-            duration: self.facts.started.elapsed(),
-            tunnel: Some(TunnelClose {
-                answered: self.answered,
-                first_bytes: None,
-                cut: true,
-            }),
-            ..RequestEnd::default()
-        };
-        self.proxy.finish(self.facts, self.decision, &request_end);
+        self.finish(None);
     }
 }

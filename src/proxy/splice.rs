@@ -12,6 +12,7 @@ use tokio::net::tcp::{ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 
 use super::buffers;
+use super::tunnel::Moved;
 
 /// The pipe size each direction asks for. 256 KiB moved a 100 MB body as fast as 1 MiB and
 /// 64 KiB did (benches/load.sh, interleaved runs), and keeps 128 tunnels (2 pipes each)
@@ -42,34 +43,24 @@ pub const PROVEN_LONG: u64 = 64 * 1024;
 /// A read this large (a lent buffer holds at least this much) proves a direction long.
 const SHORT_READ: usize = buffers::LENT;
 
-/// What a tunnel moved each way, counted to its end — also when an error ended it.
-#[derive(Debug)]
-pub struct Relayed {
-    /// Bytes delivered a → b.
-    pub there: u64,
-    /// Bytes delivered b → a.
-    pub back: u64,
-    /// The error that ended the tunnel, if one did.
-    pub error: Option<io::Error>,
-}
-
 /// Like [`splice_bidirectional`], for tunnels that are mostly short (a browser's CONNECT
 /// carries a few kilobytes each way): each direction first copies through a lent buffer,
 /// which costs no pipe (two `pipe2`, two `fcntl` and four `close` per tunnel saved), and
 /// turns to splice(2) once it proves long ([`PROVEN_LONG`]), so bulk transfers keep the
 /// zero-copy rate. The bytes each way are counted as they are delivered, so a tunnel that
-/// an error ends still says what it moved.
-pub async fn relay_bidirectional(a: &mut TcpStream, b: &mut TcpStream) -> Relayed {
+/// an error ends still says what it moved: `sent` a → b (`a` is the client), `received`
+/// b → a.
+pub async fn relay_bidirectional(a: &mut TcpStream, b: &mut TcpStream) -> Moved {
     let (a_read, a_write) = a.split();
     let (b_read, b_write) = b.split();
-    let (mut there, mut back) = (0, 0);
+    let (mut sent, mut received) = (0, 0);
     let ended = tokio::try_join!(
-        short_then_spliced(a_read, b_write, &mut there),
-        short_then_spliced(b_read, a_write, &mut back)
+        short_then_spliced(a_read, b_write, &mut sent),
+        short_then_spliced(b_read, a_write, &mut received)
     );
-    Relayed {
-        there,
-        back,
+    Moved {
+        sent,
+        received,
         error: ended.err(),
     }
 }
@@ -355,7 +346,7 @@ mod tests {
         let relayed = timeout(GUARD, tunnel).await.expect("tunnel ended").unwrap();
         assert!(relayed.error.is_none(), "{relayed:?}");
         assert_eq!(
-            (relayed.there, relayed.back),
+            (relayed.sent, relayed.received),
             (short_up + up.len() as u64, short_up + down.len() as u64)
         );
     }
@@ -440,8 +431,8 @@ mod tests {
             .expect("the relay did not hang after the reset")
             .unwrap();
         assert!(relayed.error.is_some(), "a reset is an error: {relayed:?}");
-        assert_eq!(relayed.there, 5, "{relayed:?}");
-        assert!(relayed.back >= 256 << 10, "{relayed:?}");
+        assert_eq!(relayed.sent, 5, "{relayed:?}");
+        assert!(relayed.received >= 256 << 10, "{relayed:?}");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

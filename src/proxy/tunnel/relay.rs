@@ -37,14 +37,7 @@ pub async fn relay_tcp(mut client: TcpStream, first: Vec<u8>, mut upstream: TcpS
     // Both sockets have TCP_NODELAY already (the accept loop, the connector).
     drop(first); // not held by a tunnel that then waits
     #[cfg(target_os = "linux")]
-    let mut moved = {
-        let r = crate::proxy::splice::relay_bidirectional(&mut client, &mut upstream).await;
-        Moved {
-            sent: r.there,
-            received: r.back,
-            error: r.error,
-        }
-    };
+    let mut moved = crate::proxy::splice::relay_bidirectional(&mut client, &mut upstream).await;
     #[cfg(not(target_os = "linux"))]
     let mut moved = copy_counted(&mut client, &mut upstream).await;
     moved.sent += first_len;
