@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use common::client;
 use common::mmdb::country_db_bytes;
+use common::parent;
 use common::proxy::{policy, standard_overrides, ConfigSpec, Fixture, ASNS, COUNTRIES};
 use common::upstream;
 use douane::geo::{GeoDb, Schema};
@@ -359,44 +360,11 @@ fn an_offline_bundle_rebuilds_the_shipped_recipe() {
     );
 }
 
-/// A CONNECT-only parent proxy that remembers each head and tunnels to the target.
-async fn start_parent() -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let log = seen.clone();
-    tokio::spawn(async move {
-        while let Ok((mut client, _)) = listener.accept().await {
-            let log = log.clone();
-            tokio::spawn(async move {
-                let mut head = Vec::new();
-                let mut byte = [0u8; 1];
-                while !head.ends_with(b"\r\n\r\n") {
-                    if client.read(&mut byte).await.unwrap_or(0) == 0 {
-                        return;
-                    }
-                    head.push(byte[0]);
-                }
-                let head = String::from_utf8_lossy(&head).into_owned();
-                log.lock().unwrap().push(head.clone());
-                let target = head.split_whitespace().nth(1).unwrap_or("").to_owned();
-                let Ok(mut upstream) = tokio::net::TcpStream::connect(&target).await else {
-                    let _ = client.write_all(b"HTTP/1.1 502 Bad Gateway\r\n\r\n").await;
-                    return;
-                };
-                let _ = client.write_all(b"HTTP/1.1 200 OK\r\n\r\n").await;
-                let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
-            });
-        }
-    });
-    (addr, seen)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn downloads_go_through_the_parent_proxy_with_its_credentials() {
     let files = Files::default();
     let server = start_server(files.clone()).await;
-    let (parent, seen) = start_parent().await;
+    let (parent, seen) = parent::start(None).await;
     let fx = Fixture::new();
     files.serve("/dbip-country-lite.mmdb.gz", {
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());

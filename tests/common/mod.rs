@@ -5,6 +5,7 @@ pub mod client;
 pub mod decisions;
 pub mod dns;
 pub mod mmdb;
+pub mod parent;
 pub mod pki;
 pub mod proxy;
 pub mod raw;
