@@ -11,6 +11,7 @@ use super::first::read_first;
 use super::inside::{decide_name, record_unnamed, Named, ACCESS_DENIED_ALERT};
 use super::{Opened, Unnamed};
 use crate::proxy::context::Proxy;
+use crate::resolve::Host;
 
 /// The host as names inside tunnels are written: lowercase, no brackets, no final dot.
 fn bare(host: &str) -> &str {
@@ -66,8 +67,11 @@ where
     let tls = first.is_tls();
     match first.name() {
         Ok((name, kind)) if config.check_names => {
-            let connect_host = opened.destination.host.to_string();
-            let same = bare(name).eq_ignore_ascii_case(bare(&connect_host));
+            // A name is compared as it is, with no copy per tunnel.
+            let same = match &opened.destination.host {
+                Host::Name(host) => bare(name).eq_ignore_ascii_case(bare(host)),
+                Host::Ip(ip) => bare(name).eq_ignore_ascii_case(&ip.to_string()),
+            };
             if !same {
                 let name = name.to_owned();
                 // Boxed, as `unnamed` below: the rare cases, each with a decision, an audit
