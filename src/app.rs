@@ -91,6 +91,7 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
             parent_proxy_authorization: config.upstream.parent_proxy_authorization.clone(),
         },
     ));
+    keep_alive_past_file_size_limit();
     let audit = match &config.audit {
         Some(audit_config) => {
             let (log, _writer) = AuditLog::start(audit_config)
@@ -281,6 +282,26 @@ fn reverse_tls(
         Err(e) => {
             let located = startup::listener_tls_error(listener, &e);
             Err(InvalidSetup(Errors::from(located)))
+        }
+    }
+}
+
+/// A write past the file-size limit (`ulimit -f`, `LimitFSIZE=`) raises SIGXFSZ, whose
+/// default action kills the process: a full quota would take the proxy down with every
+/// connection. Caught, the write fails with `EFBIG` instead, and the audit log handles it
+/// as it handles a full disk (a 503 for what needs a record, not ready until it writes).
+fn keep_alive_past_file_size_limit() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::from_raw(libc::SIGXFSZ)) {
+        Ok(mut xfsz) => {
+            tokio::spawn(async move {
+                while xfsz.recv().await.is_some() {
+                    tracing::warn!("a write went past the process's file-size limit (SIGXFSZ): it failed, the process goes on");
+                }
+            });
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "SIGXFSZ not caught: a write past the file-size limit kills douane")
         }
     }
 }

@@ -323,3 +323,80 @@ on_both_engines! {
         assert!(!text.contains("token=abc"), "{text}");
     }
 }
+
+on_both_engines! {
+    async fn a_gate_record_that_does_not_fit_gets_503_and_an_end_record_saying_so(engine: Engine) {
+        let fx = Fixture::new();
+        let port = upstream::start(&["127.0.0.2", "127.0.0.3"], None).await;
+        fx.write_policy(&policy("all", "enforce", &[port], ""));
+        fx.write_config(&ConfigSpec {
+            engine,
+            overrides: standard_overrides(),
+            ..ConfigSpec::default()
+        });
+        let mut douane = fx.start().await;
+        let blocked = format!("http://us.test:{port}/");
+
+        // One block written whole: the sizes of a gate record and of an end record.
+        let first = client::forward(douane.forward, "GET", &blocked, &JSON).await;
+        assert_eq!(first.status, 451, "{}", first.text());
+        let first_id = first.header("douane-request-id").expect("id").to_owned();
+        assert!(fx.audit_end(&first_id).await.is_some());
+        let mut files: Vec<_> = std::fs::read_dir(fx.path("audit"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.is_file())
+            .collect();
+        files.sort();
+        let file = files.pop().expect("the log's current file");
+        let text = std::fs::read_to_string(&file).unwrap();
+        let line_len = |end: bool| {
+            text.lines()
+                .find(|l| l.contains(&first_id) && l.contains("\"event\":\"end\"") == end)
+                .map(|l| l.len() as u64 + 1)
+                .expect("the first block's records")
+        };
+        let (gate_len, end_len) = (line_len(false), line_len(true));
+        assert!(gate_len > end_len + 200, "gate {gate_len} end {end_len}");
+
+        // The disk is nearly full: room for an end record, not for a gate record
+        // (the file-size limit of douane's process stands for it).
+        let room = std::fs::metadata(&file).unwrap().len() + end_len + 100;
+        set_file_size_limit(douane.pid(), &room.to_string());
+        let reply = client::forward(douane.forward, "GET", &blocked, &JSON).await;
+        assert_eq!(reply.status, 503, "{}", reply.text());
+        let id = reply.header("douane-request-id").expect("id").to_owned();
+
+        // The end record fits: it says what the client got, and no record claims a 451.
+        let end = fx.audit_end(&id).await.expect("the 503's end record");
+        set_file_size_limit(douane.pid(), "unlimited");
+        assert_eq!(end["status"], 503, "{end}");
+        assert_eq!(end["outcome"], "block", "{end}");
+        let of_id: Vec<_> = fx
+            .audit_lines()
+            .into_iter()
+            .filter(|r| r["request_id"] == id.as_str())
+            .collect();
+        assert_eq!(of_id.len(), 1, "only the end record: {of_id:?}");
+        assert!(douane.running(), "a file-size limit fails a write, it does not kill");
+        assert!(douane.log_count("SIGXFSZ") >= 1, "and it is logged");
+
+        // The log writes again: douane is ready and the next block is recorded whole.
+        let (status, body) = douane.admin_get("/readyz");
+        assert_eq!(status, 200, "{body}");
+        let again = client::forward(douane.forward, "GET", &blocked, &JSON).await;
+        assert_eq!(again.status, 451, "{}", again.text());
+        let (ok, out) = fx.audit_verify();
+        assert!(ok, "{out}");
+    }
+}
+
+/// Sets the soft file-size limit (`RLIMIT_FSIZE`, bytes or `unlimited`) of process `pid`.
+fn set_file_size_limit(pid: u32, soft: &str) {
+    let hard = "unlimited";
+    let status = std::process::Command::new("prlimit")
+        .args(["--pid", &pid.to_string(), &format!("--fsize={soft}:{hard}")])
+        .status()
+        .expect("prlimit (util-linux)");
+    assert!(status.success(), "prlimit --fsize={soft}");
+}
