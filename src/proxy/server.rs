@@ -104,7 +104,9 @@ pub async fn serve_forward(
                     forward::handle(p.clone(), n.clone(), peer, req)
                 });
                 let conn = http.serve_connection_with_upgrades(TokioIo::new(stream), service);
-                if let Err(e) = watcher.watch(conn).await {
+                // Boxed: hyper's connection state would size every forward connection's task,
+                // an idle tunnel's too (8.2 KB, against 4.5 KB with it boxed).
+                if let Err(e) = Box::pin(watcher.watch(conn)).await {
                     refused_by_hyper(&proxy, &name, peer, &*e, &framing);
                     tracing::debug!(%peer, error = %e, "forward connection ended with an error");
                 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::first::read_first;
+use super::first::{read_first, AwaitReadable};
 use super::inside::{decide_name, record_unnamed, Named, ACCESS_DENIED_ALERT};
 use super::{Opened, Unnamed};
 use crate::proxy::context::Proxy;
@@ -50,7 +50,7 @@ pub async fn judge<C>(
     buf: &mut Vec<u8>,
 ) -> Judged
 where
-    C: AsyncRead + AsyncWrite + Unpin,
+    C: AsyncRead + AsyncWrite + AwaitReadable + Unpin,
 {
     let config = &proxy.tunnel;
     if !config.check_names && config.unnamed == Unnamed::Allow {
