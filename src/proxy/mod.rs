@@ -12,6 +12,7 @@ pub mod forwarding;
 pub mod h1;
 pub mod headers;
 pub mod intercept;
+pub mod readiness;
 pub mod respond;
 pub mod reverse;
 pub mod server;

@@ -235,16 +235,19 @@ struct AcceptedReverse {
 }
 
 impl AcceptedReverse {
-    async fn serve_plain(self, stream: TcpStream) {
+    /// Not an `async fn` of its own: a layer of future would hold `self` once more.
+    fn serve_plain(self, stream: TcpStream) -> impl std::future::Future<Output = ()> + Send {
         let direct = self.direct;
-        self.serve(stream, None, false, direct).await;
+        self.serve(stream, None, false, direct)
     }
 
     async fn serve_tls(self, stream: TcpStream, acceptor: TlsAcceptor) {
         let peer = self.peer;
         let timeout = self.serving.limits.tls_handshake_timeout;
+        // Boxed as it comes out of the handshake: held unboxed, the session (1.2 KB) would
+        // take room in the task beside everything the connection awaits later.
         let stream = match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
-            Ok(Ok(s)) => s,
+            Ok(Ok(s)) => Box::new(s),
             Ok(Err(e)) => {
                 tracing::debug!(%peer, error = %e, "tls handshake failed");
                 return;
@@ -261,9 +264,7 @@ impl AcceptedReverse {
         // HTTP/2 is hyper's from the first byte.
         let h2 = session.alpn_protocol() == Some(b"h2");
         let direct = self.direct.filter(|_| !h2);
-        // Boxed: the session's state would otherwise be held (and moved) inline by every
-        // layer of the connection's future.
-        self.serve(Box::new(stream), sni, true, direct).await;
+        self.serve(stream, sni, true, direct).await;
     }
 
     async fn serve<S>(
@@ -273,7 +274,12 @@ impl AcceptedReverse {
         tls: bool,
         direct: Option<DirectLimits>,
     ) where
-        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+        S: tokio::io::AsyncRead
+            + tokio::io::AsyncWrite
+            + crate::proxy::readiness::AwaitReadable
+            + Unpin
+            + Send
+            + 'static,
     {
         let proxy = &self.serving.proxy;
         let conn = Arc::new(ReverseConnection {
@@ -325,7 +331,12 @@ impl OneConnection<'_> {
         ),
     >
     where
-        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+        S: tokio::io::AsyncRead
+            + tokio::io::AsyncWrite
+            + crate::proxy::readiness::AwaitReadable
+            + Unpin
+            + Send
+            + 'static,
     {
         let stream = match direct {
             Some(limits) => {

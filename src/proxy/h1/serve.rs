@@ -31,12 +31,14 @@ use crate::proxy::context::{Arrival, Proxy, RequestFacts};
 use crate::proxy::exchange::{Life, Refusal, RequestEnd};
 use crate::proxy::forward::{block_response, upstream_failed};
 use crate::proxy::headers::Leg;
+use crate::proxy::readiness::AwaitReadable;
 use crate::proxy::respond;
 use crate::proxy::upstream::{Slot, UpstreamError};
 
-/// Initial size of a connection's client read buffer, and what it is cut back to when the
-/// connection goes idle (an idle keep-alive connection holds no other buffer: the upstream
-/// and output buffers are lent per exchange, `proxy::buffers`).
+/// Initial size of a TLS connection's client read buffer, and what it is cut back to when
+/// the connection goes idle. A plain connection holds none when idle: it waits for the
+/// socket's readiness, then reads into a buffer lent from `proxy::buffers`, as the upstream
+/// and output buffers of every exchange are.
 const IDLE_READ_BUFFER: usize = 2 * 1024;
 
 /// Room made in the client read buffer before a read that must go on (a long head, a body).
@@ -109,9 +111,9 @@ pub async fn serve<S>(
     mut shutdown: watch::Receiver<bool>,
 ) -> Served<S>
 where
-    S: AsyncRead + AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + AwaitReadable + Unpin,
 {
-    let mut buf: Vec<u8> = Vec::with_capacity(IDLE_READ_BUFFER);
+    let mut buf: Vec<u8> = idle_buffer::<S>();
     let mut io = Exchange {
         proxy,
         site,
@@ -126,6 +128,16 @@ where
         io.timer
             .as_mut()
             .reset(tokio::time::Instant::now() + limits.header_read_timeout);
+        if S::WAITS && buf.capacity() == 0 {
+            // Idle without a buffer until the client sends something.
+            tokio::select! {
+                biased;
+                ready = client.readable() => if ready.is_err() { return Served::Closed },
+                _ = &mut io.timer => return Served::Closed,
+                _ = shutdown.changed() => return Served::Closed,
+            }
+            buf = buffers::lend();
+        }
         let mut scanned = 0;
         let head_len = loop {
             if let Some(n) = head_end(&buf, scanned) {
@@ -158,13 +170,18 @@ where
         if matches!(site, Site::Forward(_)) && buf.starts_with(b"CONNECT ") {
             return Served::Connect(Rewind::new(buf, client));
         }
-        // Not boxed: boxing the exchange per request saved ~7 KB per idle connection but
-        // cost the plain keep-alive route ~10 % (benches/RESULTS.md, stop 8).
-        match io.exchange(&mut client, &buf, head_len, &shutdown).await {
+        // Boxed: the exchange's state (~3 KB) would size the connection's task, an idle
+        // keep-alive's too. One allocation per request, recycled by the allocator.
+        let exchange = Box::pin(io.exchange(&mut client, &buf, head_len, &shutdown));
+        match exchange.await {
             Next::KeepAlive(used) => {
                 buf.drain(..used);
-                if buf.is_empty() && buf.capacity() > IDLE_READ_BUFFER {
-                    buf = Vec::with_capacity(IDLE_READ_BUFFER);
+                if buf.is_empty() {
+                    if S::WAITS {
+                        buffers::give_back(std::mem::take(&mut buf));
+                    } else if buf.capacity() > IDLE_READ_BUFFER {
+                        buf = Vec::with_capacity(IDLE_READ_BUFFER);
+                    }
                 }
                 io.give_back();
             }
@@ -174,6 +191,16 @@ where
             }
             Next::HandOver => return Served::HandOver(Rewind::new(buf, client)),
         }
+    }
+}
+
+/// A new connection's read buffer: none for a socket (lent once it is readable), a small one
+/// for a stream that cannot wait without one.
+fn idle_buffer<S: AwaitReadable>() -> Vec<u8> {
+    if S::WAITS {
+        Vec::new()
+    } else {
+        Vec::with_capacity(IDLE_READ_BUFFER)
     }
 }
 

@@ -2,13 +2,13 @@
 //! they can be told — a TLS ClientHello, a plain request — the upstream speaks first, or
 //! the wait is over; and what name they carry, or why none.
 
-use std::future::Future;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::TcpStream;
 
 use crate::client_hello::{inspect, Inspection, MAX_CLIENT_HELLO};
+use crate::proxy::readiness::AwaitReadable;
 
 /// What the first bytes of a tunnel turned out to be.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,26 +53,6 @@ impl FirstBytes {
     }
 }
 
-/// A tunnel's client whose first bytes can be awaited before room is made for them: an idle
-/// tunnel then holds no read buffer (4 KiB each: 16 MB for 4,000 idle tunnels).
-pub trait AwaitReadable {
-    /// Ready once the client has sent something (or may have: the read then waits as usual).
-    fn readable(&self) -> impl Future<Output = std::io::Result<()>> + Send + '_;
-}
-
-impl AwaitReadable for TcpStream {
-    fn readable(&self) -> impl Future<Output = std::io::Result<()>> + Send + '_ {
-        TcpStream::readable(self)
-    }
-}
-
-/// hyper's upgraded connection (not a plain socket): no readiness to wait on, the read waits.
-impl<T> AwaitReadable for hyper_util::rt::TokioIo<T> {
-    fn readable(&self) -> impl Future<Output = std::io::Result<()>> + Send + '_ {
-        std::future::ready(Ok(()))
-    }
-}
-
 /// Reads the client's first bytes into `buf` (which may hold some already) until they can
 /// be told, the upstream speaks first, or `wait` is over. Nothing read is lost.
 pub async fn read_first<C>(
@@ -86,7 +66,7 @@ where
 {
     let deadline = tokio::time::sleep(wait);
     tokio::pin!(deadline);
-    if buf.is_empty() {
+    if C::WAITS && buf.is_empty() {
         // Nothing yet: wait without a buffer (most tunnels wait here a round trip; an idle
         // one, until the first-bytes timeout).
         tokio::select! {

@@ -7,10 +7,11 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::first::{read_first, AwaitReadable};
+use super::first::read_first;
 use super::inside::{decide_name, record_unnamed, Named, ACCESS_DENIED_ALERT};
 use super::{Opened, Unnamed};
 use crate::proxy::context::Proxy;
+use crate::proxy::readiness::AwaitReadable;
 use crate::resolve::Host;
 
 /// The host as names inside tunnels are written: lowercase, no brackets, no final dot.
