@@ -184,8 +184,12 @@ pub struct Connector {
     open: Mutex<rustc_hash::FxHashMap<SocketAddr, Arc<AtomicUsize>>>,
 }
 
-/// Idle HTTP/1.1 connections kept per key; more are closed.
-const MAX_IDLE_PER_KEY: usize = 64;
+/// Idle HTTP/1.1 connections kept per key; more are closed. As many as the streams one
+/// HTTP/2 client may have in flight on a couple of connections (each stream takes an
+/// HTTP/1.1 upstream connection of its own): with fewer, a burst of streams closes the
+/// connections it opened and the next burst opens them again (a connect, and a close, for
+/// one request in four under h2load's 4 × 32 streams with 64).
+const MAX_IDLE_PER_KEY: usize = 256;
 
 /// Per TLS name, per port: whether the upstream chose HTTP/1.1 (see `Connector::chose_http1`).
 type AlpnChoices = rustc_hash::FxHashMap<Arc<str>, Vec<(u16, bool)>>;
