@@ -100,6 +100,48 @@ on_both_engines! {
         assert!(metrics.contains(&line), "{engine:?}: {line}");
     }
 
+    async fn idle_pooled_connections_make_room_under_the_per_address_cap(engine: Engine) {
+        let (_fx, douane, up) =
+            start_with(engine, "max_upstream_connections_per_address = 2\n").await;
+        let port = up.port;
+        let get = move |path: &'static str| async move {
+            let mut client = TcpStream::connect(douane.forward).await.unwrap();
+            let request = format!(
+                "GET http://fr.test:{port}{path} HTTP/1.1\r\nHost: fr.test:{port}\r\nConnection: close\r\n\r\n"
+            );
+            client.write_all(request.as_bytes()).await.unwrap();
+            let mut answer = Vec::new();
+            let _ = tokio::time::timeout(Duration::from_secs(10), client.read_to_end(&mut answer)).await;
+            String::from_utf8_lossy(&answer).into_owned()
+        };
+        // Two at once: two upstream connections, both pooled once answered, at the cap.
+        let answers = futures_join_all(["/slow-a", "/slow-b"].into_iter().map(get)).await;
+        assert!(answers.iter().all(|a| a.starts_with("HTTP/1.1 200")), "{engine:?}: {answers:?}");
+        assert_eq!(up.connections.load(std::sync::atomic::Ordering::SeqCst), 2);
+        // A tunnel to the same address takes the place of an idle one, not a 503.
+        let mut tunnel = TcpStream::connect(douane.forward).await.unwrap();
+        let connect = format!("CONNECT fr.test:{port} HTTP/1.1\r\nHost: fr.test:{port}\r\n\r\n");
+        tunnel.write_all(connect.as_bytes()).await.unwrap();
+        let mut head = vec![0u8; 1024];
+        let n = tokio::time::timeout(Duration::from_secs(5), tunnel.read(&mut head))
+            .await
+            .expect("an answer to the CONNECT")
+            .unwrap();
+        let head = String::from_utf8_lossy(&head[..n]);
+        assert!(head.starts_with("HTTP/1.1 200"), "{engine:?}: {head}");
+        // And a request beside it still has the other pooled connection.
+        let answer = get("/after").await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{engine:?}: {answer}");
+        let (_, metrics) = douane.admin_get("/metrics");
+        let capped = metrics
+            .lines()
+            .find(|l| l.starts_with("douane_upstream_errors_total{kind=\"per_address_cap\"}"));
+        assert!(
+            capped.is_none_or(|l| l.ends_with(" 0")),
+            "{engine:?}: nothing was refused at the cap: {capped:?}"
+        );
+    }
+
     async fn a_client_that_stops_reading_is_let_go(engine: Engine) {
         let (_fx, douane, up) = start(engine).await;
         let mut client = TcpStream::connect(douane.forward).await.unwrap();

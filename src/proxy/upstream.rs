@@ -232,6 +232,10 @@ impl Connector {
         for ip in addrs {
             let addr = SocketAddr::new(*ip, port);
             let slot = match self.slot(addr) {
+                Ok(slot) => Ok(slot),
+                Err(_) => self.slot_after_closing_idle(addr).await,
+            };
+            let slot = match slot {
                 Ok(slot) => slot,
                 Err(e) => {
                     tracing::debug!(%addr, error = %e, "upstream address at its cap, trying the next checked one");
@@ -260,12 +264,64 @@ impl Connector {
             let mut map = self.open.lock().unwrap_or_else(|p| p.into_inner());
             map.entry(addr).or_default().clone()
         };
-        let taken = open.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-            (n < cap).then_some(n + 1)
-        });
-        match taken {
+        let take = || {
+            open.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < cap).then_some(n + 1)
+            })
+        };
+        // Idle pooled connections hold places too: at the cap, one of them is closed to make
+        // room, so that what waits in the pool never refuses a request (a tunnel, a new
+        // exchange) to the same address.
+        match take().or_else(|_| {
+            if self.close_one_idle(addr) {
+                take()
+            } else {
+                Err(cap)
+            }
+        }) {
             Ok(_) => Ok(Slot(Some(open))),
             Err(_) => Err(UpstreamError::PerAddressCap(addr)),
+        }
+    }
+
+    /// A place for `addr` at the cap once an idle hyper connection is closed: its task gives
+    /// the place back when it ends, a moment later (waited for up to 50 ms).
+    async fn slot_after_closing_idle(&self, addr: SocketAddr) -> Result<Slot, UpstreamError> {
+        let closed = {
+            let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+            idle.iter_mut()
+                .find(|(key, list)| key.addr == addr && !list.is_empty())
+                .and_then(|(_, list)| list.pop())
+        };
+        if closed.is_none() {
+            return Err(UpstreamError::PerAddressCap(addr));
+        }
+        drop(closed);
+        for _ in 0..50 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            if let Ok(slot) = self.slot(addr) {
+                return Ok(slot);
+            }
+        }
+        Err(UpstreamError::PerAddressCap(addr))
+    }
+
+    /// Closes one idle pooled connection of the direct path to `addr`, plain or TLS (its
+    /// place under the cap is free at once); false when there is none.
+    fn close_one_idle(&self, addr: SocketAddr) -> bool {
+        {
+            let mut idle = self.tcp_idle.lock().unwrap_or_else(|p| p.into_inner());
+            if idle.get_mut(&addr).and_then(Vec::pop).is_some() {
+                return true;
+            }
+        }
+        {
+            let mut idle = self.tls_idle.lock().unwrap_or_else(|p| p.into_inner());
+            let closed = idle
+                .iter_mut()
+                .filter(|(key, _)| key.addr == addr)
+                .find_map(|(_, list)| list.pop());
+            closed.is_some()
         }
     }
 
