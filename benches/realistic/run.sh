@@ -82,7 +82,9 @@ curl -sfk https://127.0.0.1:18443/ok >/dev/null || { echo "douane tls-plain"; ca
 curl -sfk https://127.0.0.1:18446/ok >/dev/null || { echo "douane tls-tls"; cat "$DIR/douane.log"; exit 1; }
 curl -sfk https://127.0.0.1:18445/ok >/dev/null || { echo "nginx tls-tls"; exit 1; }
 curl -sfk --http2 https://127.0.0.1:18449/ok >/dev/null || { echo "nginx h2"; exit 1; }
-curl -sf -x 127.0.0.1:13128 http://127.0.0.1:18180/ok >/dev/null || { echo "squid abs"; cat "$DIR/squid-cache.log"; exit 1; }
+# squid may take a few seconds to listen
+for _ in $(seq 50); do curl -sf -x 127.0.0.1:13128 http://127.0.0.1:18180/ok >/dev/null && break; sleep 0.2; done
+curl -sf -x 127.0.0.1:13128 http://127.0.0.1:18180/ok >/dev/null || { echo "squid abs"; cat "$DIR/squid.out"; exit 1; }
 curl -sfk -p -x 127.0.0.1:18128 https://127.0.0.1:18182/ok >/dev/null || { echo "douane connect"; cat "$DIR/douane.log"; exit 1; }
 echo "douane rss_kb_start=$(awk '/VmRSS/{print $2}' "/proc/$DOUANE_PID/status") workers=$WORKERS rounds=$ROUNDS secs=$SECS rows=$ROWS" | tee "$DIR/meta"
 for r in $(seq "$ROUNDS"); do

@@ -63,7 +63,8 @@ pub async fn serve_connect(
         let early = buf[head_len..].to_vec();
         (target.to_owned(), destination, client_ip, wants_json, early)
     };
-    drop(buf);
+    // The head was read into a buffer lent by `serve`: back to the stock for the next one.
+    crate::proxy::buffers::give_back(buf);
 
     let life = Life::new();
     let decision = proxy.check(client_ip, &destination, None).await;
