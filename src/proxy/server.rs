@@ -17,6 +17,7 @@ use tokio_rustls::TlsAcceptor;
 
 use super::context::Proxy;
 use super::h1::{self, DirectLimits, ForwardConnection, FramingVerdict, Rewind, Served, Site};
+use super::readiness::AwaitReadable;
 use super::reverse::{ReverseConnection, RouteTable};
 use super::{forward, reverse};
 use crate::config::Limits;
@@ -222,6 +223,17 @@ pub async fn serve_reverse(serving: Serving, site: ReverseSite) {
     open.drain(listener).await;
 }
 
+/// A reverse connection's stream: the accepted socket, or the TLS session over it.
+trait ClientStream:
+    tokio::io::AsyncRead + tokio::io::AsyncWrite + AwaitReadable + Unpin + Send + 'static
+{
+}
+
+impl<T> ClientStream for T where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + AwaitReadable + Unpin + Send + 'static
+{
+}
+
 /// A connection accepted on a reverse listener, with what its task needs.
 struct AcceptedReverse {
     serving: Serving,
@@ -274,12 +286,7 @@ impl AcceptedReverse {
         tls: bool,
         direct: Option<DirectLimits>,
     ) where
-        S: tokio::io::AsyncRead
-            + tokio::io::AsyncWrite
-            + crate::proxy::readiness::AwaitReadable
-            + Unpin
-            + Send
-            + 'static,
+        S: ClientStream,
     {
         let proxy = &self.serving.proxy;
         let conn = Arc::new(ReverseConnection {
@@ -331,12 +338,7 @@ impl OneConnection<'_> {
         ),
     >
     where
-        S: tokio::io::AsyncRead
-            + tokio::io::AsyncWrite
-            + crate::proxy::readiness::AwaitReadable
-            + Unpin
-            + Send
-            + 'static,
+        S: ClientStream,
     {
         let stream = match direct {
             Some(limits) => {
