@@ -10,16 +10,23 @@ use common::upstream;
 
 const JSON: [(&str, &str); 1] = [("accept", "application/json")];
 
+/// A fixture with the standard policy enforced (`us.test` blocked, `fr.test` allowed) and
+/// the upstream port, douane not started yet.
+async fn enforcing(engine: Engine) -> (Fixture, u16) {
+    let fx = Fixture::new();
+    let port = upstream::start(&["127.0.0.2", "127.0.0.3"], None).await;
+    fx.write_policy(&policy("all", "enforce", &[port], ""));
+    fx.write_config(&ConfigSpec {
+        engine,
+        overrides: standard_overrides(),
+        ..ConfigSpec::default()
+    });
+    (fx, port)
+}
+
 on_both_engines! {
     async fn client_controlled_values_stay_on_one_line_and_the_chain_verifies(engine: Engine) {
-        let fx = Fixture::new();
-        let port = upstream::start(&["127.0.0.2", "127.0.0.3"], None).await;
-        fx.write_policy(&policy("all", "enforce", &[port], ""));
-        fx.write_config(&ConfigSpec {
-            engine,
-            overrides: standard_overrides(),
-            ..ConfigSpec::default()
-        });
+        let (fx, port) = enforcing(engine).await;
         let douane = fx.start().await;
 
         // Quotes, braces, backslashes and a JSON look-alike in the path and query; a made-up
@@ -71,14 +78,7 @@ on_both_engines! {
 
 on_both_engines! {
     async fn an_unwritable_audit_log_turns_not_ready_and_refuses_blocks_with_503(engine: Engine) {
-        let fx = Fixture::new();
-        let port = upstream::start(&["127.0.0.2", "127.0.0.3"], None).await;
-        fx.write_policy(&policy("all", "enforce", &[port], ""));
-        fx.write_config(&ConfigSpec {
-            engine,
-            overrides: standard_overrides(),
-            ..ConfigSpec::default()
-        });
+        let (fx, port) = enforcing(engine).await;
         // The disk is full: every write fails.
         let config = std::fs::read_to_string(fx.path("douane.toml")).unwrap();
         let config = config.replace(
@@ -326,14 +326,7 @@ on_both_engines! {
 
 on_both_engines! {
     async fn a_gate_record_that_does_not_fit_gets_503_and_an_end_record_saying_so(engine: Engine) {
-        let fx = Fixture::new();
-        let port = upstream::start(&["127.0.0.2", "127.0.0.3"], None).await;
-        fx.write_policy(&policy("all", "enforce", &[port], ""));
-        fx.write_config(&ConfigSpec {
-            engine,
-            overrides: standard_overrides(),
-            ..ConfigSpec::default()
-        });
+        let (fx, port) = enforcing(engine).await;
         let mut douane = fx.start().await;
         let blocked = format!("http://us.test:{port}/");
 
