@@ -158,12 +158,7 @@ expires = 2999-12-31
     fx.write_config(&ConfigSpec {
         engine,
         overrides: standard_overrides(),
-        routes: vec![RouteSpec {
-            name: "app",
-            host: "app.localhost",
-            path_prefix: "/",
-            upstream: format!("http://fr.test:{port}"),
-        }],
+        routes: vec![RouteSpec::app(format!("http://fr.test:{port}"))],
         ..ConfigSpec::default()
     });
     let config = std::fs::read_to_string(fx.path("douane.toml")).unwrap();

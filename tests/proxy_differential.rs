@@ -138,12 +138,7 @@ async fn side(engine: Engine) -> Side {
     fx.write_config(&ConfigSpec {
         engine,
         overrides: standard_overrides(),
-        routes: vec![RouteSpec {
-            name: "app",
-            host: "app.localhost",
-            path_prefix: "/",
-            upstream: format!("http://fr.test:{}", up.port),
-        }],
+        routes: vec![RouteSpec::app(format!("http://fr.test:{}", up.port))],
         ..ConfigSpec::default()
     });
     let douane = fx.start().await;

@@ -94,12 +94,7 @@ async fn many_streams_of_one_connection_answered_and_their_upstream_connections_
     fx.write_policy(&policy("all", "enforce", &[port], ""));
     fx.write_config(&ConfigSpec {
         overrides: standard_overrides(),
-        routes: vec![RouteSpec {
-            name: "app",
-            host: "app.localhost",
-            path_prefix: "/",
-            upstream: format!("http://fr.test:{port}"),
-        }],
+        routes: vec![RouteSpec::app(format!("http://fr.test:{port}"))],
         ..ConfigSpec::default()
     });
     let douane = fx.start().await;

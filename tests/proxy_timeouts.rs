@@ -23,12 +23,7 @@ async fn start_with(engine: Engine, limits: &str) -> (Fixture, Douane, RawUpstre
     fx.write_config(&ConfigSpec {
         engine,
         overrides: standard_overrides(),
-        routes: vec![RouteSpec {
-            name: "app",
-            host: "app.localhost",
-            path_prefix: "/",
-            upstream: format!("http://fr.test:{}", up.port),
-        }],
+        routes: vec![RouteSpec::app(format!("http://fr.test:{}", up.port))],
         extra: format!(
             "[limits]\nclient_send_timeout_ms = 500\nrequest_body_timeout_ms = 500\n{limits}"
         ),

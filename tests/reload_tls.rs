@@ -24,12 +24,7 @@ async fn start() -> (Fixture, Douane) {
     fx.write_policy(&policy("all", "enforce", &[port], ""));
     fx.write_config(&ConfigSpec {
         overrides: standard_overrides(),
-        routes: vec![RouteSpec {
-            name: "app",
-            host: "app.localhost",
-            path_prefix: "/",
-            upstream: format!("http://fr.test:{port}"),
-        }],
+        routes: vec![RouteSpec::app(format!("http://fr.test:{port}"))],
         ..ConfigSpec::default()
     });
     let douane = fx.start().await;

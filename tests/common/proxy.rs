@@ -111,6 +111,18 @@ pub struct RouteSpec {
     pub upstream: String,
 }
 
+impl RouteSpec {
+    /// The route most tests use: `app`, every path of `app.localhost`, to `upstream`.
+    pub fn app(upstream: String) -> RouteSpec {
+        RouteSpec {
+            name: "app",
+            host: "app.localhost",
+            path_prefix: "/",
+            upstream,
+        }
+    }
+}
+
 /// Which HTTP/1.1 engine the listeners start on: the direct path (`direct_http1 = true`,
 /// the default) or hyper alone. Proxy tests run on both ([`crate::on_both_engines`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
