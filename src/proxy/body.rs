@@ -19,6 +19,7 @@ use hyper::body::Incoming;
 
 use super::context::{Proxy, RequestFacts, RequestId};
 use super::exchange::{Life, RequestEnd};
+use super::h1::{BodyCut, UpstreamBody};
 use super::upstream::{Connector, PoolKey, Sender};
 use crate::policy::{Decision, Outcome};
 use crate::resolve::Destination;
@@ -33,6 +34,10 @@ pub enum ProxyBody {
     /// An upstream response body: once it has been read to the end, its connection goes
     /// back to the pool; its bytes are counted, and its request finished when it is done.
     Upstream(Incoming, Option<PoolReturn>, Tally),
+    /// An upstream response body read by douane from a direct-path socket (an HTTP/2
+    /// stream's, `h1::client`): the socket goes home at its end; counted and finished as
+    /// `Upstream`.
+    Direct(Box<UpstreamBody>, Tally),
 }
 
 /// Why a body douane passes through failed.
@@ -40,6 +45,8 @@ pub enum ProxyBody {
 pub enum BodyError {
     #[error(transparent)]
     Hyper(#[from] hyper::Error),
+    #[error(transparent)]
+    Upstream(#[from] BodyCut),
     /// The client's request body sent nothing for this long.
     #[error("the request body sent nothing for {0:?}")]
     Stalled(Duration),
@@ -259,7 +266,9 @@ impl ProxyBody {
     /// other body runs it now (nothing more will be sent).
     pub fn finish_at_end(&mut self, exit: Exit) {
         match self {
-            ProxyBody::Upstream(_, _, tally) => tally.exit = Some(Box::new(exit)),
+            ProxyBody::Upstream(_, _, tally) | ProxyBody::Direct(_, tally) => {
+                tally.exit = Some(Box::new(exit))
+            }
             _ => exit.run(0, 0),
         }
     }
@@ -309,6 +318,15 @@ impl Body for ProxyBody {
                 }
                 polled.map(|f| f.map(|r| r.map_err(BodyError::Hyper)))
             }
+            ProxyBody::Direct(inner, tally) => {
+                let polled = Pin::new(&mut **inner).poll_frame(cx);
+                if let Poll::Ready(Some(Ok(frame))) = &polled {
+                    if let Some(data) = frame.data_ref() {
+                        tally.received += data.remaining() as u64;
+                    }
+                }
+                polled.map(|f| f.map(|r| r.map_err(BodyError::Upstream)))
+            }
         }
     }
 
@@ -317,6 +335,7 @@ impl Body for ProxyBody {
             ProxyBody::Empty => true,
             ProxyBody::Full(bytes) => bytes.is_none(),
             ProxyBody::Stream(inner, ..) | ProxyBody::Upstream(inner, ..) => inner.is_end_stream(),
+            ProxyBody::Direct(inner, _) => inner.is_end_stream(),
         }
     }
 
@@ -327,6 +346,7 @@ impl Body for ProxyBody {
                 SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
             }
             ProxyBody::Stream(inner, ..) | ProxyBody::Upstream(inner, ..) => inner.size_hint(),
+            ProxyBody::Direct(inner, _) => inner.size_hint(),
         }
     }
 }

@@ -4,6 +4,7 @@
 //! checked address, with SNI and certificate verification against the upstream's name.
 
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -12,16 +13,19 @@ use http::{Request, Response, StatusCode, Uri};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 
-use super::body::{Exit, HeadEnd, ProxyBody};
+use super::body::{Exit, HeadEnd, ProxyBody, Tally};
 use super::context::{Arrival, Proxy, RequestFacts};
 use super::exchange::{admit, Life, Refusal};
 use super::forward::{ended, gate, send_to_checked, upstream_failed};
 use super::forwarding::{
     forwardable_host, Forwarding, X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO,
 };
+use super::h1;
 use super::headers::{self, Leg};
+use super::upstream::UpstreamError;
 use crate::config::{Route, UpstreamScheme};
 use crate::policy::decide::HttpFacts;
+use crate::policy::Decision;
 use crate::resolve::{Destination, DestinationError, Host};
 
 /// One route, ready for the hot path.
@@ -110,6 +114,9 @@ pub struct ReverseConnection {
     /// The SNI name of the TLS handshake, lowercase; `None` for plain HTTP or no SNI.
     pub sni: Option<Arc<str>>,
     pub tls: bool,
+    /// The listener's `direct_http1`: HTTP/2 streams may go upstream over the direct
+    /// path's sockets (`h1::send_stream`).
+    pub direct_upstream: bool,
 }
 
 /// The host a request is for: `:authority` (HTTP/2, absolute-form) or `Host`, without
@@ -229,14 +236,7 @@ pub async fn handle(
     let host_value = asked.clone().or_else(|| HeaderValue::from_str(&host).ok());
     set_forwarded(headers, &forwarding, host_value.as_ref());
 
-    let response = send_to_checked(
-        &proxy,
-        &decision,
-        route.destination.port,
-        route.tls_name.clone(),
-        req,
-    )
-    .await;
+    let response = send(&proxy, &conn, &decision, route, req).await;
     let (mut response, addr) = match response {
         Ok(r) => r,
         Err(e) => return Ok(upstream_failed(&proxy, &facts, &decision, &e).await),
@@ -284,6 +284,30 @@ pub async fn handle(
         });
     }
     Ok(response)
+}
+
+/// Sends the request upstream: an HTTP/2 stream with no body over the direct path's
+/// sockets (`h1::send_stream`: no hyper client task nor channel per request), any other
+/// request over hyper's client.
+async fn send(
+    proxy: &Arc<Proxy>,
+    conn: &ReverseConnection,
+    decision: &Decision,
+    route: &CompiledRoute,
+    req: Request<Incoming>,
+) -> Result<(Response<ProxyBody>, SocketAddr), UpstreamError> {
+    let port = route.destination.port;
+    if conn.direct_upstream && h1::takes_stream(proxy, &req, route.tls_name.as_deref(), port) {
+        let (head, _) = req.into_parts();
+        let (response, addr) =
+            h1::send_stream(proxy, decision, port, route.tls_name.as_ref(), &head).await?;
+        let tally = Tally::new(Arc::new(AtomicU64::new(0)));
+        return Ok((
+            response.map(|body| ProxyBody::Direct(Box::new(body), tally)),
+            addr,
+        ));
+    }
+    send_to_checked(proxy, decision, port, route.tls_name.clone(), req).await
 }
 
 /// The forwarding headers ([`Forwarding`]): `X-Forwarded-For`, `-Proto` and `-Host` set,

@@ -295,6 +295,7 @@ impl AcceptedReverse {
             peer: self.peer,
             sni,
             tls,
+            direct_upstream: self.direct.is_some(),
         });
         let one = OneConnection {
             send_timeout: self.serving.limits.client_send_timeout,

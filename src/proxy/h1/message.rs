@@ -106,6 +106,16 @@ impl ChunkedScanner {
     /// Feeds the next bytes of the body; returns how many of them belong to it — fewer than
     /// given only when the body ended inside them.
     pub fn feed(&mut self, bytes: &[u8]) -> Result<usize, ChunkError> {
+        self.feed_spans(bytes, |_| {})
+    }
+
+    /// As [`feed`](Self::feed), and tells `data` where the chunk data lies in `bytes` (the
+    /// body decoded, for a recipient that does not take the chunks as they are).
+    pub fn feed_spans(
+        &mut self,
+        bytes: &[u8],
+        mut data: impl FnMut(std::ops::Range<usize>),
+    ) -> Result<usize, ChunkError> {
         let mut i = 0;
         while i < bytes.len() {
             let b = bytes[i];
@@ -147,6 +157,7 @@ impl ChunkedScanner {
                         (bytes.len() - i).min(usize::try_from(self.size).unwrap_or(usize::MAX));
                     self.size -= take as u64;
                     self.data += take as u64;
+                    data(i..i + take);
                     i += take;
                     if self.size == 0 {
                         self.state = ChunkState::DataCr;

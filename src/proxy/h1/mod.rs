@@ -6,8 +6,10 @@
 //! block response. Whatever else (HTTP/2, upgrades, streamed or chunked request bodies,
 //! `https` upstreams that chose h2, malformed requests) is handed, with
 //! the connection and the bytes already read, to the hyper path — always before deciding,
-//! so a request is decided once. See `../LIFECYCLE.md`.
+//! so a request is decided once. HTTP/2 streams without a body, decided on hyper's path,
+//! go upstream over the same pooled sockets (`client`). See `../LIFECYCLE.md`.
 
+mod client;
 mod connect;
 mod message;
 mod plan;
@@ -20,6 +22,7 @@ mod serve;
 mod watch;
 mod wire;
 
+pub use client::{send_stream, takes_stream, BodyCut, UpstreamBody};
 pub use connect::serve_connect;
 pub use plan::{ForwardConnection, Site};
 pub use rewind::Rewind;

@@ -1,0 +1,427 @@
+//! HTTP/2 streams sent upstream over the direct path's HTTP/1.1 sockets: a stream that
+//! carries no body (a `GET` or a `HEAD`, most of what browsers send) goes to a plain or an
+//! `https` upstream that speaks HTTP/1.1 without hyper's client — no connection task and no
+//! channel per request, the same pools as the direct path ([`Wire`]). Its response comes
+//! back as a hyper response whose body ([`UpstreamBody`]) reads the socket, decodes the
+//! framing, and gives the socket back to its pool once the body ended exactly on its
+//! boundary. Any other stream keeps hyper's client.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use http::header::{HeaderName, HeaderValue, COOKIE};
+use http::{request, Method, Response, StatusCode, Version};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::message::{
+    ends_chunked, head_end, parse_content_length, push_header, tokens, ChunkedScanner, Framing,
+    Kind, MAX_HEADERS,
+};
+use super::response::is_informational;
+use super::wire::Wire;
+use crate::policy::Decision;
+use crate::proxy::context::Proxy;
+use crate::proxy::upstream::{Connector, Slot, UpstreamError};
+
+/// The largest response head read (as the direct path's).
+const MAX_HEAD: usize = 64 * 1024;
+/// What one read of the response body asks for.
+const READ: usize = 16 * 1024;
+
+/// Whether a request of hyper's path goes upstream here: an HTTP/2 stream with no body,
+/// `GET` or `HEAD`, to an upstream not known to choose h2.
+pub fn takes_stream<B: http_body::Body>(
+    proxy: &Proxy,
+    request: &http::Request<B>,
+    tls_name: Option<&str>,
+    port: u16,
+) -> bool {
+    request.version() == Version::HTTP_2
+        && request.body().is_end_stream()
+        && (request.method() == Method::GET || request.method() == Method::HEAD)
+        && !tls_name.is_some_and(|name| proxy.connector.chose_h2(name, port))
+}
+
+/// Sends the request `head` (its headers as the upstream gets them) to the first checked
+/// address that takes it — over a pooled socket when there is one, a new one when that
+/// one turns out closed — and reads the final response head.
+pub async fn send_stream(
+    proxy: &Arc<Proxy>,
+    decision: &Decision,
+    port: u16,
+    tls_name: Option<&Arc<str>>,
+    head: &request::Parts,
+) -> Result<(Response<UpstreamBody>, SocketAddr), UpstreamError> {
+    let out = request_head(head);
+    let to_head = head.method == Method::HEAD;
+    let connector = &proxy.connector;
+    let pooled = decision.connect.iter().find_map(|ip| {
+        let addr = SocketAddr::new(*ip, port);
+        Wire::take(connector, addr, tls_name).map(|(w, slot)| (w, slot, addr))
+    });
+    if let Some((mut wire, slot, addr)) = pooled {
+        match round_trip(connector, &mut wire, &out, true).await {
+            Ok(buf) => return respond(connector, wire, slot, addr, tls_name, buf, to_head),
+            // GET and HEAD can be sent again: on a new connection.
+            Err(RoundTrip::Stale) => {}
+            Err(RoundTrip::Failed(e)) => return Err(e),
+        }
+    }
+    let started = Instant::now();
+    let (mut wire, addr, slot) =
+        Wire::connect(connector, &decision.connect, port, tls_name).await?;
+    proxy.metrics.observe_connect(started.elapsed());
+    match round_trip(connector, &mut wire, &out, false).await {
+        Ok(buf) => respond(connector, wire, slot, addr, tls_name, buf, to_head),
+        Err(RoundTrip::Stale) => Err(UpstreamError::Broken(
+            "the connection closed before answering".into(),
+        )),
+        Err(RoundTrip::Failed(e)) => Err(e),
+    }
+}
+
+/// The HTTP/1.1 request head of `head`. The cookie crumbs an HTTP/2 client may send as
+/// several fields are joined into one (RFC 9113, 8.2.3).
+fn request_head(head: &request::Parts) -> Vec<u8> {
+    let mut out = Vec::with_capacity(512);
+    out.extend_from_slice(head.method.as_str().as_bytes());
+    out.push(b' ');
+    let target = head.uri.path_and_query().map_or("/", |p| p.as_str());
+    out.extend_from_slice(target.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    for (name, value) in &head.headers {
+        if name != COOKIE {
+            push_header(&mut out, name.as_str().as_bytes(), value.as_bytes());
+        }
+    }
+    let mut cookies = head.headers.get_all(COOKIE).iter();
+    if let Some(first) = cookies.next() {
+        out.extend_from_slice(b"cookie: ");
+        out.extend_from_slice(first.as_bytes());
+        for crumb in cookies {
+            out.extend_from_slice(b"; ");
+            out.extend_from_slice(crumb.as_bytes());
+        }
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
+enum RoundTrip {
+    /// A reused connection that was closed before it answered anything.
+    Stale,
+    Failed(UpstreamError),
+}
+
+/// Writes the request and reads up to the end of the final response head (1xx heads on the
+/// way dropped), within the upstream response timeout.
+async fn round_trip(
+    connector: &Connector,
+    wire: &mut Wire,
+    out: &[u8],
+    reused: bool,
+) -> Result<BytesMut, RoundTrip> {
+    let stale = |e: std::io::Error| {
+        if reused {
+            RoundTrip::Stale
+        } else {
+            RoundTrip::Failed(UpstreamError::Broken(e.to_string()))
+        }
+    };
+    wire.write_all(out).await.map_err(stale)?;
+    wire.flush().await.map_err(stale)?; // TLS: what rustls still holds
+    let read = async {
+        let mut buf = BytesMut::with_capacity(4096);
+        let mut scanned = 0;
+        loop {
+            if let Some(end) = head_end(&buf, scanned) {
+                if is_informational(&buf) {
+                    let _ = buf.split_to(end);
+                    scanned = 0;
+                    continue;
+                }
+                return Ok(buf);
+            }
+            scanned = buf.len();
+            if buf.len() >= MAX_HEAD {
+                return Err(RoundTrip::Failed(UpstreamError::Broken(
+                    "response head too large".into(),
+                )));
+            }
+            buf.reserve(4096);
+            match wire.read_buf(&mut buf).await {
+                Ok(0) if reused && buf.is_empty() => return Err(RoundTrip::Stale),
+                Ok(0) => {
+                    return Err(RoundTrip::Failed(UpstreamError::Broken(
+                        "closed before a whole response head".into(),
+                    )))
+                }
+                Ok(_) => {}
+                Err(e) if buf.is_empty() => return Err(stale(e)),
+                Err(e) => return Err(RoundTrip::Failed(UpstreamError::Broken(e.to_string()))),
+            }
+        }
+    };
+    tokio::time::timeout(connector.settings().response_timeout, read)
+        .await
+        .map_err(|_| RoundTrip::Failed(UpstreamError::ResponseTimeout))?
+}
+
+/// The response whose head starts `buf`, its body to come from `wire`.
+fn respond(
+    connector: &Arc<Connector>,
+    wire: Wire,
+    slot: Slot,
+    addr: SocketAddr,
+    tls_name: Option<&Arc<str>>,
+    mut buf: BytesMut,
+    to_head: bool,
+) -> Result<(Response<UpstreamBody>, SocketAddr), UpstreamError> {
+    let broken = |why: &str| UpstreamError::Broken(format!("bad response head: {why}"));
+    let (head, shape) = {
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut parsed = httparse::Response::new(&mut headers);
+        let len = match parsed.parse(&buf) {
+            Ok(httparse::Status::Complete(len)) => len,
+            Ok(httparse::Status::Partial) => return Err(broken("incomplete")),
+            Err(e) => return Err(broken(&e.to_string())),
+        };
+        let code = parsed.code.unwrap_or(0);
+        if code == 101 {
+            return Err(broken("101 to a request without upgrade"));
+        }
+        let status = StatusCode::from_u16(code).map_err(|_| broken("status"))?;
+        let mut close = parsed.version != Some(1);
+        let (mut length, mut chunked) = (None, None);
+        let mut response = Response::new(());
+        *response.status_mut() = status;
+        *response.version_mut() = Version::HTTP_11;
+        let map = response.headers_mut();
+        map.reserve(parsed.headers.len());
+        for h in parsed.headers.iter() {
+            match Kind::of(h.name) {
+                Kind::ContentLength => {
+                    let n = parse_content_length(h.value).ok_or_else(|| broken("length"))?;
+                    if length.is_some_and(|l| l != n) {
+                        return Err(broken("two lengths"));
+                    }
+                    length = Some(n);
+                }
+                Kind::TransferEncoding => chunked = Some(ends_chunked(h.value)),
+                Kind::Connection => {
+                    close |= tokens(h.value).any(|t| t.eq_ignore_ascii_case(b"close"));
+                }
+                _ => {}
+            }
+            let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| broken("name"))?;
+            let value = HeaderValue::from_bytes(h.value).map_err(|_| broken("value"))?;
+            map.append(name, value);
+        }
+        let framing = if to_head || code == 204 || code == 304 {
+            Framing::Length(0)
+        } else {
+            match (chunked, length) {
+                (Some(true), _) => Framing::Chunked,
+                (Some(false), _) | (None, None) => Framing::UntilClose,
+                (None, Some(n)) => Framing::Length(n),
+            }
+        };
+        if chunked.is_some() {
+            // The length, if any, is not the body's: the chunks say it.
+            map.remove(http::header::CONTENT_LENGTH);
+        }
+        let reusable = !close && framing != Framing::UntilClose;
+        (response, (len, framing, reusable))
+    };
+    let (len, framing, reusable) = shape;
+    let _ = buf.split_to(len);
+    let body = UpstreamBody {
+        wire: Some((wire, slot)),
+        buf,
+        framing,
+        left: match framing {
+            Framing::Length(n) => n,
+            _ => 0,
+        },
+        chunks: ChunkedScanner::default(),
+        ready: VecDeque::new(),
+        home: Home {
+            connector: connector.clone(),
+            addr,
+            tls_name: tls_name.cloned(),
+        },
+        reusable,
+        ended: false,
+    };
+    Ok((head.map(|()| body), addr))
+}
+
+/// Where a socket goes back once its response body ended cleanly.
+struct Home {
+    connector: Arc<Connector>,
+    addr: SocketAddr,
+    tls_name: Option<Arc<str>>,
+}
+
+/// A response body read from an upstream HTTP/1.1 socket and decoded (chunk framing out).
+pub struct UpstreamBody {
+    /// The socket, with its place under the per-address cap, until the body ends.
+    wire: Option<(Wire, Slot)>,
+    /// Bytes read and not decoded yet.
+    buf: BytesMut,
+    framing: Framing,
+    /// `Framing::Length`: the bytes still to come.
+    left: u64,
+    chunks: ChunkedScanner,
+    /// Decoded data not handed out yet (a read can hold several chunks).
+    ready: VecDeque<Bytes>,
+    home: Home,
+    /// The upstream keeps the connection open after this response.
+    reusable: bool,
+    ended: bool,
+}
+
+impl std::fmt::Debug for UpstreamBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamBody")
+            .field("framing", &self.framing)
+            .field("ended", &self.ended)
+            .finish()
+    }
+}
+
+/// Why an upstream response body could not be read to its end.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyCut {
+    #[error("the upstream closed before the end of the body")]
+    Closed,
+    #[error("malformed chunked body from the upstream")]
+    Chunks,
+    #[error("reading the upstream body failed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl UpstreamBody {
+    /// The body ended: its socket goes home if it ended exactly on its boundary.
+    fn end(&mut self) {
+        self.ended = true;
+        if let Some((wire, slot)) = self.wire.take() {
+            if self.reusable && self.buf.is_empty() {
+                let home = &self.home;
+                wire.put_back(&home.connector, home.addr, home.tls_name.as_ref(), slot);
+            }
+        }
+    }
+
+    /// Decodes what `buf` holds; `Some` data when there is some to hand out.
+    fn decode(&mut self) -> Result<Option<Bytes>, BodyCut> {
+        if let Some(data) = self.ready.pop_front() {
+            return Ok(Some(data));
+        }
+        match self.framing {
+            Framing::Length(_) => {
+                let take = self
+                    .buf
+                    .len()
+                    .min(usize::try_from(self.left).unwrap_or(usize::MAX));
+                self.left -= take as u64;
+                let data = self.buf.split_to(take).freeze();
+                if self.left == 0 {
+                    self.end();
+                }
+                Ok((!data.is_empty()).then_some(data))
+            }
+            Framing::UntilClose => Ok((!self.buf.is_empty()).then(|| self.buf.split().freeze())),
+            Framing::Chunked => {
+                if self.buf.is_empty() {
+                    return Ok(None);
+                }
+                let mut spans = Vec::new();
+                let used = self
+                    .chunks
+                    .feed_spans(&self.buf, |span| spans.push(span))
+                    .map_err(|_| BodyCut::Chunks)?;
+                let piece = self.buf.split_to(used).freeze();
+                self.ready
+                    .extend(spans.into_iter().map(|span| piece.slice(span)));
+                if self.chunks.is_done() {
+                    self.end();
+                }
+                Ok(self.ready.pop_front())
+            }
+        }
+    }
+}
+
+impl http_body::Body for UpstreamBody {
+    type Data = Bytes;
+    type Error = BodyCut;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, BodyCut>>> {
+        let this = self.get_mut();
+        loop {
+            match this.decode() {
+                Ok(Some(data)) => return Poll::Ready(Some(Ok(http_body::Frame::data(data)))),
+                Ok(None) if this.ended => return Poll::Ready(None),
+                Ok(None) => {}
+                Err(e) => {
+                    this.ended = true;
+                    this.wire = None;
+                    return Poll::Ready(Some(Err(e)));
+                }
+            }
+            let Some((wire, _)) = this.wire.as_mut() else {
+                return Poll::Ready(None);
+            };
+            this.buf.reserve(READ);
+            match tokio_util::io::poll_read_buf(Pin::new(wire), cx, &mut this.buf) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Ok(0)) if this.framing == Framing::UntilClose => {
+                    this.ended = true;
+                    this.wire = None;
+                    return Poll::Ready(None);
+                }
+                Poll::Ready(Ok(0)) => {
+                    this.ended = true;
+                    this.wire = None;
+                    return Poll::Ready(Some(Err(BodyCut::Closed)));
+                }
+                Poll::Ready(Ok(_)) => {}
+                Poll::Ready(Err(e)) => {
+                    this.ended = true;
+                    this.wire = None;
+                    return Poll::Ready(Some(Err(BodyCut::Io(e))));
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.ended || (self.framing == Framing::Length(0))
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        match self.framing {
+            Framing::Length(_) => http_body::SizeHint::with_exact(self.left),
+            _ => http_body::SizeHint::default(),
+        }
+    }
+}
+
+impl Drop for UpstreamBody {
+    fn drop(&mut self) {
+        // A body with nothing to read (a HEAD, a 204) may be dropped without being polled.
+        if !self.ended && self.framing == Framing::Length(0) {
+            self.end();
+        }
+    }
+}
