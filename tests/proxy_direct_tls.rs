@@ -66,19 +66,7 @@ impl TlsUpstream {
 
 async fn serve(mut tls: tokio_rustls::server::TlsStream<TcpStream>) {
     let mut buf = Vec::new();
-    loop {
-        let end = loop {
-            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                break i + 4;
-            }
-            let mut chunk = [0u8; 4096];
-            match tls.read(&mut chunk).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            }
-        };
-        let head = String::from_utf8_lossy(&buf[..end]).into_owned();
-        buf.drain(..end);
+    while let Some(head) = common::raw::next_head(&mut tls, &mut buf).await {
         let bye = head.starts_with("GET /bye ");
         let reply: &[u8] = if bye {
             b"HTTP/1.1 200 OK\r\nX-Odd-Case: Kept\r\nconnection: close\r\ncontent-length: 3\r\n\r\nbye"

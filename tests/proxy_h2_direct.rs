@@ -15,7 +15,7 @@ use bytes::Bytes;
 use common::client;
 use common::proxy::{policy, standard_overrides, ConfigSpec, Douane, Fixture, RouteSpec};
 use http_body_util::BodyExt;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 
 /// The body of `/big`: several reads, and more than one HTTP/2 flow-control window.
@@ -66,19 +66,7 @@ impl Scripted {
 /// Serves the requests of one connection until the script closes it.
 async fn serve(mut stream: TcpStream, heads: Arc<Mutex<Vec<String>>>) {
     let mut buf = Vec::new();
-    loop {
-        let end = loop {
-            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                break i + 4;
-            }
-            let mut chunk = [0u8; 4096];
-            match stream.read(&mut chunk).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            }
-        };
-        let head = String::from_utf8_lossy(&buf[..end]).into_owned();
-        buf.drain(..end);
+    while let Some(head) = common::raw::next_head(&mut stream, &mut buf).await {
         heads.lock().expect("heads").push(head.clone());
         let path = head.split_whitespace().nth(1).unwrap_or("").to_owned();
         let keep = match path.as_str() {

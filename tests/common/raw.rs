@@ -224,6 +224,22 @@ async fn read_request(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Option<Parse
     Some(parsed)
 }
 
+/// The next request head on `stream` (through its empty line), taken from the front of
+/// `buf`, which keeps what was read beyond it; `None` once the stream ends or fails.
+pub async fn next_head<S: AsyncRead + Unpin>(stream: &mut S, buf: &mut Vec<u8>) -> Option<String> {
+    let end = loop {
+        if let Some(i) = find(buf, b"\r\n\r\n") {
+            break i + 4;
+        }
+        if !fill(stream, buf).await {
+            return None;
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+    buf.drain(..end);
+    Some(head)
+}
+
 async fn fill<S: AsyncRead + Unpin>(stream: &mut S, buf: &mut Vec<u8>) -> bool {
     let mut chunk = [0u8; 16384];
     match stream.read(&mut chunk).await {

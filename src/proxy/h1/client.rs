@@ -223,15 +223,7 @@ fn respond(
             let value = HeaderValue::from_bytes(h.value).map_err(|_| broken("value"))?;
             map.append(name, value);
         }
-        let framing = if to_head || code == 204 || code == 304 {
-            Framing::Length(0)
-        } else {
-            match (chunked, length) {
-                (Some(true), _) => Framing::Chunked,
-                (Some(false), _) | (None, None) => Framing::UntilClose,
-                (None, Some(n)) => Framing::Length(n),
-            }
-        };
+        let framing = Framing::of_response(to_head, code, chunked, length);
         if chunked.is_some() {
             // The length, if any, is not the body's: the chunks say it.
             map.remove(http::header::CONTENT_LENGTH);

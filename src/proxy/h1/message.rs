@@ -59,6 +59,27 @@ pub enum Framing {
     UntilClose,
 }
 
+impl Framing {
+    /// A response's framing: none to a HEAD and for 204 and 304, else chunked when the
+    /// transfer coding ends with it (`chunked`: whether it does, `None` without one), else
+    /// the length, else the end of the connection.
+    pub fn of_response(
+        to_head: bool,
+        status: u16,
+        chunked: Option<bool>,
+        length: Option<u64>,
+    ) -> Framing {
+        if to_head || status == 204 || status == 304 {
+            return Framing::Length(0);
+        }
+        match (chunked, length) {
+            (Some(true), _) => Framing::Chunked,
+            (Some(false), _) | (None, None) => Framing::UntilClose,
+            (None, Some(n)) => Framing::Length(n),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("malformed chunked body")]
 pub struct ChunkError;

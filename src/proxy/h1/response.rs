@@ -73,15 +73,7 @@ impl ResponseShape {
                 _ => {}
             }
         }
-        let framing = if to_head_request || status == 204 || status == 304 {
-            Framing::Length(0)
-        } else {
-            match (chunked, length) {
-                (Some(true), _) => Framing::Chunked,
-                (Some(false), _) | (None, None) => Framing::UntilClose,
-                (None, Some(n)) => Framing::Length(n),
-            }
-        };
+        let framing = Framing::of_response(to_head_request, status, chunked, length);
         let named_by_connection = |name: &str| {
             resp.headers
                 .iter()
