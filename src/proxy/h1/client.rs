@@ -16,14 +16,12 @@ use std::time::Instant;
 use bytes::{Bytes, BytesMut};
 use http::header::{HeaderName, HeaderValue, COOKIE};
 use http::{request, Method, Response, StatusCode, Version};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::message::{
-    ends_chunked, head_end, parse_content_length, push_header, tokens, ChunkedScanner, Framing,
-    Kind, MAX_HEADERS,
+    ends_chunked, parse_content_length, push_header, tokens, ChunkedScanner, Framing, Kind,
+    MAX_HEADERS,
 };
-use super::response::is_informational;
-use super::wire::Wire;
+use super::wire::{SendError, Wire};
 use crate::policy::Decision;
 use crate::proxy::context::Proxy;
 use crate::proxy::upstream::{Connector, Slot, UpstreamError};
@@ -68,21 +66,16 @@ pub async fn send_stream(
         match round_trip(connector, &mut wire, &out, true).await {
             Ok(buf) => return respond(connector, wire, slot, addr, tls_name, buf, to_head),
             // GET and HEAD can be sent again: on a new connection.
-            Err(RoundTrip::Stale) => {}
-            Err(RoundTrip::Failed(e)) => return Err(e),
+            Err(SendError::Stale) => {}
+            Err(e) => return Err(e.into()),
         }
     }
     let started = Instant::now();
     let (mut wire, addr, slot) =
         Wire::connect(connector, &decision.connect, port, tls_name).await?;
     proxy.metrics.observe_connect(started.elapsed());
-    match round_trip(connector, &mut wire, &out, false).await {
-        Ok(buf) => respond(connector, wire, slot, addr, tls_name, buf, to_head),
-        Err(RoundTrip::Stale) => Err(UpstreamError::Broken(
-            "the connection closed before answering".into(),
-        )),
-        Err(RoundTrip::Failed(e)) => Err(e),
-    }
+    let buf = round_trip(connector, &mut wire, &out, false).await?;
+    respond(connector, wire, slot, addr, tls_name, buf, to_head)
 }
 
 /// The HTTP/1.1 request head of `head`. The cookie crumbs an HTTP/2 client may send as
@@ -113,64 +106,21 @@ fn request_head(head: &request::Parts) -> Vec<u8> {
     out
 }
 
-enum RoundTrip {
-    /// A reused connection that was closed before it answered anything.
-    Stale,
-    Failed(UpstreamError),
-}
-
-/// Writes the request and reads up to the end of the final response head (1xx heads on the
-/// way dropped), within the upstream response timeout.
+/// Writes the request and reads up to the end of the final response head, within the
+/// upstream response timeout.
 async fn round_trip(
     connector: &Connector,
     wire: &mut Wire,
     out: &[u8],
     reused: bool,
-) -> Result<BytesMut, RoundTrip> {
-    let stale = |e: std::io::Error| {
-        if reused {
-            RoundTrip::Stale
-        } else {
-            RoundTrip::Failed(UpstreamError::Broken(e.to_string()))
-        }
-    };
-    wire.write_all(out).await.map_err(stale)?;
-    wire.flush().await.map_err(stale)?; // TLS: what rustls still holds
-    let read = async {
-        let mut buf = BytesMut::with_capacity(4096);
-        let mut scanned = 0;
-        loop {
-            if let Some(end) = head_end(&buf, scanned) {
-                if is_informational(&buf) {
-                    let _ = buf.split_to(end);
-                    scanned = 0;
-                    continue;
-                }
-                return Ok(buf);
-            }
-            scanned = buf.len();
-            if buf.len() >= MAX_HEAD {
-                return Err(RoundTrip::Failed(UpstreamError::Broken(
-                    "response head too large".into(),
-                )));
-            }
-            buf.reserve(4096);
-            match wire.read_buf(&mut buf).await {
-                Ok(0) if reused && buf.is_empty() => return Err(RoundTrip::Stale),
-                Ok(0) => {
-                    return Err(RoundTrip::Failed(UpstreamError::Broken(
-                        "closed before a whole response head".into(),
-                    )))
-                }
-                Ok(_) => {}
-                Err(e) if buf.is_empty() => return Err(stale(e)),
-                Err(e) => return Err(RoundTrip::Failed(UpstreamError::Broken(e.to_string()))),
-            }
-        }
-    };
+) -> Result<BytesMut, SendError> {
+    wire.send_request(out, reused).await?;
+    let mut buf = BytesMut::with_capacity(4096);
+    let read = wire.read_head(&mut buf, MAX_HEAD, reused);
     tokio::time::timeout(connector.settings().response_timeout, read)
         .await
-        .map_err(|_| RoundTrip::Failed(UpstreamError::ResponseTimeout))?
+        .map_err(|_| SendError::Failed(UpstreamError::ResponseTimeout))??;
+    Ok(buf)
 }
 
 /// The response whose head starts `buf`, its body to come from `wire`.

@@ -9,10 +9,65 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use bytes::{Buf, BufMut, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 
+use super::message::head_end;
+use super::response::is_informational;
 use crate::proxy::upstream::{Connector, PoolKey, Slot, TlsUpstream, UpstreamError};
+
+/// Why a request got no response head on a connection.
+pub(super) enum SendError {
+    /// Nothing came back on a reused connection: it may have been closed while idle (a
+    /// request that can be sent again goes on a new one).
+    Stale,
+    Failed(UpstreamError),
+}
+
+impl From<SendError> for UpstreamError {
+    fn from(e: SendError) -> UpstreamError {
+        match e {
+            SendError::Stale => {
+                UpstreamError::Broken("the connection closed before answering".into())
+            }
+            SendError::Failed(e) => e,
+        }
+    }
+}
+
+/// A buffer a response head is read into: the direct path's lent `Vec`, an HTTP/2 stream's
+/// `BytesMut` (its body's bytes follow in it).
+pub(super) trait HeadBuf: BufMut + AsRef<[u8]> + Send {
+    /// Drops the first `n` bytes (an informational head).
+    fn consume(&mut self, n: usize);
+    /// Room for the next read when the buffer is full.
+    fn make_room(&mut self);
+}
+
+impl HeadBuf for Vec<u8> {
+    fn consume(&mut self, n: usize) {
+        self.drain(..n);
+    }
+
+    fn make_room(&mut self) {
+        if self.len() == self.capacity() {
+            self.reserve(4096);
+        }
+    }
+}
+
+impl HeadBuf for BytesMut {
+    fn consume(&mut self, n: usize) {
+        self.advance(n);
+    }
+
+    fn make_room(&mut self) {
+        if self.len() == self.capacity() {
+            self.reserve(4096);
+        }
+    }
+}
 
 /// One upstream connection of the direct path.
 pub(super) enum Wire {
@@ -69,6 +124,72 @@ impl Wire {
             (Wire::Tls(s), Some(name)) => connector.put_back_tls(key(addr, name), s, slot),
             (Wire::Tls(_), None) => {}
         }
+    }
+}
+
+impl Wire {
+    /// Writes a request (a TLS session's pending bytes flushed). A reused connection that
+    /// fails here is `Stale`.
+    pub(super) async fn send_request(
+        &mut self,
+        request: &[u8],
+        reused: bool,
+    ) -> Result<(), SendError> {
+        let sent = async {
+            self.write_all(request).await?;
+            self.flush().await
+        };
+        sent.await.map_err(|e| stale_or(e, reused))
+    }
+
+    /// Reads up to the end of the final response head into `buf` (empty at the start);
+    /// 1xx informational heads on the way are dropped (douane sends no `Expect`). Returns
+    /// the head's length; the bytes after it stay in `buf`. A head longer than `max` fails.
+    pub(super) async fn read_head<B: HeadBuf>(
+        &mut self,
+        buf: &mut B,
+        max: usize,
+        reused: bool,
+    ) -> Result<usize, SendError> {
+        let mut scanned = 0;
+        loop {
+            if let Some(end) = head_end(buf.as_ref(), scanned) {
+                if is_informational(buf.as_ref()) {
+                    buf.consume(end);
+                    scanned = 0;
+                    continue;
+                }
+                return Ok(end);
+            }
+            let len = buf.as_ref().len();
+            scanned = len;
+            if len >= max {
+                return Err(SendError::Failed(UpstreamError::Broken(
+                    "response head too large".into(),
+                )));
+            }
+            buf.make_room();
+            match self.read_buf(buf).await {
+                Ok(0) if reused && len == 0 => return Err(SendError::Stale),
+                Ok(0) => {
+                    return Err(SendError::Failed(UpstreamError::Broken(
+                        "closed before a whole response head".into(),
+                    )))
+                }
+                Ok(_) => {}
+                Err(e) if len == 0 => return Err(stale_or(e, reused)),
+                Err(e) => return Err(SendError::Failed(UpstreamError::Broken(e.to_string()))),
+            }
+        }
+    }
+}
+
+/// A failure before any answer: stale on a reused connection, else broken.
+fn stale_or(e: io::Error, reused: bool) -> SendError {
+    if reused {
+        SendError::Stale
+    } else {
+        SendError::Failed(UpstreamError::Broken(e.to_string()))
     }
 }
 
