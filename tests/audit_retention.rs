@@ -9,7 +9,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::client;
-use common::proxy::{policy, standard_overrides, ConfigSpec, Fixture};
+use common::proxy::{Engine, Fixture};
 use common::upstream;
 use douane::audit::{AuditConfig, AuditEvent, AuditWriter};
 use douane::policy::{Decision, Outcome};
@@ -54,11 +54,7 @@ fn douane(args: &[&str], fx: &Fixture) -> (bool, String) {
 async fn douane_prunes_old_records_by_itself_and_the_log_still_verifies() {
     let fx = Fixture::new();
     let port = upstream::start(&["127.0.0.2", "127.0.0.3"], None).await;
-    fx.write_policy(&policy("all", "enforce", &[port], ""));
-    fx.write_config(&ConfigSpec {
-        overrides: standard_overrides(),
-        ..ConfigSpec::default()
-    });
+    fx.write_enforcing(Engine::Direct, port, Vec::new());
     let config = std::fs::read_to_string(fx.path("douane.toml")).unwrap();
     let config = config.replace(
         "path = \"audit/douane-audit.jsonl\"",

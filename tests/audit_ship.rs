@@ -10,7 +10,7 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use common::client;
-use common::proxy::{free_port, policy, standard_overrides, ConfigSpec, Douane, Fixture};
+use common::proxy::{free_port, Douane, Engine, Fixture};
 use common::upstream;
 
 fn rsyslog_available() -> bool {
@@ -150,11 +150,7 @@ async fn every_record_reaches_rsyslog_exactly_once_across_restarts() {
     let syslog_port = free_port();
 
     let port = upstream::start(&["127.0.0.2", "127.0.0.3"], None).await;
-    fx.write_policy(&policy("all", "enforce", &[port], ""));
-    fx.write_config(&ConfigSpec {
-        overrides: standard_overrides(),
-        ..ConfigSpec::default()
-    });
+    fx.write_enforcing(Engine::Direct, port, Vec::new());
     let mut config = std::fs::read_to_string(fx.path("douane.toml")).expect("config");
     config.push_str(&format!(
         "\n[audit.ship]\naddress = \"127.0.0.1:{syslog_port}\"\nserver_name = \"localhost\"\nca_file = \"ca.pem\"\nhostname = \"mairie-test\"\npoll_ms = 50\n"

@@ -15,12 +15,7 @@ const JSON: [(&str, &str); 1] = [("accept", "application/json")];
 async fn enforcing(engine: Engine) -> (Fixture, u16) {
     let fx = Fixture::new();
     let port = upstream::start(&["127.0.0.2", "127.0.0.3"], None).await;
-    fx.write_policy(&policy("all", "enforce", &[port], ""));
-    fx.write_config(&ConfigSpec {
-        engine,
-        overrides: standard_overrides(),
-        ..ConfigSpec::default()
-    });
+    fx.write_enforcing(engine, port, Vec::new());
     (fx, port)
 }
 

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::client;
-use common::proxy::{policy, standard_overrides, ConfigSpec, Douane, Fixture, RouteSpec};
+use common::proxy::{Douane, Engine, Fixture, RouteSpec};
 use http_body_util::BodyExt;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
@@ -128,12 +128,8 @@ async fn write(stream: &mut TcpStream, bytes: &[u8]) -> bool {
 }
 
 async fn start(fx: &Fixture, upstream: &Scripted) -> Douane {
-    fx.write_policy(&policy("all", "enforce", &[upstream.port], ""));
-    fx.write_config(&ConfigSpec {
-        overrides: standard_overrides(),
-        routes: vec![RouteSpec::app(format!("http://fr.test:{}", upstream.port))],
-        ..ConfigSpec::default()
-    });
+    let route = RouteSpec::app(format!("http://fr.test:{}", upstream.port));
+    fx.write_enforcing(Engine::Direct, upstream.port, vec![route]);
     fx.start().await
 }
 

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::client;
-use common::proxy::{policy, standard_overrides, ConfigSpec, Fixture, RouteSpec};
+use common::proxy::{Engine, Fixture, RouteSpec};
 use http::{Request, Response};
 use http_body_util::Full;
 use hyper::body::Incoming;
@@ -91,12 +91,8 @@ async fn burst(
 async fn many_streams_of_one_connection_answered_and_their_upstream_connections_kept() {
     let fx = Fixture::new();
     let (port, accepted) = counting_upstream().await;
-    fx.write_policy(&policy("all", "enforce", &[port], ""));
-    fx.write_config(&ConfigSpec {
-        overrides: standard_overrides(),
-        routes: vec![RouteSpec::app(format!("http://fr.test:{port}"))],
-        ..ConfigSpec::default()
-    });
+    let route = RouteSpec::app(format!("http://fr.test:{port}"));
+    fx.write_enforcing(Engine::Direct, port, vec![route]);
     let douane = fx.start().await;
 
     let stream = TcpStream::connect(douane.reverse).await.expect("connect");

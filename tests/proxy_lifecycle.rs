@@ -6,7 +6,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::client;
-use common::proxy::{policy, standard_overrides, ConfigSpec, Douane, Engine, Fixture};
+use common::proxy::{policy, Douane, Engine, Fixture};
 use common::upstream::{self, SLOW_CHUNKS};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
@@ -14,12 +14,7 @@ use hyper::body::Incoming;
 async fn start(engine: Engine) -> (Fixture, Douane, u16) {
     let fx = Fixture::new();
     let port = upstream::start(&["127.0.0.2", "127.0.0.3"], None).await;
-    fx.write_policy(&policy("all", "enforce", &[port], ""));
-    fx.write_config(&ConfigSpec {
-        engine,
-        overrides: standard_overrides(),
-        ..ConfigSpec::default()
-    });
+    fx.write_enforcing(engine, port, Vec::new());
     let douane = fx.start().await;
     (fx, douane, port)
 }

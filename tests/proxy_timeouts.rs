@@ -58,6 +58,19 @@ where
     out
 }
 
+/// An absolute-form `GET` of `http://fr.test:PORT{path}` through the forward listener on
+/// a connection of its own; the whole answer, as text (what came within 10 s).
+async fn forward_get(proxy: std::net::SocketAddr, port: u16, path: String) -> String {
+    let mut client = TcpStream::connect(proxy).await.unwrap();
+    let request = format!(
+        "GET http://fr.test:{port}{path} HTTP/1.1\r\nHost: fr.test:{port}\r\nConnection: close\r\n\r\n"
+    );
+    client.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), client.read_to_end(&mut answer)).await;
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
 async fn until(what: impl Fn() -> bool, within: Duration) -> bool {
     let started = Instant::now();
     while started.elapsed() < within {
@@ -74,16 +87,7 @@ on_both_engines! {
         let (_fx, douane, up) =
             start_with(engine, "max_upstream_connections_per_address = 2\n").await;
         let port = up.port;
-        let requests = (0..6).map(|i| async move {
-            let mut client = TcpStream::connect(douane.forward).await.unwrap();
-            let request = format!(
-                "GET http://fr.test:{port}/slow{i} HTTP/1.1\r\nHost: fr.test:{port}\r\nConnection: close\r\n\r\n"
-            );
-            client.write_all(request.as_bytes()).await.unwrap();
-            let mut answer = Vec::new();
-            let _ = tokio::time::timeout(Duration::from_secs(10), client.read_to_end(&mut answer)).await;
-            String::from_utf8_lossy(&answer).into_owned()
-        });
+        let requests = (0..6).map(|i| forward_get(douane.forward, port, format!("/slow{i}")));
         let answers = futures_join_all(requests).await;
         let ok = answers.iter().filter(|a| a.starts_with("HTTP/1.1 200")).count();
         let capped = answers.iter().filter(|a| a.starts_with("HTTP/1.1 503")).count();
@@ -99,16 +103,8 @@ on_both_engines! {
         let (_fx, douane, up) =
             start_with(engine, "max_upstream_connections_per_address = 2\n").await;
         let port = up.port;
-        let get = move |path: &'static str| async move {
-            let mut client = TcpStream::connect(douane.forward).await.unwrap();
-            let request = format!(
-                "GET http://fr.test:{port}{path} HTTP/1.1\r\nHost: fr.test:{port}\r\nConnection: close\r\n\r\n"
-            );
-            client.write_all(request.as_bytes()).await.unwrap();
-            let mut answer = Vec::new();
-            let _ = tokio::time::timeout(Duration::from_secs(10), client.read_to_end(&mut answer)).await;
-            String::from_utf8_lossy(&answer).into_owned()
-        };
+        let forward = douane.forward;
+        let get = move |path: &str| forward_get(forward, port, path.to_owned());
         // Two at once: two upstream connections, both pooled once answered, at the cap.
         let answers = futures_join_all(["/slow-a", "/slow-b"].into_iter().map(get)).await;
         assert!(answers.iter().all(|a| a.starts_with("HTTP/1.1 200")), "{engine:?}: {answers:?}");

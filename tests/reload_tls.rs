@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::client;
-use common::proxy::{policy, standard_overrides, ConfigSpec, Douane, Fixture, RouteSpec};
+use common::proxy::{Douane, Engine, Fixture, RouteSpec};
 use common::upstream;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
@@ -21,12 +21,8 @@ use tokio::net::TcpStream;
 async fn start() -> (Fixture, Douane) {
     let fx = Fixture::new();
     let port = upstream::start(&["127.0.0.2"], None).await;
-    fx.write_policy(&policy("all", "enforce", &[port], ""));
-    fx.write_config(&ConfigSpec {
-        overrides: standard_overrides(),
-        routes: vec![RouteSpec::app(format!("http://fr.test:{port}"))],
-        ..ConfigSpec::default()
-    });
+    let route = RouteSpec::app(format!("http://fr.test:{port}"));
+    fx.write_enforcing(Engine::Direct, port, vec![route]);
     let douane = fx.start().await;
     (fx, douane)
 }

@@ -220,6 +220,19 @@ impl Fixture {
         std::fs::write(self.path("policies/00-test.toml"), text).expect("policy");
     }
 
+    /// The set-up most proxy tests start from: the standard policy enforced for the
+    /// upstream `port` (`us.test` blocked, `fr.test` allowed), and a config with the
+    /// standard name overrides, `engine` and `routes`.
+    pub fn write_enforcing(&self, engine: Engine, port: u16, routes: Vec<RouteSpec>) {
+        self.write_policy(&policy("all", "enforce", &[port], ""));
+        self.write_config(&ConfigSpec {
+            engine,
+            overrides: standard_overrides(),
+            routes,
+            ..ConfigSpec::default()
+        });
+    }
+
     pub fn write_config(&self, spec: &ConfigSpec) {
         if let Some(token) = spec.admin_token {
             std::fs::write(self.path("admin-token"), format!("{token}\n")).expect("token");
