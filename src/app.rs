@@ -17,7 +17,7 @@ use crate::diag::Errors;
 use crate::metrics::Metrics;
 use crate::proxy::context::Proxy;
 use crate::proxy::reverse::RouteTable;
-use crate::proxy::server::{serve_forward, serve_reverse, ReverseSite, Serving};
+use crate::proxy::server::{serve_worker, ForwardSite, ReverseSite, Serving, WorkerListeners};
 use crate::proxy::upstream::{Connector, ConnectorSettings};
 use crate::reload::{OpsMetrics, Reloader};
 use crate::resolve::Resolver;
@@ -55,7 +55,8 @@ pub fn init_tracing(config: &Config) {
 
 /// `douane run`: loads and checks everything, binds the listeners, serves until SIGTERM or
 /// SIGINT, then drains.
-pub async fn run(config_path: &Path) -> anyhow::Result<()> {
+pub async fn run(config_path: &Path, workers: usize) -> anyhow::Result<()> {
+    let workers = workers.max(1);
     let config = Config::load(config_path).map_err(InvalidSetup)?;
     crate::startup::require_a_listener(&config)?;
     init_tracing(&config);
@@ -89,6 +90,7 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
             max_per_address: config.limits.max_upstream_connections_per_address,
             parent_proxy: config.upstream.parent_proxy.clone(),
             parent_proxy_authorization: config.upstream.parent_proxy_authorization.clone(),
+            workers,
         },
     ));
     keep_alive_past_file_size_limit();
@@ -101,13 +103,14 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
         None => None,
     };
 
-    // Bind everything before serving anything: a taken port fails the start, cleanly.
-    let forward = match &config.forward {
-        Some(f) => Some((
-            startup::bind(f.listen, &f.name, &f.listen_at).await?,
-            Arc::<str>::from(f.name.as_str()),
-            f.direct_http1,
-        )),
+    // Bind everything before serving anything: a taken port fails the start, cleanly. Each
+    // proxy listener gets one socket per worker.
+    let mut forward = match &config.forward {
+        Some(f) => Some(Bound {
+            sockets: startup::bind_for_workers(f.listen, workers, &f.name, &f.listen_at)?,
+            name: Arc::<str>::from(f.name.as_str()),
+            site: f.direct_http1,
+        }),
         None => None,
     };
     let mut reverse = Vec::new();
@@ -124,12 +127,19 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
         };
         let routes = Arc::new(ArcSwap::from_pointee(table));
         route_tables.push((listener.name.clone(), routes.clone()));
-        reverse.push(ReverseSite {
-            listener: startup::bind(listener.listen, &listener.name, &listener.listen_at).await?,
+        reverse.push(Bound {
+            sockets: startup::bind_for_workers(
+                listener.listen,
+                workers,
+                &listener.name,
+                &listener.listen_at,
+            )?,
             name: Arc::<str>::from(listener.name.as_str()),
-            routes,
-            tls: acceptor,
-            direct_http1: listener.direct_http1,
+            site: ReverseSettings {
+                routes,
+                tls: acceptor,
+                direct_http1: listener.direct_http1,
+            },
         });
     }
     let admin_listener = match &config.admin {
@@ -137,12 +147,8 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
         None => None,
     };
     let mut own_addresses: Vec<SocketAddr> = Vec::new();
-    own_addresses.extend(forward.iter().filter_map(|(l, ..)| l.local_addr().ok()));
-    own_addresses.extend(
-        reverse
-            .iter()
-            .filter_map(|site| site.listener.local_addr().ok()),
-    );
+    own_addresses.extend(forward.iter().filter_map(|b| b.address().ok()));
+    own_addresses.extend(reverse.iter().filter_map(|b| b.address().ok()));
     own_addresses.extend(admin_listener.iter().filter_map(|l| l.local_addr().ok()));
 
     let mut proxy = Proxy::new(
@@ -171,20 +177,43 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
         shutdown: shutdown_rx.clone(),
     };
 
-    let mut tasks = tokio::task::JoinSet::new();
-    if let Some((listener, name, direct_http1)) = forward {
-        tracing::info!(listener = &*name, address = %listener.local_addr()?, direct_http1, "forward proxy listening");
-        tasks.spawn(serve_forward(serving.clone(), listener, name, direct_http1));
+    if let Some(f) = &forward {
+        tracing::info!(listener = &*f.name, address = %f.address()?, direct_http1 = f.site, workers, "forward proxy listening");
     }
-    for site in reverse {
+    for site in &reverse {
         tracing::info!(
             listener = &*site.name,
-            address = %site.listener.local_addr()?,
-            tls = site.tls.is_some(),
-            direct_http1 = site.direct_http1,
+            address = %site.address()?,
+            tls = site.site.tls.is_some(),
+            direct_http1 = site.site.direct_http1,
+            workers,
             "reverse proxy listening"
         );
-        tasks.spawn(serve_reverse(serving.clone(), site));
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut other_workers = Vec::new();
+    // The last sockets go to the last worker: popped from the end, worker 0 (this thread)
+    // takes the first ones.
+    for index in (0..workers).rev() {
+        let runtime = (index > 0).then(crate::workers::runtime).transpose()?;
+        let listeners = {
+            // Sockets are registered with the runtime of the worker that serves them.
+            let _entered = runtime.as_ref().map(tokio::runtime::Runtime::enter);
+            WorkerListeners {
+                forward: forward.as_mut().map(Bound::forward_site).transpose()?,
+                reverse: reverse
+                    .iter_mut()
+                    .map(Bound::reverse_site)
+                    .collect::<std::io::Result<_>>()?,
+            }
+        };
+        let serve = serve_worker(serving.clone(), listeners);
+        match runtime {
+            Some(runtime) => other_workers.push(crate::workers::spawn(index, runtime, serve)?),
+            None => {
+                tasks.spawn(serve);
+            }
+        }
     }
     if let Some(listener) = admin_listener {
         let authorization = match config.admin.as_ref().and_then(|a| a.token_file.as_ref()) {
@@ -234,8 +263,68 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
     );
     let _ = shutdown_tx.send(true);
     while tasks.join_next().await.is_some() {}
+    for finished in other_workers {
+        let _ = finished.await;
+    }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// A proxy listener's sockets, one per worker, with what its accept loops need.
+struct Bound<S> {
+    sockets: Vec<std::net::TcpListener>,
+    name: Arc<str>,
+    site: S,
+}
+
+/// What a reverse listener's accept loops share across workers.
+struct ReverseSettings {
+    routes: Arc<ArcSwap<RouteTable>>,
+    tls: Option<TlsAcceptor>,
+    direct_http1: bool,
+}
+
+impl<S> Bound<S> {
+    /// The address bound (port 0 in tests becomes a real port, the same for every worker).
+    fn address(&self) -> std::io::Result<SocketAddr> {
+        match self.sockets.first() {
+            Some(socket) => socket.local_addr(),
+            None => Err(std::io::Error::other("a listener without a socket")),
+        }
+    }
+
+    /// The next worker's socket, registered with the runtime entered.
+    fn take_socket(&mut self) -> std::io::Result<tokio::net::TcpListener> {
+        let socket = self.sockets.pop().ok_or_else(|| {
+            std::io::Error::other(format!(
+                "listener `{}`: no socket left for a worker",
+                self.name
+            ))
+        })?;
+        tokio::net::TcpListener::from_std(socket)
+    }
+}
+
+impl Bound<bool> {
+    fn forward_site(&mut self) -> std::io::Result<ForwardSite> {
+        Ok(ForwardSite {
+            listener: self.take_socket()?,
+            name: self.name.clone(),
+            direct_http1: self.site,
+        })
+    }
+}
+
+impl Bound<ReverseSettings> {
+    fn reverse_site(&mut self) -> std::io::Result<ReverseSite> {
+        Ok(ReverseSite {
+            listener: self.take_socket()?,
+            name: self.name.clone(),
+            routes: self.site.routes.clone(),
+            tls: self.site.tls.clone(),
+            direct_http1: self.site.direct_http1,
+        })
+    }
 }
 
 /// The route table of the reverse listener `listener`, from the routes of `config`.

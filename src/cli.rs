@@ -20,9 +20,9 @@ pub struct Cli {
 pub struct RunArgs {
     #[command(flatten)]
     pub config: ConfigArg,
-    /// Threads that serve connections; default: one per CPU douane may run on. With 1,
-    /// everything runs on a single-threaded runtime (no work stealing: the lowest latency
-    /// on one core).
+    /// Worker threads that serve connections; default: one per CPU douane may run on. Each
+    /// has its own runtime, listening sockets (SO_REUSEPORT) and upstream pools, and keeps a
+    /// connection from accept to close; with 1, douane serves on its main thread.
     #[arg(long, env = "DOUANE_WORKERS", value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub workers: Option<u16>,
 }

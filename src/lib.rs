@@ -42,3 +42,4 @@ pub mod startup;
 pub mod state;
 pub mod tls;
 pub mod update;
+pub mod workers;

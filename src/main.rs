@@ -33,15 +33,10 @@ fn dispatch(command: Command) -> anyhow::Result<Exit> {
             let workers = args.workers.map(usize::from).unwrap_or_else(|| {
                 std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
             });
-            let mut runtime = if workers == 1 {
-                tokio::runtime::Builder::new_current_thread()
-            } else {
-                let mut builder = tokio::runtime::Builder::new_multi_thread();
-                builder.worker_threads(workers);
-                builder
-            };
-            let runtime = runtime.enable_all().build()?;
-            runtime.block_on(douane::app::run(&args.config.config))?;
+            // The main thread's runtime is worker 0's; the others make their own
+            // (`douane::workers`).
+            let runtime = douane::workers::runtime()?;
+            runtime.block_on(douane::app::run(&args.config.config, workers))?;
             Ok(Exit::Success)
         }
         Command::Check(args) => Ok(commands::check::run(&args.config)),

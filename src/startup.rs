@@ -53,6 +53,44 @@ pub async fn bind(
         .map_err(|e| invalid_at(at.error(bind_message(address, name, &e))))
 }
 
+/// Binds one listening socket per worker on `address` (`SO_REUSEPORT`: the kernel spreads
+/// new connections over them), or a single plain one for one worker. The address is first
+/// bound alone, without `SO_REUSEPORT`: a port that another program holds, another douane
+/// included, fails the start as it does with one worker, instead of douane quietly sharing
+/// it; and port 0 becomes one real port for every worker.
+pub fn bind_for_workers(
+    address: SocketAddr,
+    workers: usize,
+    name: &str,
+    at: &Place,
+) -> Result<Vec<std::net::TcpListener>, InvalidSetup> {
+    let failed = |e: io::Error| invalid_at(at.error(bind_message(address, name, &e)));
+    let alone = bind_one(address, false).map_err(failed)?;
+    if workers <= 1 {
+        return Ok(vec![alone]);
+    }
+    let address = alone.local_addr().map_err(failed)?;
+    drop(alone);
+    (0..workers)
+        .map(|_| bind_one(address, true).map_err(failed))
+        .collect()
+}
+
+/// A non-blocking listening socket on `address` (`SO_REUSEADDR`, a backlog of 1024, as
+/// tokio's own `bind`).
+fn bind_one(address: SocketAddr, reuse_port: bool) -> io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(address), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    if reuse_port {
+        socket.set_reuse_port(true)?;
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&address.into())?;
+    socket.listen(1024)?;
+    Ok(socket.into())
+}
+
 fn bind_message(address: SocketAddr, name: &str, e: &io::Error) -> String {
     let what = format!("listener `{name}` cannot listen on {address}");
     match e.kind() {

@@ -62,6 +62,7 @@ pub(crate) struct Families {
     // Connections.
     pub connections_active: IntGaugeVec,
     pub connections_refused: IntCounterVec,
+    pub worker_connections: IntCounterVec,
     // What is loaded.
     pub policy_info: IntGaugeVec,
     pub policy_rules: IntGauge,
@@ -226,6 +227,12 @@ impl Families {
                 "douane_connections_refused_total",
                 "Client connections closed at accept because the connection limit was reached, by listener.",
                 &["listener"],
+            ),
+            worker_connections: counter_vec(
+                r,
+                "douane_worker_connections_total",
+                "Client connections admitted, by worker thread (`--workers`): how evenly the kernel spreads them.",
+                &["worker"],
             ),
             policy_info: gauge_vec(
                 r,

@@ -123,6 +123,8 @@ pub(crate) struct Local {
     sent: PerOutcome<IntCounter>,
     received: PerOutcome<IntCounter>,
     upstream_errors: FxMap<Box<str>, Option<IntCounter>>,
+    /// This thread's worker's accepted connections (a thread runs one worker).
+    worker_connections: Option<IntCounter>,
 }
 
 #[derive(Default)]
@@ -306,6 +308,15 @@ impl Local {
                 .get_or_insert_with(|| f.connections_active.with_label_values(&[listener]))
                 .clone()
         })
+    }
+
+    pub fn worker_accepted(&mut self, f: &Families) {
+        self.worker_connections
+            .get_or_insert_with(|| {
+                let worker = crate::workers::current().to_string();
+                f.worker_connections.with_label_values(&[&*worker])
+            })
+            .inc();
     }
 
     pub fn refused(&mut self, f: &Families, listener: &str) {

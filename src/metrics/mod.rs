@@ -186,7 +186,10 @@ impl Metrics {
 
     /// A client connection accepted on `listener`: counted until the guard is dropped.
     pub fn connection_opened(&self, listener: &str) -> ConnectionGauge {
-        let gauge = with_local(self.id, |l| l.active(&self.f, listener));
+        let gauge = with_local(self.id, |l| {
+            l.worker_accepted(&self.f);
+            l.active(&self.f, listener)
+        });
         gauge.inc();
         ConnectionGauge(gauge)
     }

@@ -562,6 +562,11 @@ fn connections_upstream_errors_and_connects() {
         family(&text, "douane_connections_refused_total"),
         expect(&[("{listener=\"api\"}", 0.0), ("{listener=\"forward\"}", 1.0)])
     );
+    // Three admitted on this thread (worker 0); the refused one is not.
+    assert_eq!(
+        family(&text, "douane_worker_connections_total"),
+        expect(&[("{worker=\"0\"}", 3.0)])
+    );
     let errors = family(&text, "douane_upstream_errors_total");
     assert_eq!(errors["{kind=\"connect_timeout\"}"], 2.0);
     assert_eq!(errors["{kind=\"tls\"}"], 1.0);

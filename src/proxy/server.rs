@@ -34,6 +34,37 @@ pub struct Serving {
     pub shutdown: watch::Receiver<bool>,
 }
 
+/// One worker's listeners: the forward proxy's, if any, and the reverse sites.
+pub struct WorkerListeners {
+    pub forward: Option<ForwardSite>,
+    pub reverse: Vec<ReverseSite>,
+}
+
+/// The forward listener, ready to serve.
+pub struct ForwardSite {
+    pub listener: TcpListener,
+    pub name: Arc<str>,
+    /// Plain `http://` absolute-form requests start on the direct path (`proxy::h1`).
+    pub direct_http1: bool,
+}
+
+/// Runs one worker's accept loops (`crate::workers`); returns once all have drained.
+pub async fn serve_worker(serving: Serving, listeners: WorkerListeners) {
+    let mut loops = tokio::task::JoinSet::new();
+    if let Some(site) = listeners.forward {
+        loops.spawn(serve_forward(
+            serving.clone(),
+            site.listener,
+            site.name,
+            site.direct_http1,
+        ));
+    }
+    for site in listeners.reverse {
+        loops.spawn(serve_reverse(serving.clone(), site));
+    }
+    while loops.join_next().await.is_some() {}
+}
+
 /// The forward listener's accept loop; returns once drained after shutdown. Connections
 /// start on the direct path (plain `http://` absolute-form requests); CONNECT and the rest
 /// go to hyper.
@@ -486,13 +517,16 @@ impl OpenConnections {
         // kernel and wait in the backlog, unserved, until the process exits.
         drop(listener);
         let listener = &*self.name;
-        tracing::info!(listener, connections = self.graceful.count(), "draining");
+        let worker = crate::workers::current();
+        let connections = self.graceful.count();
+        tracing::info!(listener, worker, connections, "draining");
         let direct_open = self.direct_open;
         let both = async { tokio::join!(self.graceful.shutdown(), direct_open.closed()) };
         let grace = self.serving.limits.shutdown_grace;
         if tokio::time::timeout(grace, both).await.is_err() {
             tracing::warn!(
                 listener,
+                worker,
                 "drain deadline reached: closing the remaining connections"
             );
         }

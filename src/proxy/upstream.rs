@@ -145,6 +145,8 @@ pub struct ConnectorSettings {
     pub parent_proxy_authorization: Option<String>,
     /// Upstream connections open at once per checked address; 0: no cap.
     pub max_per_address: usize,
+    /// Worker threads (`crate::workers`), each with its own pools.
+    pub workers: usize,
 }
 
 /// One open upstream connection's place under the per-address cap, given back on drop (it
@@ -167,6 +169,21 @@ pub struct Connector {
     /// HTTP/2 connection, so those requests must not let the upstream pick h2.
     tls_http1: TlsConnector,
     settings: ConnectorSettings,
+    /// One set of pools per worker (`crate::workers`): a connection is registered with the
+    /// runtime of the worker that opened it, and is only ever taken again by that worker.
+    pools: Box<[Pools]>,
+    /// What each `https` upstream (TLS name, port) chose by ALPN when offered h2 and
+    /// http/1.1 on hyper's path: `true` for HTTP/1.1. Written once per new connection, read
+    /// by the direct path, which takes only upstreams known to choose HTTP/1.1.
+    chose_http1: RwLock<AlpnChoices>,
+    /// Connections open per checked address (only counted under a cap). Taken when a
+    /// connection is opened, never for a pooled one.
+    open: Mutex<rustc_hash::FxHashMap<SocketAddr, Arc<AtomicUsize>>>,
+}
+
+/// The idle upstream connections of one worker.
+#[derive(Default)]
+struct Pools {
     idle: Mutex<HashMap<PoolKey, Vec<http1::SendRequest<ProxyBody>>>>,
     h2: Mutex<HashMap<PoolKey, http2::SendRequest<ProxyBody>>>,
     /// Idle plain-HTTP connections of the direct HTTP/1.1 path (`proxy::h1`), by checked
@@ -175,13 +192,6 @@ pub struct Connector {
     /// Idle TLS connections of the direct path (an `https` upstream that chose HTTP/1.1), by
     /// checked address and TLS name: bare TLS streams, with no hyper connection task.
     tls_idle: Mutex<rustc_hash::FxHashMap<PoolKey, Vec<(TlsUpstream, Slot)>>>,
-    /// What each `https` upstream (TLS name, port) chose by ALPN when offered h2 and
-    /// http/1.1 on hyper's path: `true` for HTTP/1.1. Written once per new connection, read
-    /// by the direct path, which takes only upstreams known to choose HTTP/1.1.
-    chose_http1: RwLock<AlpnChoices>,
-    /// Connections open per checked address (only counted under a cap). Taken when a
-    /// connection is opened, never for a pooled one.
-    open: Mutex<rustc_hash::FxHashMap<SocketAddr, Arc<AtomicUsize>>>,
 }
 
 /// Idle HTTP/1.1 connections kept per key; more are closed. As many as the streams one
@@ -204,11 +214,10 @@ impl Connector {
         Connector {
             tls: TlsConnector::from(tls),
             tls_http1: TlsConnector::from(Arc::new(http1)),
+            pools: (0..settings.workers.max(1))
+                .map(|_| Pools::default())
+                .collect(),
             settings,
-            idle: Mutex::new(HashMap::new()),
-            h2: Mutex::new(HashMap::new()),
-            tcp_idle: Mutex::new(Default::default()),
-            tls_idle: Mutex::new(Default::default()),
             chose_http1: RwLock::new(Default::default()),
             open: Mutex::new(Default::default()),
         }
@@ -216,6 +225,18 @@ impl Connector {
 
     pub fn settings(&self) -> &ConnectorSettings {
         &self.settings
+    }
+
+    /// The pools of the worker running this code.
+    fn pools(&self) -> &Pools {
+        &self.pools[crate::workers::current() % self.pools.len()]
+    }
+
+    /// Every worker's pools, this worker's first: an idle connection that holds a place
+    /// under the per-address cap may sit in any of them.
+    fn all_pools(&self) -> impl Iterator<Item = &Pools> {
+        let first = crate::workers::current() % self.pools.len();
+        self.pools[first..].iter().chain(&self.pools[..first])
     }
 
     /// Opens a TCP stream to the first of `addrs` that accepts. Every address given must have
@@ -287,12 +308,12 @@ impl Connector {
     /// A place for `addr` at the cap once an idle hyper connection is closed: its task gives
     /// the place back when it ends, a moment later (waited for up to 50 ms).
     async fn slot_after_closing_idle(&self, addr: SocketAddr) -> Result<Slot, UpstreamError> {
-        let closed = {
-            let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        let closed = self.all_pools().find_map(|pools| {
+            let mut idle = pools.idle.lock().unwrap_or_else(|p| p.into_inner());
             idle.iter_mut()
                 .find(|(key, list)| key.addr == addr && !list.is_empty())
                 .and_then(|(_, list)| list.pop())
-        };
+        });
         if closed.is_none() {
             return Err(UpstreamError::PerAddressCap(addr));
         }
@@ -309,20 +330,20 @@ impl Connector {
     /// Closes one idle pooled connection of the direct path to `addr`, plain or TLS (its
     /// place under the cap is free at once); false when there is none.
     fn close_one_idle(&self, addr: SocketAddr) -> bool {
-        {
-            let mut idle = self.tcp_idle.lock().unwrap_or_else(|p| p.into_inner());
-            if idle.get_mut(&addr).and_then(Vec::pop).is_some() {
-                return true;
+        self.all_pools().any(|pools| {
+            {
+                let mut idle = pools.tcp_idle.lock().unwrap_or_else(|p| p.into_inner());
+                if idle.get_mut(&addr).and_then(Vec::pop).is_some() {
+                    return true;
+                }
             }
-        }
-        {
-            let mut idle = self.tls_idle.lock().unwrap_or_else(|p| p.into_inner());
+            let mut idle = pools.tls_idle.lock().unwrap_or_else(|p| p.into_inner());
             let closed = idle
                 .iter_mut()
                 .filter(|(key, _)| key.addr == addr)
                 .find_map(|(_, list)| list.pop());
             closed.is_some()
-        }
+        })
     }
 
     async fn connect_one(&self, addr: SocketAddr) -> Result<TcpStream, UpstreamError> {
@@ -357,7 +378,7 @@ impl Connector {
 
     fn take_idle(&self, key: &PoolKey, http1_only: bool) -> Option<Sender> {
         if key.tls_name.is_some() && !http1_only {
-            let mut h2 = self.h2.lock().unwrap_or_else(|p| p.into_inner());
+            let mut h2 = self.pools().h2.lock().unwrap_or_else(|p| p.into_inner());
             if let Some(s) = h2.get(key) {
                 if !s.is_closed() {
                     return Some(Sender::H2(s.clone()));
@@ -365,7 +386,7 @@ impl Connector {
                 h2.remove(key);
             }
         }
-        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        let mut idle = self.pools().idle.lock().unwrap_or_else(|p| p.into_inner());
         let list = idle.get_mut(key)?;
         // A connection comes back as soon as its response body ended; its task may not have
         // noticed yet, so "not ready" is fine here (`send` waits for ready), "closed" is not.
@@ -385,7 +406,7 @@ impl Connector {
                 if s.is_closed() {
                     return;
                 }
-                let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+                let mut idle = self.pools().idle.lock().unwrap_or_else(|p| p.into_inner());
                 let list = idle.entry(key).or_default();
                 if list.len() < MAX_IDLE_PER_KEY {
                     list.push(s);
@@ -396,7 +417,11 @@ impl Connector {
 
     /// An idle plain connection to `addr` that is still open, if there is one.
     pub fn take_tcp(&self, addr: SocketAddr) -> Option<(TcpStream, Slot)> {
-        let mut idle = self.tcp_idle.lock().unwrap_or_else(|p| p.into_inner());
+        let mut idle = self
+            .pools()
+            .tcp_idle
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         let list = idle.get_mut(&addr)?;
         while let Some((stream, slot)) = list.pop() {
             // An idle connection has nothing to say: end of stream means the upstream closed
@@ -413,7 +438,11 @@ impl Connector {
 
     /// Gives back a plain connection whose exchange ended cleanly.
     pub fn put_back_tcp(&self, addr: SocketAddr, stream: TcpStream, slot: Slot) {
-        let mut idle = self.tcp_idle.lock().unwrap_or_else(|p| p.into_inner());
+        let mut idle = self
+            .pools()
+            .tcp_idle
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         let list = idle.entry(addr).or_default();
         if list.len() < MAX_IDLE_PER_KEY {
             list.push((stream, slot));
@@ -520,7 +549,11 @@ impl Connector {
 
     /// An idle TLS connection for `key` that is still open, if there is one.
     pub fn take_tls(&self, key: &PoolKey) -> Option<(TlsUpstream, Slot)> {
-        let mut idle = self.tls_idle.lock().unwrap_or_else(|p| p.into_inner());
+        let mut idle = self
+            .pools()
+            .tls_idle
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         let list = idle.get_mut(key)?;
         while let Some((mut stream, slot)) = list.pop() {
             if idle_tls_is_open(&mut stream) {
@@ -532,7 +565,11 @@ impl Connector {
 
     /// Gives back a TLS connection whose exchange ended cleanly.
     pub fn put_back_tls(&self, key: PoolKey, stream: TlsUpstream, slot: Slot) {
-        let mut idle = self.tls_idle.lock().unwrap_or_else(|p| p.into_inner());
+        let mut idle = self
+            .pools()
+            .tls_idle
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         let list = idle.entry(key).or_default();
         if list.len() < MAX_IDLE_PER_KEY {
             list.push((stream, slot));
@@ -585,7 +622,8 @@ impl Connector {
             }
             drop(slot);
         });
-        self.h2
+        self.pools()
+            .h2
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(key.clone(), sender.clone());

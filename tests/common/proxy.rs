@@ -327,7 +327,12 @@ ipv6 = false
 
     /// Starts douane on this fixture and waits until it is ready.
     pub async fn start(&self) -> Douane {
-        Douane::start(self.dir.path()).await
+        Douane::start(self.dir.path(), None).await
+    }
+
+    /// Starts douane with `--workers workers` (without: one per CPU).
+    pub async fn start_workers(&self, workers: u16) -> Douane {
+        Douane::start(self.dir.path(), Some(workers)).await
     }
 
     /// Every audit record written so far but the requests' end records, in file order:
@@ -399,8 +404,13 @@ pub struct Douane {
 }
 
 impl Douane {
-    async fn start(dir: &Path) -> Douane {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_douane"))
+    async fn start(dir: &Path, workers: Option<u16>) -> Douane {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_douane"));
+        match workers {
+            Some(n) => command.env("DOUANE_WORKERS", n.to_string()),
+            None => command.env_remove("DOUANE_WORKERS"),
+        };
+        let mut child = command
             .arg("run")
             .arg("--config")
             .arg(dir.join("douane.toml"))
