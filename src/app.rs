@@ -109,7 +109,9 @@ pub async fn run(config_path: &Path, workers: usize) -> anyhow::Result<()> {
         Some(f) => Some(Bound {
             sockets: startup::bind_for_workers(f.listen, workers, &f.name, &f.listen_at)?,
             name: Arc::<str>::from(f.name.as_str()),
-            site: f.direct_http1,
+            settings: ForwardSettings {
+                direct_http1: f.direct_http1,
+            },
         }),
         None => None,
     };
@@ -135,7 +137,7 @@ pub async fn run(config_path: &Path, workers: usize) -> anyhow::Result<()> {
                 &listener.listen_at,
             )?,
             name: Arc::<str>::from(listener.name.as_str()),
-            site: ReverseSettings {
+            settings: ReverseSettings {
                 routes,
                 tls: acceptor,
                 direct_http1: listener.direct_http1,
@@ -178,14 +180,14 @@ pub async fn run(config_path: &Path, workers: usize) -> anyhow::Result<()> {
     };
 
     if let Some(f) = &forward {
-        tracing::info!(listener = &*f.name, address = %f.address()?, direct_http1 = f.site, workers, "forward proxy listening");
+        tracing::info!(listener = &*f.name, address = %f.address()?, direct_http1 = f.settings.direct_http1, workers, "forward proxy listening");
     }
     for site in &reverse {
         tracing::info!(
             listener = &*site.name,
             address = %site.address()?,
-            tls = site.site.tls.is_some(),
-            direct_http1 = site.site.direct_http1,
+            tls = site.settings.tls.is_some(),
+            direct_http1 = site.settings.direct_http1,
             workers,
             "reverse proxy listening"
         );
@@ -274,7 +276,12 @@ pub async fn run(config_path: &Path, workers: usize) -> anyhow::Result<()> {
 struct Bound<S> {
     sockets: Vec<std::net::TcpListener>,
     name: Arc<str>,
-    site: S,
+    settings: S,
+}
+
+/// What the forward listener's accept loops need beside the socket.
+struct ForwardSettings {
+    direct_http1: bool,
 }
 
 /// What a reverse listener's accept loops share across workers.
@@ -305,12 +312,12 @@ impl<S> Bound<S> {
     }
 }
 
-impl Bound<bool> {
+impl Bound<ForwardSettings> {
     fn forward_site(&mut self) -> std::io::Result<ForwardSite> {
         Ok(ForwardSite {
             listener: self.take_socket()?,
             name: self.name.clone(),
-            direct_http1: self.site,
+            direct_http1: self.settings.direct_http1,
         })
     }
 }
@@ -320,9 +327,9 @@ impl Bound<ReverseSettings> {
         Ok(ReverseSite {
             listener: self.take_socket()?,
             name: self.name.clone(),
-            routes: self.site.routes.clone(),
-            tls: self.site.tls.clone(),
-            direct_http1: self.site.direct_http1,
+            routes: self.settings.routes.clone(),
+            tls: self.settings.tls.clone(),
+            direct_http1: self.settings.direct_http1,
         })
     }
 }
