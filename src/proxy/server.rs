@@ -62,7 +62,13 @@ pub async fn serve_worker(serving: Serving, listeners: WorkerListeners) {
     for site in listeners.reverse {
         loops.spawn(serve_reverse(serving.clone(), site));
     }
-    while loops.join_next().await.is_some() {}
+    while let Some(ended) = loops.join_next().await {
+        // An accept loop only returns once drained; a panic there (a bug) closes this
+        // worker's socket, and the kernel sends new connections to the other workers.
+        if let Err(e) = ended {
+            tracing::error!(worker = crate::workers::current(), error = %e, "an accept loop failed: this worker takes no new connections");
+        }
+    }
 }
 
 /// The forward listener's accept loop; returns once drained after shutdown. Connections
