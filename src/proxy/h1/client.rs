@@ -18,8 +18,7 @@ use http::header::{HeaderName, HeaderValue, COOKIE};
 use http::{request, Method, Response, StatusCode, Version};
 
 use super::message::{
-    ends_chunked, parse_content_length, push_header, tokens, ChunkedScanner, Framing, Kind,
-    MAX_HEADERS,
+    push_header, BadLength, ChunkedScanner, Framing, Kind, ResponseFraming, MAX_HEADERS,
 };
 use super::wire::{SendError, Wire};
 use crate::policy::Decision;
@@ -147,37 +146,27 @@ fn respond(
             return Err(broken("101 to a request without upgrade"));
         }
         let status = StatusCode::from_u16(code).map_err(|_| broken("status"))?;
-        let mut close = parsed.version != Some(1);
-        let (mut length, mut chunked) = (None, None);
+        let mut facts = ResponseFraming::default();
         let mut response = Response::new(());
         *response.status_mut() = status;
         *response.version_mut() = Version::HTTP_11;
         let map = response.headers_mut();
         map.reserve(parsed.headers.len());
         for h in parsed.headers.iter() {
-            match Kind::of(h.name) {
-                Kind::ContentLength => {
-                    let n = parse_content_length(h.value).ok_or_else(|| broken("length"))?;
-                    if length.is_some_and(|l| l != n) {
-                        return Err(broken("two lengths"));
-                    }
-                    length = Some(n);
-                }
-                Kind::TransferEncoding => chunked = Some(ends_chunked(h.value)),
-                Kind::Connection => {
-                    close |= tokens(h.value).any(|t| t.eq_ignore_ascii_case(b"close"));
-                }
-                _ => {}
-            }
+            facts.note(Kind::of(h.name), h.value).map_err(|e| match e {
+                BadLength::Invalid => broken("length"),
+                BadLength::Conflicting => broken("two lengths"),
+            })?;
             let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| broken("name"))?;
             let value = HeaderValue::from_bytes(h.value).map_err(|_| broken("value"))?;
             map.append(name, value);
         }
-        let framing = Framing::of_response(to_head, code, chunked, length);
-        if chunked.is_some() {
+        let framing = facts.framing(to_head, code);
+        if facts.has_transfer_coding() {
             // The length, if any, is not the body's: the chunks say it.
             map.remove(http::header::CONTENT_LENGTH);
         }
+        let close = parsed.version != Some(1) || facts.close;
         let reusable = !close && framing != Framing::UntilClose;
         (response, (len, framing, reusable))
     };

@@ -80,6 +80,66 @@ impl Framing {
     }
 }
 
+/// What the framing headers of a response head say, gathered one header at a time: the
+/// one reading of them for both readers of an upstream head (the direct path's rewrite, an
+/// HTTP/2 stream's response).
+#[derive(Debug, Default)]
+pub struct ResponseFraming {
+    length: Option<u64>,
+    /// Whether the transfer coding ends with `chunked`; `None` without one.
+    chunked: Option<bool>,
+    /// `Connection: close`: the upstream takes no other request on this connection.
+    pub close: bool,
+    /// `Connection` names a header other than `close` and `keep-alive`.
+    pub names_headers: bool,
+}
+
+/// Why a response head's length is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BadLength {
+    /// Not a length.
+    Invalid,
+    /// Two different lengths: a smuggling attempt or a bug.
+    Conflicting,
+}
+
+impl ResponseFraming {
+    /// Notes one header, of kind `kind`.
+    pub fn note(&mut self, kind: Kind, value: &[u8]) -> Result<(), BadLength> {
+        match kind {
+            Kind::ContentLength => {
+                let n = parse_content_length(value).ok_or(BadLength::Invalid)?;
+                if self.length.is_some_and(|l| l != n) {
+                    return Err(BadLength::Conflicting);
+                }
+                self.length = Some(n);
+            }
+            Kind::TransferEncoding => self.chunked = Some(ends_chunked(value)),
+            Kind::Connection => {
+                for t in tokens(value) {
+                    if t.eq_ignore_ascii_case(b"close") {
+                        self.close = true;
+                    } else if !t.eq_ignore_ascii_case(b"keep-alive") {
+                        self.names_headers = true;
+                    }
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Whether the head has a transfer coding: then its length, if any, is not the body's.
+    pub fn has_transfer_coding(&self) -> bool {
+        self.chunked.is_some()
+    }
+
+    /// The body's framing, for a response of `status` to a request (`to_head`: a HEAD).
+    pub fn framing(&self, to_head: bool, status: u16) -> Framing {
+        Framing::of_response(to_head, status, self.chunked, self.length)
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("malformed chunked body")]
 pub struct ChunkError;

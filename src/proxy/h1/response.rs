@@ -7,8 +7,7 @@ use std::mem::MaybeUninit;
 use http::Response;
 
 use super::message::{
-    ends_chunked, parse_content_length, push_decimal, push_header, tokens, Framing, Kind,
-    MAX_HEADERS,
+    push_decimal, push_header, tokens, Framing, Kind, ResponseFraming, MAX_HEADERS,
 };
 use crate::proxy::body::ProxyBody;
 use crate::proxy::headers::{response_rule, Rule};
@@ -46,34 +45,15 @@ impl ResponseShape {
         if (100..200).contains(&status) {
             return None; // 101 without having asked for an upgrade
         }
-        let mut upstream_close = resp.version != Some(1);
-        let mut named = false;
-        let (mut length, mut chunked) = (None, None);
+        let mut facts = ResponseFraming::default();
         let mut classes = [Kind::Other; MAX_HEADERS];
         for (h, class) in resp.headers.iter().zip(classes.iter_mut()) {
             *class = Kind::of(h.name);
-            match *class {
-                Kind::ContentLength => {
-                    let n = parse_content_length(h.value)?;
-                    if length.is_some_and(|l| l != n) {
-                        return None; // conflicting lengths: a smuggling attempt or a bug
-                    }
-                    length = Some(n);
-                }
-                Kind::TransferEncoding => chunked = Some(ends_chunked(h.value)),
-                Kind::Connection => {
-                    for t in tokens(h.value) {
-                        if t.eq_ignore_ascii_case(b"close") {
-                            upstream_close = true;
-                        } else if !t.eq_ignore_ascii_case(b"keep-alive") {
-                            named = true;
-                        }
-                    }
-                }
-                _ => {}
-            }
+            facts.note(*class, h.value).ok()?;
         }
-        let framing = Framing::of_response(to_head_request, status, chunked, length);
+        let upstream_close = resp.version != Some(1) || facts.close;
+        let named = facts.names_headers;
+        let framing = facts.framing(to_head_request, status);
         let named_by_connection = |name: &str| {
             resp.headers
                 .iter()
@@ -89,7 +69,7 @@ impl ResponseShape {
         for (h, class) in resp.headers.iter().zip(classes) {
             let pass = match class {
                 Kind::TransferEncoding => framing == Framing::Chunked,
-                Kind::ContentLength => chunked.is_none(),
+                Kind::ContentLength => !facts.has_transfer_coding(),
                 // The body passes as it came: its framing headers with it (above).
                 _ => response_rule(class, named && named_by_connection(h.name)) == Rule::Pass,
             };
