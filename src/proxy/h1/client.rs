@@ -250,6 +250,13 @@ impl UpstreamBody {
         }
     }
 
+    /// The body stops short, or at a close that delimits it: the socket is closed, never
+    /// pooled.
+    fn stop(&mut self) {
+        self.ended = true;
+        self.wire = None;
+    }
+
     /// Decodes what `buf` holds; `Some` data when there is some to hand out.
     fn decode(&mut self) -> Result<Option<Bytes>, BodyCut> {
         if let Some(data) = self.ready.pop_front() {
@@ -305,8 +312,7 @@ impl http_body::Body for UpstreamBody {
                 Ok(None) if this.ended => return Poll::Ready(None),
                 Ok(None) => {}
                 Err(e) => {
-                    this.ended = true;
-                    this.wire = None;
+                    this.stop();
                     return Poll::Ready(Some(Err(e)));
                 }
             }
@@ -316,20 +322,16 @@ impl http_body::Body for UpstreamBody {
             this.buf.reserve(READ);
             match tokio_util::io::poll_read_buf(Pin::new(wire), cx, &mut this.buf) {
                 Poll::Pending => return Poll::Pending,
-                Poll::Ready(Ok(0)) if this.framing == Framing::UntilClose => {
-                    this.ended = true;
-                    this.wire = None;
-                    return Poll::Ready(None);
-                }
                 Poll::Ready(Ok(0)) => {
-                    this.ended = true;
-                    this.wire = None;
+                    this.stop();
+                    if this.framing == Framing::UntilClose {
+                        return Poll::Ready(None);
+                    }
                     return Poll::Ready(Some(Err(BodyCut::Closed)));
                 }
                 Poll::Ready(Ok(_)) => {}
                 Poll::Ready(Err(e)) => {
-                    this.ended = true;
-                    this.wire = None;
+                    this.stop();
                     return Poll::Ready(Some(Err(BodyCut::Io(e))));
                 }
             }
