@@ -59,27 +59,6 @@ pub enum Framing {
     UntilClose,
 }
 
-impl Framing {
-    /// A response's framing: none to a HEAD and for 204 and 304, else chunked when the
-    /// transfer coding ends with it (`chunked`: whether it does, `None` without one), else
-    /// the length, else the end of the connection.
-    pub fn of_response(
-        to_head: bool,
-        status: u16,
-        chunked: Option<bool>,
-        length: Option<u64>,
-    ) -> Framing {
-        if to_head || status == 204 || status == 304 {
-            return Framing::Length(0);
-        }
-        match (chunked, length) {
-            (Some(true), _) => Framing::Chunked,
-            (Some(false), _) | (None, None) => Framing::UntilClose,
-            (None, Some(n)) => Framing::Length(n),
-        }
-    }
-}
-
 /// What the framing headers of a response head say, gathered one header at a time: the
 /// one reading of them for both readers of an upstream head (the direct path's rewrite, an
 /// HTTP/2 stream's response).
@@ -134,9 +113,18 @@ impl ResponseFraming {
         self.chunked.is_some()
     }
 
-    /// The body's framing, for a response of `status` to a request (`to_head`: a HEAD).
+    /// The body's framing, for a response of `status` to a request (`to_head`: a HEAD):
+    /// none to a HEAD and for 204 and 304, else chunked when the transfer coding ends with
+    /// it, else the length, else the end of the connection.
     pub fn framing(&self, to_head: bool, status: u16) -> Framing {
-        Framing::of_response(to_head, status, self.chunked, self.length)
+        if to_head || status == 204 || status == 304 {
+            return Framing::Length(0);
+        }
+        match (self.chunked, self.length) {
+            (Some(true), _) => Framing::Chunked,
+            (Some(false), _) | (None, None) => Framing::UntilClose,
+            (None, Some(n)) => Framing::Length(n),
+        }
     }
 }
 
