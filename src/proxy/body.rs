@@ -122,6 +122,15 @@ impl Tally {
             exit: None,
         }
     }
+
+    /// Counts the bytes of the data frame an upstream body just gave, if it gave one.
+    fn count<E>(&mut self, polled: &Poll<Option<Result<Frame<Bytes>, E>>>) {
+        if let Poll::Ready(Some(Ok(frame))) = polled {
+            if let Some(data) = frame.data_ref() {
+                self.received += data.remaining() as u64;
+            }
+        }
+    }
 }
 
 impl Drop for Tally {
@@ -303,28 +312,17 @@ impl Body for ProxyBody {
             }
             ProxyBody::Upstream(inner, ret, tally) => {
                 let polled = Pin::new(inner).poll_frame(cx);
-                match &polled {
-                    Poll::Ready(Some(Ok(frame))) => {
-                        if let Some(data) = frame.data_ref() {
-                            tally.received += data.remaining() as u64;
-                        }
+                tally.count(&polled);
+                if let Poll::Ready(None) = polled {
+                    if let Some(ret) = ret.take() {
+                        ret.give_back();
                     }
-                    Poll::Ready(None) => {
-                        if let Some(ret) = ret.take() {
-                            ret.give_back();
-                        }
-                    }
-                    _ => {}
                 }
                 polled.map(|f| f.map(|r| r.map_err(BodyError::Hyper)))
             }
             ProxyBody::Direct(inner, tally) => {
                 let polled = Pin::new(&mut **inner).poll_frame(cx);
-                if let Poll::Ready(Some(Ok(frame))) = &polled {
-                    if let Some(data) = frame.data_ref() {
-                        tally.received += data.remaining() as u64;
-                    }
-                }
+                tally.count(&polled);
                 polled.map(|f| f.map(|r| r.map_err(BodyError::Upstream)))
             }
         }
