@@ -52,12 +52,7 @@ pub struct ForwardSite {
 pub async fn serve_worker(serving: Serving, listeners: WorkerListeners) {
     let mut loops = tokio::task::JoinSet::new();
     if let Some(site) = listeners.forward {
-        loops.spawn(serve_forward(
-            serving.clone(),
-            site.listener,
-            site.name,
-            site.direct_http1,
-        ));
+        loops.spawn(serve_forward(serving.clone(), site));
     }
     for site in listeners.reverse {
         loops.spawn(serve_reverse(serving.clone(), site));
@@ -74,12 +69,12 @@ pub async fn serve_worker(serving: Serving, listeners: WorkerListeners) {
 /// The forward listener's accept loop; returns once drained after shutdown. Connections
 /// start on the direct path (plain `http://` absolute-form requests); CONNECT and the rest
 /// go to hyper.
-pub async fn serve_forward(
-    serving: Serving,
-    listener: TcpListener,
-    name: Arc<str>,
-    direct_http1: bool,
-) {
+pub async fn serve_forward(serving: Serving, site: ForwardSite) {
+    let ForwardSite {
+        listener,
+        name,
+        direct_http1,
+    } = site;
     // hyper-util's builder, HTTP/1.1 only: its connections support both upgrades (CONNECT)
     // and the graceful drain.
     let mut http = auto::Builder::new(TokioExecutor::new()).http1_only();
