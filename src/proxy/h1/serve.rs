@@ -254,7 +254,6 @@ enum Relayed {
     Cut { received: u64 },
 }
 
-/// Where an upstream exchange stands when it fails, to know whether it may be tried again.
 impl Drop for Exchange<'_> {
     fn drop(&mut self) {
         self.give_back();
