@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use common::proxy::{policy, standard_overrides, ConfigSpec, Douane, Fixture, RouteSpec};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
 const BIG: usize = 3 * 1024 * 1024 + 7;
@@ -27,22 +27,10 @@ struct RawUpstream {
 
 impl RawUpstream {
     async fn start() -> RawUpstream {
-        let listener = TcpListener::bind("127.0.0.2:0")
-            .await
-            .expect("bind upstream");
-        let port = listener.local_addr().unwrap().port();
-        let connections = Arc::new(AtomicUsize::new(0));
         let requests = Arc::new(Mutex::new(Vec::new()));
-        let (count, seen) = (connections.clone(), requests.clone());
-        tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    return;
-                };
-                count.fetch_add(1, Ordering::SeqCst);
-                tokio::spawn(serve_raw(stream, seen.clone()));
-            }
-        });
+        let seen = requests.clone();
+        let (port, connections) =
+            common::raw::serve_counted(move |stream| serve_raw(stream, seen.clone())).await;
         RawUpstream {
             port,
             connections,

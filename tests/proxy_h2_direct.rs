@@ -16,7 +16,7 @@ use common::client;
 use common::proxy::{Douane, Engine, Fixture, RouteSpec};
 use http_body_util::BodyExt;
 use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
 /// The body of `/big`: several reads, and more than one HTTP/2 flow-control window.
 const BIG: usize = 3 * 1024 * 1024 + 17;
@@ -31,17 +31,10 @@ struct Scripted {
 
 impl Scripted {
     async fn start() -> Scripted {
-        let listener = TcpListener::bind("127.0.0.2:0").await.expect("bind");
-        let port = listener.local_addr().expect("addr").port();
-        let accepted = Arc::new(AtomicUsize::new(0));
         let heads = Arc::new(Mutex::new(Vec::new()));
-        let (count, seen) = (accepted.clone(), heads.clone());
-        tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                count.fetch_add(1, Ordering::SeqCst);
-                tokio::spawn(serve(stream, seen.clone()));
-            }
-        });
+        let seen = heads.clone();
+        let (port, accepted) =
+            common::raw::serve_counted(move |stream| serve(stream, seen.clone())).await;
         Scripted {
             port,
             accepted,

@@ -7,6 +7,7 @@
 //! origin) and whatever follows is recorded as one more "request".
 #![allow(dead_code)]
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -62,27 +63,42 @@ pub struct RawUpstream {
     pub parsed: Arc<Mutex<Vec<Parsed>>>,
 }
 
+/// Listens on 127.0.0.2 (`fr.test` in the fixtures) and serves each connection with
+/// `serve`, on a task of its own; returns the port and the count of connections accepted.
+pub async fn serve_counted<F, Fut>(serve: F) -> (u16, Arc<AtomicUsize>)
+where
+    F: Fn(TcpStream) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.2:0")
+        .await
+        .expect("bind upstream");
+    let port = listener.local_addr().expect("addr").port();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            count.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(serve(stream));
+        }
+    });
+    (port, accepted)
+}
+
 impl RawUpstream {
     pub async fn start() -> RawUpstream {
-        let listener = TcpListener::bind("127.0.0.2:0")
-            .await
-            .expect("bind raw upstream");
-        let port = listener.local_addr().expect("addr").port();
-        let connections = Arc::new(AtomicUsize::new(0));
         let open = Arc::new(AtomicUsize::new(0));
         let parsed = Arc::new(Mutex::new(Vec::new()));
-        let (count, now, seen) = (connections.clone(), open.clone(), parsed.clone());
-        tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                count.fetch_add(1, Ordering::SeqCst);
-                now.fetch_add(1, Ordering::SeqCst);
-                let (now, seen) = (now.clone(), seen.clone());
-                tokio::spawn(async move {
-                    serve(stream, seen).await;
-                    now.fetch_sub(1, Ordering::SeqCst);
-                });
+        let (now, seen) = (open.clone(), parsed.clone());
+        let (port, connections) = serve_counted(move |stream| {
+            now.fetch_add(1, Ordering::SeqCst);
+            let (now, seen) = (now.clone(), seen.clone());
+            async move {
+                serve(stream, seen).await;
+                now.fetch_sub(1, Ordering::SeqCst);
             }
-        });
+        })
+        .await;
         RawUpstream {
             port,
             connections,
