@@ -85,6 +85,17 @@ async fn serve(mut stream: TcpStream, heads: Arc<Mutex<Vec<String>>>) {
                 return;
             }
             "/head" => write(&mut stream, b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n").await,
+            "/fields" => {
+                // After an informational head, in the same write: repeated names, an empty
+                // value, a tab inside a value, a custom name, and the body's first bytes.
+                write(
+                    &mut stream,
+                    b"HTTP/1.1 103 Early Hints\r\nlink: </a.css>\r\n\r\n\
+                      HTTP/1.1 200 OK\r\nset-cookie: a=1\r\nx-empty:\r\nset-cookie: b=2; Path=/\r\n\
+                      x-tab: left\tright\r\nX-Mixed-Case: Value As Sent\r\ncontent-length: 4\r\n\r\nbody",
+                )
+                .await
+            }
             "/none" => write(&mut stream, b"HTTP/1.1 204 No Content\r\n\r\n").await,
             "/early" => {
                 write(
@@ -321,4 +332,41 @@ async fn cookie_crumbs_reach_an_http1_upstream_as_one_field() {
     let head = upstream.last_head().to_ascii_lowercase();
     assert_eq!(head.matches("\r\ncookie:").count(), 1, "{head}");
     assert!(head.contains("\r\ncookie: a=1; b=2\r\n"), "{head}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn response_fields_reach_the_client_as_the_upstream_sent_them() {
+    let fx = Fixture::new();
+    let upstream = Scripted::start().await;
+    let douane = start(&fx, &upstream).await;
+    let mut sender = h2(&fx, &douane).await;
+    // Twice on one socket: the second head is read where the first one's buffer was.
+    for round in 0..2 {
+        let (status, headers, body) = stream(&mut sender, "GET", "/fields", &[]).await;
+        assert_eq!(
+            (status, body.as_deref()),
+            (200, Ok(&b"body"[..])),
+            "round {round}"
+        );
+        let cookies: Vec<&[u8]> = headers
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.as_bytes())
+            .collect();
+        assert_eq!(cookies, [&b"a=1"[..], &b"b=2; Path=/"[..]], "round {round}");
+        assert_eq!(headers.get("x-empty").map(|v| v.as_bytes()), Some(&b""[..]));
+        assert_eq!(
+            headers.get("x-tab").map(|v| v.as_bytes()),
+            Some(&b"left\tright"[..])
+        );
+        assert_eq!(
+            headers.get("x-mixed-case").map(|v| v.as_bytes()),
+            Some(&b"Value As Sent"[..])
+        );
+        assert!(
+            headers.get("link").is_none(),
+            "the 103's field stays behind"
+        );
+    }
+    assert_eq!(upstream.accepted(), 1, "the socket went home each time");
 }

@@ -63,18 +63,20 @@ pub async fn send_stream(
     });
     if let Some((mut wire, slot, addr)) = pooled {
         match round_trip(connector, &mut wire, &out, true).await {
-            Ok(buf) => return respond(connector, wire, slot, addr, tls_name, buf, to_head),
+            Ok(read) => return respond(connector, wire, slot, addr, tls_name, read, to_head),
             // GET and HEAD can be sent again: on a new connection.
             Err(SendError::Stale) => {}
             Err(e) => return Err(e.into()),
         }
     }
     let started = Instant::now();
+    // Boxed: a new connection (a TLS handshake) is the rare case on a stream, and its
+    // future would otherwise size every stream's.
     let (mut wire, addr, slot) =
-        Wire::connect(connector, &decision.connect, port, tls_name).await?;
+        Box::pin(Wire::connect(connector, &decision.connect, port, tls_name)).await?;
     proxy.metrics.observe_connect(started.elapsed());
-    let buf = round_trip(connector, &mut wire, &out, false).await?;
-    respond(connector, wire, slot, addr, tls_name, buf, to_head)
+    let read = round_trip(connector, &mut wire, &out, false).await?;
+    respond(connector, wire, slot, addr, tls_name, read, to_head)
 }
 
 /// The HTTP/1.1 request head of `head`. The cookie crumbs an HTTP/2 client may send as
@@ -105,6 +107,12 @@ fn request_head(head: &request::Parts) -> Vec<u8> {
     out
 }
 
+/// A final response head as read, and the bytes read after it (the body's first).
+struct HeadRead {
+    head: Bytes,
+    rest: BytesMut,
+}
+
 /// Writes the request and reads up to the end of the final response head, within the
 /// upstream response timeout.
 async fn round_trip(
@@ -112,32 +120,35 @@ async fn round_trip(
     wire: &mut Wire,
     out: &[u8],
     reused: bool,
-) -> Result<BytesMut, SendError> {
+) -> Result<HeadRead, SendError> {
     wire.send_request(out, reused).await?;
-    let mut buf = BytesMut::with_capacity(4096);
-    let read = wire.read_head(&mut buf, MAX_HEAD, reused);
-    tokio::time::timeout(connector.settings().response_timeout, read)
+    let mut rest = BytesMut::with_capacity(4096);
+    let read = wire.read_head(&mut rest, MAX_HEAD, reused);
+    let len = tokio::time::timeout(connector.settings().response_timeout, read)
         .await
         .map_err(|_| SendError::Failed(UpstreamError::ResponseTimeout))??;
-    Ok(buf)
+    // Frozen: the response's header values are slices of it, not copies.
+    let head = rest.split_to(len).freeze();
+    Ok(HeadRead { head, rest })
 }
 
-/// The response whose head starts `buf`, its body to come from `wire`.
+/// The response whose head `read` holds, its body to come from `wire` (after `read.rest`).
 fn respond(
     connector: &Arc<Connector>,
     wire: Wire,
     slot: Slot,
     addr: SocketAddr,
     tls_name: Option<&Arc<str>>,
-    mut buf: BytesMut,
+    read: HeadRead,
     to_head: bool,
 ) -> Result<(Response<UpstreamBody>, SocketAddr), UpstreamError> {
+    let HeadRead { head: raw, rest } = read;
     let broken = |why: &str| UpstreamError::Broken(format!("bad response head: {why}"));
     let (head, shape) = {
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let mut parsed = httparse::Response::new(&mut headers);
-        let len = match parsed.parse(&buf) {
-            Ok(httparse::Status::Complete(len)) => len,
+        match parsed.parse(&raw) {
+            Ok(httparse::Status::Complete(_)) => {}
             Ok(httparse::Status::Partial) => return Err(broken("incomplete")),
             Err(e) => return Err(broken(&e.to_string())),
         };
@@ -158,7 +169,8 @@ fn respond(
                 BadLength::Conflicting => broken("two lengths"),
             })?;
             let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| broken("name"))?;
-            let value = HeaderValue::from_bytes(h.value).map_err(|_| broken("value"))?;
+            let value = HeaderValue::from_maybe_shared(raw.slice_ref(h.value))
+                .map_err(|_| broken("value"))?;
             map.append(name, value);
         }
         let framing = facts.framing(to_head, code);
@@ -168,13 +180,12 @@ fn respond(
         }
         let close = parsed.version != Some(1) || facts.close;
         let reusable = !close && framing != Framing::UntilClose;
-        (response, (len, framing, reusable))
+        (response, (framing, reusable))
     };
-    let (len, framing, reusable) = shape;
-    let _ = buf.split_to(len);
+    let (framing, reusable) = shape;
     let body = UpstreamBody {
         wire: Some((wire, slot)),
-        buf,
+        buf: rest,
         framing,
         left: match framing {
             Framing::Length(n) => n,
