@@ -4,6 +4,7 @@
 //! both ways, and its response body holds the request's exit ([`Exit`]): `finish` runs once
 //! that body is done (relayed, or dropped when the client went away), with the bytes.
 
+use std::borrow::Cow;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -109,7 +110,8 @@ impl PoolReturn {
 /// which the upstream connection polls) and its response body's; and its exit.
 #[derive(Debug)]
 pub struct Tally {
-    sent: Arc<AtomicU64>,
+    /// `None` for a request that had no body to send.
+    sent: Option<Arc<AtomicU64>>,
     received: u64,
     exit: Option<Box<Exit>>,
 }
@@ -117,7 +119,16 @@ pub struct Tally {
 impl Tally {
     pub fn new(sent: Arc<AtomicU64>) -> Tally {
         Tally {
-            sent,
+            sent: Some(sent),
+            received: 0,
+            exit: None,
+        }
+    }
+
+    /// The tally of a request that sent no body (an HTTP/2 `GET` on the direct path).
+    pub fn bodiless() -> Tally {
+        Tally {
+            sent: None,
             received: 0,
             exit: None,
         }
@@ -136,7 +147,8 @@ impl Tally {
 impl Drop for Tally {
     fn drop(&mut self) {
         if let Some(exit) = self.exit.take() {
-            exit.run(self.sent.load(Ordering::Relaxed), self.received);
+            let sent = self.sent.as_ref().map_or(0, |s| s.load(Ordering::Relaxed));
+            exit.run(sent, self.received);
         }
     }
 }
@@ -149,7 +161,7 @@ pub struct Exit {
     listener: Box<str>,
     route: Option<Arc<str>>,
     client: std::net::IpAddr,
-    method: Option<Box<str>>,
+    method: Option<Cow<'static, str>>,
     scheme: &'static str,
     destination: Destination,
     path: Option<Box<str>>,
@@ -160,6 +172,17 @@ pub struct Exit {
     requested_host: Option<Box<str>>,
     sni: Option<Arc<str>>,
     life: Life,
+}
+
+/// A request's method, owned: the common ones without an allocation.
+fn owned_method(method: &str) -> Cow<'static, str> {
+    const COMMON: [&str; 9] = [
+        "GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "CONNECT", "TRACE",
+    ];
+    match COMMON.iter().find(|m| **m == method) {
+        Some(m) => Cow::Borrowed(m),
+        None => Cow::Owned(method.to_owned()),
+    }
 }
 
 impl std::fmt::Debug for Exit {
@@ -181,11 +204,12 @@ pub struct HeadEnd<'a> {
 }
 
 impl Exit {
-    /// The exit of `facts`, to run when the response body is done; takes over its life.
+    /// The exit of `facts`, to run when the response body is done; takes over its life
+    /// and its decision.
     pub fn new(
         proxy: &Arc<Proxy>,
         facts: &RequestFacts<'_>,
-        decision: &Decision,
+        decision: Decision,
         head: HeadEnd<'_>,
     ) -> Exit {
         Exit {
@@ -194,12 +218,12 @@ impl Exit {
             listener: facts.listener.into(),
             route: head.route,
             client: facts.client,
-            method: facts.method.map(Into::into),
+            method: facts.method.map(owned_method),
             scheme: head.scheme,
             destination: facts.destination.clone(),
             path: facts.path.map(Into::into),
             started: facts.started,
-            decision: decision.clone(),
+            decision,
             status: head.end.status,
             upstream: head.end.upstream,
             requested_host: head.end.requested_host.map(Into::into),
@@ -346,5 +370,19 @@ impl Body for ProxyBody {
             ProxyBody::Stream(inner, ..) | ProxyBody::Upstream(inner, ..) => inner.size_hint(),
             ProxyBody::Direct(inner, _) => inner.size_hint(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn common_methods_are_kept_without_a_copy() {
+        assert!(matches!(owned_method("GET"), Cow::Borrowed("GET")));
+        assert!(matches!(owned_method("OPTIONS"), Cow::Borrowed("OPTIONS")));
+        // Methods are case-sensitive (RFC 9110, 9.1): `get` is another method.
+        assert!(matches!(owned_method("get"), Cow::Owned(m) if m == "get"));
+        assert!(matches!(owned_method("PROPFIND"), Cow::Owned(m) if m == "PROPFIND"));
     }
 }

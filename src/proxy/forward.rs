@@ -282,7 +282,7 @@ async fn absolute_form(
                 end: ended(&facts, status, Some(addr)),
                 sni: None,
             };
-            let exit = Exit::new(proxy, &facts, &decision, head);
+            let exit = Exit::new(proxy, &facts, decision, head);
             response.body_mut().finish_at_end(exit);
             response
         }

@@ -3,8 +3,8 @@
 //! destination, per request, so path and method rules apply; the connection goes to a
 //! checked address, with SNI and certificate verification against the upstream's name.
 
+use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -139,175 +139,206 @@ fn asked_host<B>(req: &Request<B>) -> Option<&str> {
 }
 
 /// Handles one request of a reverse connection.
-pub async fn handle(
+#[allow(clippy::manual_async_fn)] // on purpose: see the comment inside
+pub fn handle(
     proxy: Arc<Proxy>,
     conn: Arc<ReverseConnection>,
     mut req: Request<Incoming>,
-) -> Result<Response<ProxyBody>, hyper::Error> {
-    let started = Instant::now();
-    let life = Life::new();
-    let request_id = proxy.next_request_id();
-    let client = proxy.client_address(
-        conn.peer.ip(),
-        req.headers().get(&X_FORWARDED_FOR).map(|v| v.as_bytes()),
-    );
-    let arrival = Arrival {
-        request_id: &request_id,
-        listener: &conn.listener,
-        client,
-        method: req.method().as_str(),
-        host: asked_host(&req),
-        started,
-        life: &life,
-    };
-    if let Err(refusal) = admit(&req) {
-        return Ok(proxy.refused(&arrival, refusal));
-    }
-    let Some(host) = request_host(&req) else {
-        return Ok(proxy.refused(&arrival, Refusal::NoHost));
-    };
-    if conn.sni.as_deref().is_some_and(|sni| sni != host) {
-        return Ok(proxy.refused(&arrival, Refusal::MisdirectedRequest));
-    }
-    let path = req.uri().path().to_owned();
-    let query = req.uri().query().map(str::to_owned);
-    let Some(route) = conn.routes.find(&host, &path) else {
-        return Ok(proxy.refused(&arrival, Refusal::NoRoute));
-    };
-    let target = match req.uri().query() {
-        Some(q) => format!("{}{}?{}", route.base_path, path, q),
-        None => format!("{}{}", route.base_path, path),
-    };
-    let Ok(target) = Uri::try_from(target) else {
-        return Ok(proxy.refused(&arrival, Refusal::BadTarget));
-    };
-    let method = req.method().clone();
-    let asked = req
-        .uri()
-        .authority()
-        .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-        .or_else(|| req.headers().get(header::HOST).cloned());
-    let decision = proxy
-        .check(
+) -> impl Future<Output = Result<Response<ProxyBody>, hyper::Error>> + Send {
+    // An async block, not an `async fn`: an `async fn`'s future holds its arguments twice
+    // (as captured, and as moved into its body), and this one is boxed per HTTP/2 stream.
+    async move {
+        let started = Instant::now();
+        let life = Life::new();
+        let request_id = proxy.next_request_id();
+        let client = proxy.client_address(
+            conn.peer.ip(),
+            req.headers().get(&X_FORWARDED_FOR).map(|v| v.as_bytes()),
+        );
+        let arrival = Arrival {
+            request_id: &request_id,
+            listener: &conn.listener,
             client,
-            &route.destination,
-            Some(HttpFacts {
-                method: method.as_str(),
-                path: &path,
-            }),
-        )
-        .await;
-    let facts = RequestFacts {
-        request_id: &request_id,
-        listener: &conn.listener,
-        route: Some(&route.name),
-        client,
-        method: Some(method.as_str()),
-        scheme: route.scheme.as_str(),
-        destination: &route.destination,
-        path: Some(&path),
-        query: query.as_deref(),
-        requested_host: asked.as_ref().and_then(|h| h.to_str().ok()),
-        sni: conn.sni.as_deref(),
-        started,
-        life: &life,
-    };
-    if let Some(response) = gate(&proxy, &facts, &decision, &req).await {
-        return Ok(response);
-    }
-
-    // The request as the upstream gets it. Only a WebSocket upgrade crosses (after the
-    // decision, on HTTP/1.1): any other token (`h2c` above all) is dropped with `Upgrade`.
-    let upgrade =
-        headers::wants_websocket(req.headers()) && req.version() == http::Version::HTTP_11;
-    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
-    *req.uri_mut() = target;
-    let forwarding = Forwarding {
-        peer: conn.peer.ip(),
-        trusted: proxy.is_trusted(conn.peer.ip()),
-        tls: conn.tls,
-    };
-    let headers = req.headers_mut();
-    let leg = Leg::Reverse {
-        trusted: forwarding.trusted,
-    };
-    headers::rewrite_request(headers, leg, upgrade);
-    headers.insert(header::HOST, route.host_header.clone());
-    let host_value = asked.clone().or_else(|| HeaderValue::from_str(&host).ok());
-    set_forwarded(headers, &forwarding, host_value.as_ref());
-
-    let response = send(&proxy, &conn, &decision, route, req).await;
-    let (mut response, addr) = match response {
-        Ok(r) => r,
-        Err(e) => return Ok(upstream_failed(&proxy, &facts, &decision, &e).await),
-    };
-    let status = response.status();
-    let upgraded = status == StatusCode::SWITCHING_PROTOCOLS;
-    if upgraded && !upgrade {
-        // A 101 to a request that asked for no upgrade douane lets through: never relayed.
-        let e = super::upstream::UpstreamError::Broken("101 to a request without upgrade".into());
-        return Ok(upstream_failed(&proxy, &facts, &decision, &e).await);
-    }
-    let mut end = ended(&facts, status.as_u16(), Some(addr));
-    end.requested_host = asked.as_ref().and_then(|h| h.to_str().ok());
-    end.sni = conn.sni.as_deref();
-    if upgraded {
-        // The tunnel counts its own bytes.
-        proxy.finish(&facts, &decision, &end);
-    } else {
-        let head = HeadEnd {
-            request_id,
-            scheme: route.scheme.as_str(),
-            route: Some(route.name.clone()),
-            end,
-            sni: conn.sni.clone(),
+            method: req.method().as_str(),
+            host: asked_host(&req),
+            started,
+            life: &life,
         };
-        let exit = Exit::new(&proxy, &facts, &decision, head);
-        response.body_mut().finish_at_end(exit);
-    }
-    headers::rewrite_response(response.headers_mut(), upgraded && upgrade);
-    if let (true, Some(client_upgrade)) = (upgraded, client_upgrade) {
-        let upstream_upgrade = hyper::upgrade::on(&mut response);
-        let metrics = proxy.metrics.clone();
-        tokio::spawn(async move {
-            let (Ok(client), Ok(upstream)) = (client_upgrade.await, upstream_upgrade.await) else {
-                tracing::debug!("websocket upgrade did not complete");
-                return;
-            };
-            super::tunnel(
-                TokioIo::new(client),
-                TokioIo::new(upstream),
-                &metrics,
-                &decision,
+        if let Err(refusal) = admit(&req) {
+            return Ok(proxy.refused(&arrival, refusal));
+        }
+        let Some(host) = request_host(&req) else {
+            return Ok(proxy.refused(&arrival, Refusal::NoHost));
+        };
+        if conn.sni.as_deref().is_some_and(|sni| sni != host) {
+            return Ok(proxy.refused(&arrival, Refusal::MisdirectedRequest));
+        }
+        let path = req.uri().path().to_owned();
+        let query = req.uri().query().map(str::to_owned);
+        let Some(route) = conn.routes.find(&host, &path) else {
+            return Ok(proxy.refused(&arrival, Refusal::NoRoute));
+        };
+        let target = match req.uri().query() {
+            Some(q) => format!("{}{}?{}", route.base_path, path, q),
+            None => format!("{}{}", route.base_path, path),
+        };
+        let Ok(target) = Uri::try_from(target) else {
+            return Ok(proxy.refused(&arrival, Refusal::BadTarget));
+        };
+        let method = req.method().clone();
+        let asked = req
+            .uri()
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+            .or_else(|| req.headers().get(header::HOST).cloned());
+        let decision = proxy
+            .check(
+                client,
+                &route.destination,
+                Some(HttpFacts {
+                    method: method.as_str(),
+                    path: &path,
+                }),
             )
             .await;
-        });
+        let facts = RequestFacts {
+            request_id: &request_id,
+            listener: &conn.listener,
+            route: Some(&route.name),
+            client,
+            method: Some(method.as_str()),
+            scheme: route.scheme.as_str(),
+            destination: &route.destination,
+            path: Some(&path),
+            query: query.as_deref(),
+            requested_host: asked.as_ref().and_then(|h| h.to_str().ok()),
+            sni: conn.sni.as_deref(),
+            started,
+            life: &life,
+        };
+        // The gate's future is built only when it has work: an allowed request that needs no
+        // record (most of them) skips it, and this future (one allocation per HTTP/2 stream)
+        // does not carry its room. The same for the other rare branches below: boxed.
+        if !decision.outcome.lets_through() || proxy.records(decision.outcome) {
+            if let Some(response) = Box::pin(gate(&proxy, &facts, &decision, &req)).await {
+                return Ok(response);
+            }
+        }
+
+        // The request as the upstream gets it. Only a WebSocket upgrade crosses (after the
+        // decision, on HTTP/1.1): any other token (`h2c` above all) is dropped with `Upgrade`.
+        let upgrade =
+            headers::wants_websocket(req.headers()) && req.version() == http::Version::HTTP_11;
+        let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+        *req.uri_mut() = target;
+        let forwarding = Forwarding {
+            peer: conn.peer.ip(),
+            trusted: proxy.is_trusted(conn.peer.ip()),
+            tls: conn.tls,
+        };
+        let headers = req.headers_mut();
+        let leg = Leg::Reverse {
+            trusted: forwarding.trusted,
+        };
+        headers::rewrite_request(headers, leg, upgrade);
+        headers.insert(header::HOST, route.host_header.clone());
+        let routed_host;
+        let host_value = match &asked {
+            Some(asked) => Some(asked),
+            None => {
+                routed_host = HeaderValue::from_str(&host).ok();
+                routed_host.as_ref()
+            }
+        };
+        set_forwarded(headers, &forwarding, host_value);
+
+        let response = send(&proxy, &conn, &decision, route, req).await;
+        let (mut response, addr) = match response {
+            Ok(r) => r,
+            Err(e) => return Ok(Box::pin(upstream_failed(&proxy, &facts, &decision, &e)).await),
+        };
+        let status = response.status();
+        let upgraded = status == StatusCode::SWITCHING_PROTOCOLS;
+        if upgraded && !upgrade {
+            // A 101 to a request that asked for no upgrade douane lets through: never relayed.
+            let e =
+                super::upstream::UpstreamError::Broken("101 to a request without upgrade".into());
+            return Ok(Box::pin(upstream_failed(&proxy, &facts, &decision, &e)).await);
+        }
+        let mut end = ended(&facts, status.as_u16(), Some(addr));
+        end.requested_host = asked.as_ref().and_then(|h| h.to_str().ok());
+        end.sni = conn.sni.as_deref();
+        headers::rewrite_response(response.headers_mut(), upgraded && upgrade);
+        if !upgraded {
+            let head = HeadEnd {
+                request_id,
+                scheme: route.scheme.as_str(),
+                route: Some(route.name.clone()),
+                end,
+                sni: conn.sni.clone(),
+            };
+            let exit = Exit::new(&proxy, &facts, decision, head);
+            response.body_mut().finish_at_end(exit);
+            return Ok(response);
+        }
+        // The tunnel counts its own bytes.
+        proxy.finish(&facts, &decision, &end);
+        if let Some(client_upgrade) = client_upgrade {
+            let upstream_upgrade = hyper::upgrade::on(&mut response);
+            let metrics = proxy.metrics.clone();
+            tokio::spawn(async move {
+                let (Ok(client), Ok(upstream)) = (client_upgrade.await, upstream_upgrade.await)
+                else {
+                    tracing::debug!("websocket upgrade did not complete");
+                    return;
+                };
+                super::tunnel(
+                    TokioIo::new(client),
+                    TokioIo::new(upstream),
+                    &metrics,
+                    &decision,
+                )
+                .await;
+            });
+        }
+        Ok(response)
     }
-    Ok(response)
 }
 
 /// Sends the request upstream: an HTTP/2 stream with no body over the direct path's
 /// sockets (`h1::send_stream`: no hyper client task nor channel per request), any other
 /// request over hyper's client.
-async fn send(
-    proxy: &Arc<Proxy>,
+fn send<'a>(
+    proxy: &'a Arc<Proxy>,
     conn: &ReverseConnection,
-    decision: &Decision,
-    route: &CompiledRoute,
+    decision: &'a Decision,
+    route: &'a CompiledRoute,
     req: Request<Incoming>,
-) -> Result<(Response<ProxyBody>, SocketAddr), UpstreamError> {
+) -> impl Future<Output = Result<(Response<ProxyBody>, SocketAddr), UpstreamError>> + Send + 'a {
     let port = route.destination.port;
-    if conn.direct_upstream && h1::takes_stream(proxy, &req, route.tls_name.as_deref(), port) {
-        let (head, _) = req.into_parts();
-        let (response, addr) =
-            h1::send_stream(proxy, decision, port, route.tls_name.as_ref(), &head).await?;
-        let tally = Tally::new(Arc::new(AtomicU64::new(0)));
-        return Ok((
-            response.map(|body| ProxyBody::Direct(Box::new(body), tally)),
-            addr,
-        ));
+    let stream =
+        conn.direct_upstream && h1::takes_stream(proxy, &req, route.tls_name.as_deref(), port);
+    // An async block, as `handle`: the request is held once, not twice.
+    async move {
+        if stream {
+            let (head, _) = req.into_parts();
+            let (response, addr) =
+                h1::send_stream(proxy, decision, port, route.tls_name.as_ref(), &head).await?;
+            return Ok((
+                response.map(|body| ProxyBody::Direct(Box::new(body), Tally::bodiless())),
+                addr,
+            ));
+        }
+        // Boxed: hyper's client exchange is the larger future, and the rarer one here.
+        Box::pin(send_to_checked(
+            proxy,
+            decision,
+            port,
+            route.tls_name.clone(),
+            req,
+        ))
+        .await
     }
-    send_to_checked(proxy, decision, port, route.tls_name.clone(), req).await
 }
 
 /// The forwarding headers ([`Forwarding`]): `X-Forwarded-For`, `-Proto` and `-Host` set,
@@ -322,14 +353,11 @@ fn set_forwarded(headers: &mut http::HeaderMap, fwd: &Forwarding, host: Option<&
     headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(fwd.proto()));
     // The client's own `X-Forwarded-Host` never passes: douane sets it from the host the
     // request was routed by, or leaves it out.
-    headers.remove(X_FORWARDED_HOST);
+    match host.filter(|h| forwardable_host(h.as_bytes())) {
+        Some(v) => headers.insert(X_FORWARDED_HOST, v.clone()),
+        None => headers.remove(X_FORWARDED_HOST),
+    };
     let host = host.map(HeaderValue::as_bytes);
-    if let Some(v) = host
-        .filter(|h| forwardable_host(h))
-        .and_then(|h| HeaderValue::from_bytes(h).ok())
-    {
-        headers.insert(X_FORWARDED_HOST, v);
-    }
     if !fwd.trusted {
         headers.remove(header::FORWARDED);
     }
