@@ -158,7 +158,7 @@ impl Drop for Tally {
 pub struct Exit {
     proxy: Arc<Proxy>,
     request_id: RequestId,
-    listener: Box<str>,
+    listener: Arc<str>,
     route: Option<Arc<str>>,
     client: std::net::IpAddr,
     method: Option<Cow<'static, str>>,
@@ -197,6 +197,8 @@ impl std::fmt::Debug for Exit {
 /// What of a request's end is known at its response head.
 pub struct HeadEnd<'a> {
     pub request_id: RequestId,
+    /// The listener's name, shared with its connection (`facts.listener` is the same text).
+    pub listener: Arc<str>,
     pub scheme: &'static str,
     pub route: Option<Arc<str>>,
     pub end: RequestEnd<'a>,
@@ -215,7 +217,7 @@ impl Exit {
         Exit {
             proxy: proxy.clone(),
             request_id: head.request_id,
-            listener: facts.listener.into(),
+            listener: head.listener,
             route: head.route,
             client: facts.client,
             method: facts.method.map(owned_method),

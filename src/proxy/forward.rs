@@ -191,7 +191,7 @@ fn intercepted(
 
 async fn absolute_form(
     proxy: &Arc<Proxy>,
-    listener: &str,
+    listener: &Arc<str>,
     (client, trusted): (std::net::IpAddr, bool),
     mut req: Request<Incoming>,
     (request_id, started, life): (RequestId, Instant, &Life),
@@ -277,6 +277,7 @@ async fn absolute_form(
             headers::append_via(headers, &proxy.via);
             let head = HeadEnd {
                 request_id,
+                listener: listener.clone(),
                 scheme: scheme.as_str(),
                 route: None,
                 end: ended(&facts, status, Some(addr)),

@@ -272,6 +272,7 @@ pub fn handle(
         if !upgraded {
             let head = HeadEnd {
                 request_id,
+                listener: conn.listener.clone(),
                 scheme: route.scheme.as_str(),
                 route: Some(route.name.clone()),
                 end,
