@@ -403,6 +403,13 @@ pub async fn gate<B>(
     decided_gate(proxy, facts, decision, wants_json).await
 }
 
+/// Whether the gate has anything to do for `decision`: a record to write, or a block to
+/// answer. When it has not, [`gate`] lets the request on without awaiting anything, and a
+/// caller may skip building its future.
+pub fn gate_has_work(proxy: &Proxy, decision: &Decision) -> bool {
+    !decision.outcome.lets_through() || proxy.records(decision.outcome)
+}
+
 /// [`gate`], told whether the client wants the block as JSON.
 pub async fn decided_gate(
     proxy: &Proxy,

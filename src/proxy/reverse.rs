@@ -16,7 +16,7 @@ use hyper_util::rt::TokioIo;
 use super::body::{Exit, HeadEnd, ProxyBody, Tally};
 use super::context::{Arrival, Proxy, RequestFacts};
 use super::exchange::{admit, Life, Refusal};
-use super::forward::{ended, gate, send_to_checked, upstream_failed};
+use super::forward::{ended, gate, gate_has_work, send_to_checked, upstream_failed};
 use super::forwarding::{
     forwardable_host, Forwarding, X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO,
 };
@@ -219,7 +219,7 @@ pub fn handle(
         // The gate's future is built only when it has work: an allowed request that needs no
         // record (most of them) skips it, and this future (one allocation per HTTP/2 stream)
         // does not carry its room. The same for the other rare branches below: boxed.
-        if !decision.outcome.lets_through() || proxy.records(decision.outcome) {
+        if gate_has_work(&proxy, &decision) {
             if let Some(response) = Box::pin(gate(&proxy, &facts, &decision, &req)).await {
                 return Ok(response);
             }
