@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use http::header::{self, HeaderValue};
+use http::uri::PathAndQuery;
 use http::{Request, Response, StatusCode, Uri};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
@@ -138,6 +139,21 @@ fn asked_host<B>(req: &Request<B>) -> Option<&str> {
     }
 }
 
+/// The request target the upstream gets: the route's base path before the asked path and
+/// query, or, with no base path, the asked ones as they are (shared, not copied).
+fn upstream_target(base_path: &str, asked: &PathAndQuery) -> Option<Uri> {
+    if base_path.is_empty() {
+        let mut parts = http::uri::Parts::default();
+        parts.path_and_query = Some(asked.clone());
+        return Uri::from_parts(parts).ok();
+    }
+    let target = match asked.query() {
+        Some(q) => format!("{base_path}{}?{q}", asked.path()),
+        None => format!("{base_path}{}", asked.path()),
+    };
+    Uri::try_from(target).ok()
+}
+
 /// Handles one request of a reverse connection.
 #[allow(clippy::manual_async_fn)] // on purpose: see the comment inside
 pub fn handle(
@@ -173,16 +189,18 @@ pub fn handle(
         if conn.sni.as_deref().is_some_and(|sni| sni != host) {
             return Ok(proxy.refused(&arrival, Refusal::MisdirectedRequest));
         }
-        let path = req.uri().path().to_owned();
-        let query = req.uri().query().map(str::to_owned);
-        let Some(route) = conn.routes.find(&host, &path) else {
+        // A handle on the request's own path and query bytes (a clone is a reference count):
+        // they outlive the rewrite of the request's URI below without a copy.
+        let asked_target = req
+            .uri()
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/"));
+        let (path, query) = (asked_target.path(), asked_target.query());
+        let Some(route) = conn.routes.find(&host, path) else {
             return Ok(proxy.refused(&arrival, Refusal::NoRoute));
         };
-        let target = match req.uri().query() {
-            Some(q) => format!("{}{}?{}", route.base_path, path, q),
-            None => format!("{}{}", route.base_path, path),
-        };
-        let Ok(target) = Uri::try_from(target) else {
+        let Some(target) = upstream_target(&route.base_path, &asked_target) else {
             return Ok(proxy.refused(&arrival, Refusal::BadTarget));
         };
         let method = req.method().clone();
@@ -197,7 +215,7 @@ pub fn handle(
                 &route.destination,
                 Some(HttpFacts {
                     method: method.as_str(),
-                    path: &path,
+                    path,
                 }),
             )
             .await;
@@ -209,8 +227,8 @@ pub fn handle(
             method: Some(method.as_str()),
             scheme: route.scheme.as_str(),
             destination: &route.destination,
-            path: Some(&path),
-            query: query.as_deref(),
+            path: Some(path),
+            query,
             requested_host: asked.as_ref().and_then(|h| h.to_str().ok()),
             sni: conn.sni.as_deref(),
             started,
@@ -387,6 +405,19 @@ mod tests {
                 base_path: String::new(),
             },
         }
+    }
+
+    #[test]
+    fn upstream_target_keeps_the_asked_path_and_query_after_the_base_path() {
+        let asked = PathAndQuery::from_static("/api/v1?q=a%20b&x");
+        assert_eq!(upstream_target("", &asked).unwrap(), "/api/v1?q=a%20b&x");
+        assert_eq!(
+            upstream_target("/base", &asked).unwrap(),
+            "/base/api/v1?q=a%20b&x"
+        );
+        let no_query = PathAndQuery::from_static("/");
+        assert_eq!(upstream_target("/base", &no_query).unwrap(), "/base/");
+        assert_eq!(upstream_target("", &no_query).unwrap(), "/");
     }
 
     #[test]
