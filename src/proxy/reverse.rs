@@ -140,9 +140,11 @@ fn asked_host<B>(req: &Request<B>) -> Option<&str> {
 }
 
 /// The request target the upstream gets: the route's base path before the asked path and
-/// query, or, with no base path, the asked ones as they are (shared, not copied).
+/// query, or, with no base path, the asked ones as they are (shared, not copied). An
+/// absolute-form target with a query and no path (`http://host?q`) holds `?q`, whose path
+/// is `/`: that one is written out, as with a base path.
 fn upstream_target(base_path: &str, asked: &PathAndQuery) -> Option<Uri> {
-    if base_path.is_empty() {
+    if base_path.is_empty() && asked.as_str().starts_with('/') {
         let mut parts = http::uri::Parts::default();
         parts.path_and_query = Some(asked.clone());
         return Uri::from_parts(parts).ok();
@@ -418,6 +420,18 @@ mod tests {
         let no_query = PathAndQuery::from_static("/");
         assert_eq!(upstream_target("/base", &no_query).unwrap(), "/base/");
         assert_eq!(upstream_target("", &no_query).unwrap(), "/");
+        let no_path = "http://a.localhost?q=1".parse::<Uri>().unwrap();
+        let no_path = no_path.path_and_query().unwrap();
+        // Compared as the bytes a codec writes (a `Uri` compares equal to `/?q=1` either way).
+        let written = |t: Uri| t.path_and_query().map(|p| p.as_str().to_owned());
+        assert_eq!(
+            written(upstream_target("", no_path).unwrap()).unwrap(),
+            "/?q=1"
+        );
+        assert_eq!(
+            written(upstream_target("/base", no_path).unwrap()).unwrap(),
+            "/base/?q=1"
+        );
     }
 
     #[test]
