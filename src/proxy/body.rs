@@ -164,12 +164,10 @@ pub struct Exit {
     method: Option<Cow<'static, str>>,
     scheme: &'static str,
     destination: Destination,
-    path: Option<Box<str>>,
     started: std::time::Instant,
     decision: Decision,
     status: u16,
     upstream: Option<std::net::SocketAddr>,
-    requested_host: Option<Box<str>>,
     sni: Option<Arc<str>>,
     life: Life,
 }
@@ -223,12 +221,10 @@ impl Exit {
             method: facts.method.map(owned_method),
             scheme: head.scheme,
             destination: facts.destination.clone(),
-            path: facts.path.map(Into::into),
             started: facts.started,
             decision,
             status: head.end.status,
             upstream: head.end.upstream,
-            requested_host: head.end.requested_host.map(Into::into),
             sni: head.sni,
             life: facts.life.hand_over(),
         }
@@ -245,9 +241,11 @@ impl Exit {
             method: self.method.as_deref(),
             scheme: self.scheme,
             destination: &self.destination,
-            path: self.path.as_deref(),
-            query: None, // only the gate record carries it
-            requested_host: self.requested_host.as_deref(),
+            // Path, query and asked host are in the gate record when there is one: the end
+            // (log line, metrics, end record) has no use for them, and they are not copied.
+            path: None,
+            query: None,
+            requested_host: None,
             // The gate record had the connection's SNI: the end record need not repeat it.
             sni: self.sni.as_deref(),
             started: self.started,
@@ -259,8 +257,6 @@ impl Exit {
             sent: Some(sent),
             received: Some(received),
             duration: self.started.elapsed(),
-            route: self.route.as_deref(),
-            requested_host: self.requested_host.as_deref(),
             sni: self.sni.as_deref(),
             tunnel: None,
         };

@@ -215,10 +215,6 @@ pub struct RequestEnd<'a> {
     pub received: Option<u64>,
     /// From the first byte of the request to this exit.
     pub duration: Duration,
-    /// The reverse route's name.
-    pub route: Option<&'a str>,
-    /// The host the client asked for (`Host`, or the authority), as it sent it.
-    pub requested_host: Option<&'a str>,
     /// The TLS server name of the client connection.
     pub sni: Option<&'a str>,
     /// A CONNECT that ran its tunnel: finished at the tunnel's close (`duration` runs to

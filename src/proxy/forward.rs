@@ -304,8 +304,6 @@ pub fn ended<'a>(
         sent: None,
         received: None,
         duration: facts.started.elapsed(),
-        route: facts.route,
-        requested_host: None,
         sni: None,
         tunnel: None,
     }

@@ -7,6 +7,7 @@
 use std::borrow::Cow;
 use std::net::{IpAddr, Ipv4Addr};
 
+use bytes::BufMut;
 use http::header::HeaderName;
 
 // Header names as constants: a `&str` name is parsed again on every use.
@@ -34,35 +35,35 @@ impl Forwarding {
 
     /// The `X-Forwarded-For` value: `prior` (the request's own) first when the peer is
     /// trusted and `prior` is plain visible text, then the peer.
-    pub fn write_for(&self, prior: Option<&[u8]>, out: &mut Vec<u8>) {
+    pub fn write_for(&self, prior: Option<&[u8]>, out: &mut impl BufMut) {
         let prior = prior.filter(|p| p.iter().all(|b| *b == b'\t' || (0x20..0x7f).contains(b)));
         if let (true, Some(prior)) = (self.trusted, prior) {
-            out.extend_from_slice(prior);
-            out.extend_from_slice(b", ");
+            out.put_slice(prior);
+            out.put_slice(b", ");
         }
         let mut buf = [0u8; 15];
-        out.extend_from_slice(peer_text(self.peer, &mut buf).as_bytes());
+        out.put_slice(peer_text(self.peer, &mut buf).as_bytes());
     }
 
     /// This hop's `Forwarded` element: `for`, `proto`, and `host` when it is
     /// [`forwardable_host`].
-    pub fn write_forwarded(&self, host: Option<&[u8]>, out: &mut Vec<u8>) {
+    pub fn write_forwarded(&self, host: Option<&[u8]>, out: &mut impl BufMut) {
         let mut buf = [0u8; 15];
         let peer = peer_text(self.peer, &mut buf);
-        out.extend_from_slice(b"for=");
+        out.put_slice(b"for=");
         if self.peer.is_ipv6() {
-            out.extend_from_slice(b"\"[");
-            out.extend_from_slice(peer.as_bytes());
-            out.extend_from_slice(b"]\"");
+            out.put_slice(b"\"[");
+            out.put_slice(peer.as_bytes());
+            out.put_slice(b"]\"");
         } else {
-            out.extend_from_slice(peer.as_bytes());
+            out.put_slice(peer.as_bytes());
         }
-        out.extend_from_slice(b";proto=");
-        out.extend_from_slice(self.proto().as_bytes());
+        out.put_slice(b";proto=");
+        out.put_slice(self.proto().as_bytes());
         if let Some(host) = host.filter(|h| forwardable_host(h)) {
-            out.extend_from_slice(b";host=\"");
-            out.extend_from_slice(host);
-            out.push(b'"');
+            out.put_slice(b";host=\"");
+            out.put_slice(host);
+            out.put_u8(b'"');
         }
     }
 }

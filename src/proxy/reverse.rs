@@ -3,13 +3,15 @@
 //! destination, per request, so path and method rules apply; the connection goes to a
 //! checked address, with SNI and certificate verification against the upstream's name.
 
+use std::borrow::Cow;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
+use bytes::BytesMut;
 use http::header::{self, HeaderValue};
-use http::uri::PathAndQuery;
+use http::uri::{Authority, PathAndQuery};
 use http::{Request, Response, StatusCode, Uri};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
@@ -120,22 +122,54 @@ pub struct ReverseConnection {
     pub direct_upstream: bool,
 }
 
-/// The host a request is for: `:authority` (HTTP/2, absolute-form) or `Host`, without
-/// port or trailing dots, lowercase.
-fn request_host<B>(req: &Request<B>) -> Option<String> {
-    let raw = match req.uri().authority() {
-        Some(a) => a.host(),
-        None => req.headers().get(header::HOST)?.to_str().ok()?,
-    };
-    let host = std::str::from_utf8(headers::host_of(raw.as_bytes())).ok()?;
-    Some(host.to_ascii_lowercase())
+/// The host a request asked for, as it sent it: the request target's authority (HTTP/2's
+/// `:authority`, absolute-form) or else `Host`. Held without a copy (both clones are
+/// reference counts on the received bytes): it outlives the rewrite of the request.
+enum AskedHost {
+    Authority(Authority),
+    Header(HeaderValue),
 }
 
-/// The host a request asked for, as it sent it: the authority, or `Host`.
-fn asked_host<B>(req: &Request<B>) -> Option<&str> {
-    match req.uri().authority() {
-        Some(a) => Some(a.as_str()),
-        None => req.headers().get(header::HOST)?.to_str().ok(),
+impl AskedHost {
+    fn of<B>(req: &Request<B>) -> Option<AskedHost> {
+        match req.uri().authority() {
+            Some(a) => Some(AskedHost::Authority(a.clone())),
+            None => req
+                .headers()
+                .get(header::HOST)
+                .cloned()
+                .map(AskedHost::Header),
+        }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            AskedHost::Authority(a) => a.as_str().as_bytes(),
+            AskedHost::Header(v) => v.as_bytes(),
+        }
+    }
+
+    /// As text for the records: `None` for a `Host` that is not visible ASCII.
+    fn as_str(&self) -> Option<&str> {
+        match self {
+            AskedHost::Authority(a) => Some(a.as_str()),
+            AskedHost::Header(v) => v.to_str().ok(),
+        }
+    }
+
+    /// The host routes are found by: without port or trailing dots, lowercase (copied only
+    /// when it is not lowercase already).
+    fn routed(&self) -> Option<Cow<'_, str>> {
+        let raw = match self {
+            AskedHost::Authority(a) => a.host(),
+            AskedHost::Header(v) => v.to_str().ok()?,
+        };
+        let host = std::str::from_utf8(headers::host_of(raw.as_bytes())).ok()?;
+        Some(if host.bytes().any(|b| b.is_ascii_uppercase()) {
+            Cow::Owned(host.to_ascii_lowercase())
+        } else {
+            Cow::Borrowed(host)
+        })
     }
 }
 
@@ -169,6 +203,7 @@ pub fn handle(
         let started = Instant::now();
         let life = Life::new();
         let request_id = proxy.next_request_id();
+        let asked = AskedHost::of(&req);
         let client = proxy.client_address(
             conn.peer.ip(),
             req.headers().get(&X_FORWARDED_FOR).map(|v| v.as_bytes()),
@@ -178,17 +213,17 @@ pub fn handle(
             listener: &conn.listener,
             client,
             method: req.method().as_str(),
-            host: asked_host(&req),
+            host: asked.as_ref().and_then(AskedHost::as_str),
             started,
             life: &life,
         };
         if let Err(refusal) = admit(&req) {
             return Ok(proxy.refused(&arrival, refusal));
         }
-        let Some(host) = request_host(&req) else {
+        let Some(host) = asked.as_ref().and_then(AskedHost::routed) else {
             return Ok(proxy.refused(&arrival, Refusal::NoHost));
         };
-        if conn.sni.as_deref().is_some_and(|sni| sni != host) {
+        if conn.sni.as_deref().is_some_and(|sni| sni != &*host) {
             return Ok(proxy.refused(&arrival, Refusal::MisdirectedRequest));
         }
         // A handle on the request's own path and query bytes (a clone is a reference count):
@@ -206,11 +241,6 @@ pub fn handle(
             return Ok(proxy.refused(&arrival, Refusal::BadTarget));
         };
         let method = req.method().clone();
-        let asked = req
-            .uri()
-            .authority()
-            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-            .or_else(|| req.headers().get(header::HOST).cloned());
         let decision = proxy
             .check(
                 client,
@@ -231,7 +261,7 @@ pub fn handle(
             destination: &route.destination,
             path: Some(path),
             query,
-            requested_host: asked.as_ref().and_then(|h| h.to_str().ok()),
+            requested_host: asked.as_ref().and_then(AskedHost::as_str),
             sni: conn.sni.as_deref(),
             started,
             life: &life,
@@ -262,15 +292,7 @@ pub fn handle(
         };
         headers::rewrite_request(headers, leg, upgrade);
         headers.insert(header::HOST, route.host_header.clone());
-        let routed_host;
-        let host_value = match &asked {
-            Some(asked) => Some(asked),
-            None => {
-                routed_host = HeaderValue::from_str(&host).ok();
-                routed_host.as_ref()
-            }
-        };
-        set_forwarded(headers, &forwarding, host_value);
+        set_forwarded(headers, &forwarding, asked.as_ref());
 
         let response = send(&proxy, &conn, &decision, route, req).await;
         let (mut response, addr) = match response {
@@ -286,7 +308,6 @@ pub fn handle(
             return Ok(Box::pin(upstream_failed(&proxy, &facts, &decision, &e)).await);
         }
         let mut end = ended(&facts, status.as_u16(), Some(addr));
-        end.requested_host = asked.as_ref().and_then(|h| h.to_str().ok());
         end.sni = conn.sni.as_deref();
         headers::rewrite_response(response.headers_mut(), upgraded && upgrade);
         if !upgraded {
@@ -364,27 +385,36 @@ fn send<'a>(
 
 /// The forwarding headers ([`Forwarding`]): `X-Forwarded-For`, `-Proto` and `-Host` set,
 /// this hop's `Forwarded` appended to a trusted peer's (an untrusted peer's are dropped).
-fn set_forwarded(headers: &mut http::HeaderMap, fwd: &Forwarding, host: Option<&HeaderValue>) {
-    let mut value = Vec::with_capacity(96);
+/// The new values are written into one buffer and split off it: one allocation for all.
+fn set_forwarded(headers: &mut http::HeaderMap, fwd: &Forwarding, host: Option<&AskedHost>) {
+    let host = host.filter(|h| forwardable_host(h.as_bytes()));
     let prior = headers.get(&X_FORWARDED_FOR).map(HeaderValue::as_bytes);
-    fwd.write_for(prior, &mut value);
-    if let Ok(v) = HeaderValue::from_bytes(&value) {
+    let host_len = host.map_or(0, |h| h.as_bytes().len());
+    let mut buf = BytesMut::with_capacity(96 + prior.map_or(0, <[u8]>::len) + 2 * host_len);
+    fwd.write_for(prior, &mut buf);
+    if let Ok(v) = HeaderValue::from_maybe_shared(buf.split().freeze()) {
         headers.insert(X_FORWARDED_FOR, v);
     }
     headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(fwd.proto()));
     // The client's own `X-Forwarded-Host` never passes: douane sets it from the host the
-    // request was routed by, or leaves it out.
-    match host.filter(|h| forwardable_host(h.as_bytes())) {
-        Some(v) => headers.insert(X_FORWARDED_HOST, v.clone()),
+    // request asked for, or leaves it out.
+    let forwarded_host = match host {
+        Some(AskedHost::Header(v)) => Some(v.clone()),
+        Some(AskedHost::Authority(a)) => {
+            buf.extend_from_slice(a.as_str().as_bytes());
+            HeaderValue::from_maybe_shared(buf.split().freeze()).ok()
+        }
+        None => None,
+    };
+    match forwarded_host {
+        Some(v) => headers.insert(X_FORWARDED_HOST, v),
         None => headers.remove(X_FORWARDED_HOST),
     };
-    let host = host.map(HeaderValue::as_bytes);
     if !fwd.trusted {
         headers.remove(header::FORWARDED);
     }
-    value.clear();
-    fwd.write_forwarded(host, &mut value);
-    if let Ok(v) = HeaderValue::from_bytes(&value) {
+    fwd.write_forwarded(host.map(AskedHost::as_bytes), &mut buf);
+    if let Ok(v) = HeaderValue::from_maybe_shared(buf.freeze()) {
         headers.append(header::FORWARDED, v);
     }
 }
@@ -449,5 +479,106 @@ mod tests {
         let r = table.find("a.localhost", "/").unwrap();
         assert_eq!(r.host_header, "upstream.example:8443");
         assert_eq!(r.tls_name.as_deref(), Some("upstream.example"));
+    }
+
+    fn forwarded_headers(req: Request<()>, trusted: bool) -> Vec<(String, String)> {
+        let asked = AskedHost::of(&req);
+        let mut headers = req.into_parts().0.headers;
+        let fwd = Forwarding {
+            peer: "10.0.0.9".parse().unwrap(),
+            trusted,
+            tls: true,
+        };
+        set_forwarded(&mut headers, &fwd, asked.as_ref());
+        let mut seen: Vec<(String, String)> = headers
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_str().unwrap().to_owned()))
+            .collect();
+        seen.sort();
+        seen
+    }
+
+    fn pairs(expected: &[(&str, &str)]) -> Vec<(String, String)> {
+        let mut v: Vec<_> = expected
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn forwarding_headers_from_an_authority_and_from_host() {
+        // HTTP/2: the host is the `:authority`, there is no `Host`.
+        let h2 = Request::get("https://App.localhost:8443/x")
+            .header("x-forwarded-host", "evil.example")
+            .header("forwarded", "for=6.6.6.6")
+            .header("x-forwarded-for", "6.6.6.6")
+            .body(())
+            .unwrap();
+        assert_eq!(
+            forwarded_headers(h2, false),
+            pairs(&[
+                (
+                    "forwarded",
+                    "for=10.0.0.9;proto=https;host=\"App.localhost:8443\""
+                ),
+                ("x-forwarded-for", "10.0.0.9"),
+                ("x-forwarded-host", "App.localhost:8443"),
+                ("x-forwarded-proto", "https"),
+            ])
+        );
+        // HTTP/1.1 origin-form from a trusted peer: its lists are kept, this hop appended.
+        let h1 = Request::get("/x")
+            .header("host", "app.localhost")
+            .header("forwarded", "for=1.2.3.4")
+            .header("x-forwarded-for", "1.2.3.4")
+            .body(())
+            .unwrap();
+        assert_eq!(
+            forwarded_headers(h1, true),
+            pairs(&[
+                ("forwarded", "for=1.2.3.4"),
+                (
+                    "forwarded",
+                    "for=10.0.0.9;proto=https;host=\"app.localhost\""
+                ),
+                ("host", "app.localhost"),
+                ("x-forwarded-for", "1.2.3.4, 10.0.0.9"),
+                ("x-forwarded-host", "app.localhost"),
+                ("x-forwarded-proto", "https"),
+            ])
+        );
+        // A host that cannot be quoted is left out of both.
+        let odd = Request::get("/x")
+            .header("host", "a\"b")
+            .header("x-forwarded-host", "evil.example")
+            .body(())
+            .unwrap();
+        assert_eq!(
+            forwarded_headers(odd, false),
+            pairs(&[
+                ("forwarded", "for=10.0.0.9;proto=https"),
+                ("host", "a\"b"),
+                ("x-forwarded-for", "10.0.0.9"),
+                ("x-forwarded-proto", "https"),
+            ])
+        );
+    }
+
+    #[test]
+    fn the_routed_host_is_lowercase_without_port_or_trailing_dot() {
+        let req = Request::get("https://App.Localhost.:8443/")
+            .body(())
+            .unwrap();
+        let asked = AskedHost::of(&req).unwrap();
+        assert_eq!(asked.routed().as_deref(), Some("app.localhost"));
+        assert_eq!(asked.as_str(), Some("App.Localhost.:8443"));
+        let req = Request::get("/")
+            .header("host", "a.localhost")
+            .body(())
+            .unwrap();
+        let asked = AskedHost::of(&req).unwrap();
+        assert!(matches!(asked.routed(), Some(Cow::Borrowed("a.localhost"))));
     }
 }

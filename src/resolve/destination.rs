@@ -18,6 +18,7 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -29,10 +30,11 @@ pub const MAX_NAME_LEN: usize = 253;
 pub const MAX_LABEL_LEN: usize = 63;
 
 /// A destination host, normalised: a lowercase ASCII (punycode) name without trailing dot,
-/// or an IP address in canonical form. An IP literal is never treated as a name.
+/// or an IP address in canonical form. An IP literal is never treated as a name. A name is
+/// shared (`Arc`): a route's destination is cloned into every request's exit.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Host {
-    Name(Box<str>),
+    Name(Arc<str>),
     Ip(IpAddr),
 }
 

@@ -267,7 +267,7 @@ impl ResolverConfig {
                 );
             }
         }
-        let mut seen: HashMap<Box<str>, &str> = HashMap::new();
+        let mut seen: HashMap<std::sync::Arc<str>, &str> = HashMap::new();
         for (key, addrs) in &self.overrides {
             let at = format!("overrides.{key:?}");
             match Host::parse(key) {

@@ -416,8 +416,6 @@ impl Exchange<'_> {
             sent: upstream.map(|_| body_len as u64), // nothing went out to no upstream
             received,
             duration: started.elapsed(),
-            route: plan.route,
-            requested_host,
             sni,
             tunnel: None,
         };

@@ -163,7 +163,6 @@ where
         status,
         upstream: Some(opened.upstream),
         duration: started.elapsed(),
-        requested_host: (kind == "host").then_some(name),
         sni: (kind == "sni").then_some(name),
         ..RequestEnd::default()
     };
