@@ -50,15 +50,18 @@ pub fn decide(
     today: Date,
 ) -> Decision {
     let policy = &state.policy;
-    let classify = |ip: IpAddr| state.geo.classify(ip, &policy.networks);
-    let classes = match (&req.destination.host, resolution) {
-        (Host::Ip(ip), _) => Ok(vec![classify(*ip)]),
+    let addrs = match (&req.destination.host, resolution) {
+        (Host::Ip(ip), _) => Ok(std::slice::from_ref(ip)),
         (Host::Name(_), Resolution::Failed(failure)) => Err(failure),
         (Host::Name(_), Resolution::Addresses([])) => Err(DnsFailure::NoAddresses),
-        (Host::Name(_), Resolution::Addresses(addrs)) => {
-            Ok(addrs.iter().map(|ip| classify(*ip)).collect())
-        }
+        (Host::Name(_), Resolution::Addresses(addrs)) => Ok(addrs),
     };
+    // Classified as the verdicts are built: no list of classifications in between.
+    let classes = addrs.map(|addrs| {
+        addrs
+            .iter()
+            .map(|ip| state.geo.classify(*ip, &policy.networks))
+    });
     policy.evaluate(
         req,
         classes,
@@ -78,13 +81,13 @@ impl Policy {
         today: Date,
         provenance: &Arc<Provenance>,
     ) -> Decision {
-        self.evaluate(req, Ok(classes), today, provenance, None)
+        self.evaluate(req, Ok(classes.into_iter()), today, provenance, None)
     }
 
     fn evaluate(
         &self,
         req: &Request<'_>,
-        classes: Result<Vec<Classification>, DnsFailure>,
+        classes: Result<impl Iterator<Item = Classification>, DnsFailure>,
         today: Date,
         provenance: &Arc<Provenance>,
         registry: Option<&OperatorRegistry>,

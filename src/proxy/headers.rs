@@ -120,28 +120,53 @@ pub fn response_rule(kind: Kind, named: bool) -> Rule {
 /// overwrite. `Upgrade` stays when the caller passes an upgrade through (`keep_upgrade`),
 /// with `Connection: upgrade` put back.
 fn apply(headers: &mut HeaderMap, rule: impl Fn(Kind, bool) -> Rule, keep_upgrade: bool) {
-    let named: Vec<&[u8]> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .flat_map(|v| v.as_bytes().split(|b| *b == b','))
-        .map(<[u8]>::trim_ascii)
-        .filter(|t| !t.is_empty())
-        .collect();
-    let mut dropped: Vec<HeaderName> = Vec::new();
+    // Most messages drop a handful of names (`Connection`, `Keep-Alive`): held on the stack,
+    // and the tokens `Connection` names are read from its values where they are, so that a
+    // message pays no allocation for its rewrite.
+    let mut dropped = DropList::default();
     for name in headers.keys() {
-        let is_named = named
-            .iter()
-            .any(|n| n.eq_ignore_ascii_case(name.as_str().as_bytes()));
+        let is_named =
+            connection_tokens(headers).any(|n| n.eq_ignore_ascii_case(name.as_str().as_bytes()));
         let kind = Kind::of(name.as_str());
         if rule(kind, is_named) == Rule::Drop && !(keep_upgrade && kind == Kind::Upgrade) {
             dropped.push(name.clone());
         }
     }
-    for name in dropped {
-        headers.remove(name);
-    }
+    dropped.remove_from(headers);
     if keep_upgrade {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    }
+}
+
+/// The header names that the `Connection` values of `headers` list.
+fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &[u8]> {
+    headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+        .map(<[u8]>::trim_ascii)
+        .filter(|t| !t.is_empty())
+}
+
+/// The names a rewrite removes: the first few in place, any further ones on the heap.
+#[derive(Default)]
+struct DropList {
+    first: [Option<HeaderName>; 4],
+    more: Vec<HeaderName>,
+}
+
+impl DropList {
+    fn push(&mut self, name: HeaderName) {
+        match self.first.iter_mut().find(|slot| slot.is_none()) {
+            Some(slot) => *slot = Some(name),
+            None => self.more.push(name),
+        }
+    }
+
+    fn remove_from(self, headers: &mut HeaderMap) {
+        for name in self.first.into_iter().flatten().chain(self.more) {
+            headers.remove(name);
+        }
     }
 }
 
@@ -241,6 +266,27 @@ mod tests {
         rewrite_response(&mut h, false);
         assert_eq!(h.len(), 1, "{h:?}");
         assert!(h.contains_key(header::ACCEPT));
+    }
+
+    #[test]
+    fn drops_every_named_header_past_the_first_few_and_over_several_connection_lines() {
+        let mut h = HeaderMap::new();
+        h.append(
+            header::CONNECTION,
+            HeaderValue::from_static("x-a, X-B,,x-c"),
+        );
+        h.append(header::CONNECTION, HeaderValue::from_static(" x-d ,x-e"));
+        for name in ["x-a", "x-b", "x-c", "x-d", "x-e", "x-kept"] {
+            h.insert(name, HeaderValue::from_static("1"));
+        }
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert(
+            header::TRANSFER_ENCODING,
+            HeaderValue::from_static("chunked"),
+        );
+        rewrite_response(&mut h, false);
+        let left: Vec<&str> = h.keys().map(|n| n.as_str()).collect();
+        assert_eq!(left, ["x-kept"]);
     }
 
     #[test]
