@@ -39,14 +39,17 @@ totals() {
   (cd "$DIR" && exec valgrind --tool=dhat --dhat-out-file="$DIR/dhat-$1.json" \
       "$BIN" run --workers 1 --config douane.toml 2> "$DIR/dhat-$1.log") & local pid=$!
   for _ in $(seq 300); do curl -sf http://127.0.0.1:18480/readyz >/dev/null && break; sleep 0.2; done
-  curl -sfk --http2 "$url" >/dev/null || { echo "douane does not answer on $url" >&2; exit 1; }
-  h2load -t1 "${client[@]}" -n"$1" "$url" | grep -q "succeeded, 0 failed\|$1 succeeded" ||
+  if ! curl -sfk --http2 "$url" >/dev/null; then
+    echo "douane does not answer on $url (see $DIR/dhat-$1.log)" >&2; kill "$pid"; return 1
+  fi
+  h2load -t1 "${client[@]}" -n"$1" "$url" | grep -q "succeeded, 0 failed" ||
     echo "warning: some of $1 requests failed" >&2
   kill -INT "$pid"; wait "$pid" || true
   sed -n 's/.*Total: *\([0-9,]*\) bytes in \([0-9,]*\) blocks.*/\1 \2/p' "$DIR/dhat-$1.log" | tr -d ,
 }
-read -r few_bytes few_blocks <<< "$(totals "$FEW")"
-read -r many_bytes many_blocks <<< "$(totals "$MANY")"
+few=$(totals "$FEW"); many=$(totals "$MANY")
+read -r few_bytes few_blocks <<< "$few"; read -r many_bytes many_blocks <<< "$many"
+[ -n "$few_blocks" ] && [ -n "$many_blocks" ] || { echo "no DHAT totals in $DIR/dhat-*.log" >&2; exit 1; }
 n=$((MANY - FEW))
 awk -v b=$((many_bytes - few_bytes)) -v a=$((many_blocks - few_blocks)) -v n=$n -v row="$ROW" \
   'BEGIN { printf "row=%s per request: %.1f allocations, %.0f bytes (%d vs %d requests)\n", row, a / n, b / n, '"$FEW"', '"$MANY"' }'

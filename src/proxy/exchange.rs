@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use http::header::{self, HeaderMap};
 
+use super::headers::listed;
+
 /// A request refused before (or instead of) a decision, or a client error during its
 /// exchange. Each kind is a bounded metric label ([`Refusal::KINDS`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,12 +125,7 @@ pub fn admit_head(headers: &HeaderMap) -> Result<(), Refusal> {
     if hosts.next().is_some() && hosts.next().is_some() {
         return Err(Refusal::DuplicateHost);
     }
-    let named = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .flat_map(|v| v.as_bytes().split(|b| *b == b','))
-        .any(|t| names_framing(t.trim_ascii()));
-    if named {
+    if listed(&headers.get_all(header::CONNECTION)).any(names_framing) {
         return Err(Refusal::FramingNamedInConnection);
     }
     if headers.contains_key(header::TRANSFER_ENCODING)

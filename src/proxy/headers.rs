@@ -2,7 +2,7 @@
 //! the rules each direction applies to them (hop-by-hop headers out, RFC 9110 §7.6.1;
 //! forwarding headers; upgrades), `Via` added, loops recognised.
 
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::header::{self, GetAll, HeaderMap, HeaderName, HeaderValue};
 
 /// What a header is to a proxy — one table for both codecs: hyper's `HeaderMap` and the
 /// direct path's raw header lines are classified by the same names, and edited by the same
@@ -123,10 +123,11 @@ fn apply(headers: &mut HeaderMap, rule: impl Fn(Kind, bool) -> Rule, keep_upgrad
     // Most messages drop a handful of names (`Connection`, `Keep-Alive`): held on the stack,
     // and the tokens `Connection` names are read from its values where they are, so that a
     // message pays no allocation for its rewrite.
+    let connection = headers.get_all(header::CONNECTION);
     let mut dropped = DropList::default();
     for name in headers.keys() {
         let is_named =
-            connection_tokens(headers).any(|n| n.eq_ignore_ascii_case(name.as_str().as_bytes()));
+            listed(&connection).any(|n| n.eq_ignore_ascii_case(name.as_str().as_bytes()));
         let kind = Kind::of(name.as_str());
         if rule(kind, is_named) == Rule::Drop && !(keep_upgrade && kind == Kind::Upgrade) {
             dropped.push(name.clone());
@@ -138,14 +139,18 @@ fn apply(headers: &mut HeaderMap, rule: impl Fn(Kind, bool) -> Rule, keep_upgrad
     }
 }
 
-/// The header names that the `Connection` values of `headers` list.
-fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &[u8]> {
-    headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+/// The comma-separated tokens of a header value, trimmed, empty ones skipped (both
+/// engines read lists with it).
+pub fn tokens(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+    value
+        .split(|b| *b == b',')
         .map(<[u8]>::trim_ascii)
         .filter(|t| !t.is_empty())
+}
+
+/// The tokens of every value of a list header (`Connection`, `Upgrade`), in order.
+pub fn listed<'a>(values: &GetAll<'a, HeaderValue>) -> impl Iterator<Item = &'a [u8]> {
+    values.iter().flat_map(|v| tokens(v.as_bytes()))
 }
 
 /// The names a rewrite removes: the first few in place, any further ones on the heap.
@@ -208,12 +213,7 @@ pub fn host_of(value: &[u8]) -> &[u8] {
 /// names `websocket` and nothing else (an `h2c` upgrade would carry undecided HTTP/2
 /// requests), and `Connection` names `upgrade`.
 pub fn wants_websocket(headers: &HeaderMap) -> bool {
-    let mut tokens = headers
-        .get_all(header::UPGRADE)
-        .iter()
-        .flat_map(|v| v.as_bytes().split(|b| *b == b','))
-        .map(<[u8]>::trim_ascii)
-        .filter(|t| !t.is_empty());
+    let mut tokens = listed(&headers.get_all(header::UPGRADE));
     let only_websocket = tokens
         .next()
         .is_some_and(|t| t.eq_ignore_ascii_case(b"websocket"))

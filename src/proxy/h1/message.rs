@@ -7,7 +7,7 @@
 pub const MAX_HEADERS: usize = 128;
 
 /// What a header is to the proxy: the table shared with hyper's path.
-pub use crate::proxy::headers::Kind;
+pub use crate::proxy::headers::{tokens, Kind};
 
 /// The length of the head at the start of `buf` (through the empty line), once it is all
 /// there. `from` is where the previous search stopped, so a head read in several pieces is
@@ -31,14 +31,6 @@ pub fn parse_content_length(value: &[u8]) -> Option<u64> {
         return None;
     }
     Some(value.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0')))
-}
-
-/// The comma-separated tokens of a header value, trimmed, empty ones skipped.
-pub fn tokens(value: &[u8]) -> impl Iterator<Item = &[u8]> {
-    value
-        .split(|b| *b == b',')
-        .map(|t| t.trim_ascii())
-        .filter(|t| !t.is_empty())
 }
 
 /// Whether the last transfer coding of a `Transfer-Encoding` value is `chunked`.
