@@ -25,11 +25,7 @@ case $ROW in
   *) echo "ROW is h2 or plain" >&2; exit 2 ;;
 esac
 ! ss -ltn | grep -qE '127\.0\.0\.1:(18180|18443|18448|18480) ' || { echo "ports in use by another run" >&2; exit 1; }
-rm -rf "$DIR"; mkdir -p "$DIR"/{www,body,proxy,fastcgi,uwsgi,scgi,policies,audit}
-"$BIN" certs dev --cert "$DIR/cert.pem" --key "$DIR/key.pem" --name localhost --name 127.0.0.1 >/dev/null
-sed -e "s#@DIR@#$DIR#g" -e "s#@WORKERS@#1#g" "$HERE/realistic/nginx.conf" > "$DIR/nginx.conf"
-cp "$HERE/realistic/policy.toml" "$DIR/policies/"
-sed "s#@REPO@#$REPO#g" "$HERE/realistic/douane.toml" > "$DIR/douane.toml"
+. "$HERE/realistic/scratch.sh"; prepare_scratch "$DIR" "$BIN"
 cleanup() { [ -f "$DIR/nginx.pid" ] && kill "$(cat "$DIR/nginx.pid")" 2>/dev/null || true; }
 trap cleanup EXIT
 nginx -p "$DIR" -c "$DIR/nginx.conf"

@@ -26,15 +26,12 @@ if [ -z "${DOUANE_BIN:-}" ]; then
   (cd "$REPO" && cargo build --release --quiet --bin douane); DOUANE_BIN=$REPO/target/release/douane
 fi
 ! ss -ltn | grep -qE '127\.0\.0\.1:(18180|18480) ' || { echo "ports in use by another run" >&2; exit 1; }
-rm -rf "$DIR"; mkdir -p "$DIR"/{www,body,proxy,fastcgi,uwsgi,scgi,policies,audit}
-"$DOUANE_BIN" certs dev --cert "$DIR/cert.pem" --key "$DIR/key.pem" --name localhost --name 127.0.0.1 >/dev/null
-for f in nginx nginx-proxy; do sed -e "s#@DIR@#$DIR#g" -e "s#@WORKERS@#1#g" "$R/$f.conf" > "$DIR/$f.conf"; done
+. "$R/scratch.sh"; prepare_scratch "$DIR" "$DOUANE_BIN"
 case $PEER_HEADERS in
   none) ;;
   forwarding) sed -i 's#proxy_set_header Connection "";#& proxy_set_header Host $http_host; proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for; proxy_set_header X-Forwarded-Proto $scheme; proxy_set_header X-Forwarded-Host $http_host; proxy_set_header Forwarded "for=$remote_addr;proto=$scheme;host=\\"$http_host\\"";#' "$DIR/nginx-proxy.conf" ;;
   *) echo "PEER_HEADERS is none or forwarding" >&2; exit 2 ;;
 esac
-sed "s#@REPO@#$REPO#g" "$R/douane.toml" > "$DIR/douane.toml"; cp "$R/policy.toml" "$DIR/policies/"
 DPID=
 cleanup() { [ -n "$DPID" ] && kill "$DPID" 2>/dev/null || true
   for f in nginx nginx-proxy; do [ -f "$DIR/$f.pid" ] && kill "$(cat "$DIR/$f.pid")" 2>/dev/null || true; done; }

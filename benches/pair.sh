@@ -12,23 +12,19 @@
 #              DIR [/tmp/douane-pair]
 # Needs: nginx, h2load (nghttp2-client), wrk, curl. Loopback only.
 set -euo pipefail
-HERE=$(cd "$(dirname "$0")" && pwd); REPO=$(cd "$HERE/.." && pwd)
+HERE=$(cd "$(dirname "$0")" && pwd)
 A=$(realpath "$1"); B=$(realpath "$2"); ROUNDS=${3:-6}; SECS=${4:-5}
 ROW=${ROW:-h2}; DIR=${DIR:-/tmp/douane-pair}
 for tool in nginx h2load wrk curl; do
   command -v "$tool" >/dev/null || { echo "pair.sh needs $tool" >&2; exit 2; }
 done
 ! ss -ltn | grep -qE '127\.0\.0\.1:(18180|28480|29480) ' || { echo "ports in use by another run" >&2; exit 1; }
-rm -rf "$DIR"; mkdir -p "$DIR"/{www,body,proxy,fastcgi,uwsgi,scgi}
-"$A" certs dev --cert "$DIR/cert.pem" --key "$DIR/key.pem" --name localhost --name 127.0.0.1 >/dev/null
-sed -e "s#@DIR@#$DIR#g" -e "s#@WORKERS@#1#g" "$HERE/realistic/nginx.conf" > "$DIR/nginx.conf"
+. "$HERE/realistic/scratch.sh"; prepare_scratch "$DIR" "$A"
 # A's listeners on 28xxx, B's on 29xxx; both route to the one origin (18180, 18182).
 for side in a b; do
   off=$([ $side = a ] && echo 10000 || echo 11000)
-  mkdir -p "$DIR/$side/policies" "$DIR/$side/audit"
-  cp "$HERE/realistic/policy.toml" "$DIR/$side/policies/"
-  cp "$DIR/cert.pem" "$DIR/key.pem" "$DIR/$side/"
-  sed "s#@REPO@#$REPO#g" "$HERE/realistic/douane.toml" > "$DIR/$side/douane.toml"
+  mkdir -p "$DIR/$side/audit"
+  cp -r "$DIR/policies" "$DIR/cert.pem" "$DIR/key.pem" "$DIR/douane.toml" "$DIR/$side/"
   for port in 18128 18448 18443 18446 18480; do
     sed -i "s/127\.0\.0\.1:$port\"/127.0.0.1:$((port + off))\"/" "$DIR/$side/douane.toml"
   done
