@@ -488,6 +488,8 @@ impl OpenConnections {
                 },
                 _ = self.shutdown.changed() => return None,
             };
+            // Linux: inherited from the listening socket (`startup::bind_one`).
+            #[cfg(not(target_os = "linux"))]
             let _ = stream.set_nodelay(true);
             let Ok(permit) = self.serving.connections.clone().try_acquire_owned() else {
                 self.serving.proxy.metrics.connection_refused(&self.name);

@@ -4,6 +4,7 @@
 
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use rustix::io::Errno;
 use rustix::pipe::{self, PipeFlags, SpliceFlags};
@@ -22,18 +23,41 @@ pub const PIPE_SIZE: usize = 1 << 18;
 
 /// Copies both ways between `a` and `b` until both directions end, with the half-close of
 /// `tokio::io::copy_bidirectional`: when one side reaches end of file, the write side of
-/// the other is shut down and the other direction goes on. Returns the bytes moved a → b
-/// and b → a. The first error in either direction ends the tunnel; bytes still in that
-/// direction's pipe are then dropped with it (the peer they were for has failed).
-pub async fn splice_bidirectional(a: &mut TcpStream, b: &mut TcpStream) -> io::Result<(u64, u64)> {
+/// the other is shut down and the other direction goes on ([`HalfClose`]); both sockets
+/// are closed as it returns. Returns the bytes moved a → b and b → a. The first error in
+/// either direction ends the tunnel; bytes still in that direction's pipe are then dropped
+/// with it (the peer they were for has failed).
+pub async fn splice_bidirectional(mut a: TcpStream, mut b: TcpStream) -> io::Result<(u64, u64)> {
     let (a_read, a_write) = a.split();
     let (b_read, b_write) = b.split();
     let (mut there, mut back) = (0, 0);
+    let ends = HalfClose::default();
     tokio::try_join!(
-        one_way(a_read, b_write, Pipe::new(), &mut there),
-        one_way(b_read, a_write, Pipe::new(), &mut back)
+        one_way(a_read, b_write, Pipe::new(), &mut there, &ends),
+        one_way(b_read, a_write, Pipe::new(), &mut back, &ends)
     )?;
     Ok((there, back))
+}
+
+/// The ends of a tunnel's two directions. The first to reach end of file shuts down the
+/// write side of its destination, and the other direction goes on. The second needs no
+/// `shutdown`: the tunnel owns both sockets and closes them as it returns, and that close
+/// sends the same FIN (both sides were read to end of file, so nothing unread turns it into
+/// a reset) — one system call fewer per tunnel. (Atomic only for `Send`: both directions
+/// are polled by one task.)
+#[derive(Default)]
+struct HalfClose {
+    one_ended: AtomicBool,
+}
+
+impl HalfClose {
+    /// A direction reached end of file with every byte delivered to `to`.
+    async fn ended(&self, to: &mut WriteHalf<'_>) -> io::Result<()> {
+        if self.one_ended.swap(true, Ordering::Relaxed) {
+            return Ok(());
+        }
+        to.shutdown().await
+    }
 }
 
 /// A direction that moved this many bytes, or filled its buffer in one read, has proved
@@ -49,14 +73,15 @@ const SHORT_READ: usize = buffers::LENT;
 /// turns to splice(2) once it proves long ([`PROVEN_LONG`]), so bulk transfers keep the
 /// zero-copy rate. The bytes each way are counted as they are delivered, so a tunnel that
 /// an error ends still says what it moved: `sent` a → b (`a` is the client), `received`
-/// b → a.
-pub async fn relay_bidirectional(a: &mut TcpStream, b: &mut TcpStream) -> Moved {
+/// b → a. Both sockets are closed as it returns.
+pub async fn relay_bidirectional(mut a: TcpStream, mut b: TcpStream) -> Moved {
     let (a_read, a_write) = a.split();
     let (b_read, b_write) = b.split();
     let (mut sent, mut received) = (0, 0);
+    let ends = HalfClose::default();
     let ended = tokio::try_join!(
-        short_then_spliced(a_read, b_write, &mut sent),
-        short_then_spliced(b_read, a_write, &mut received)
+        short_then_spliced(a_read, b_write, &mut sent, &ends),
+        short_then_spliced(b_read, a_write, &mut received, &ends)
     );
     Moved {
         sent,
@@ -73,6 +98,7 @@ async fn short_then_spliced(
     from: ReadHalf<'_>,
     mut to: WriteHalf<'_>,
     moved: &mut u64,
+    ends: &HalfClose,
 ) -> io::Result<()> {
     loop {
         from.readable().await?;
@@ -87,7 +113,7 @@ async fn short_then_spliced(
         };
         if n == 0 {
             buffers::give_back(buf);
-            return to.shutdown().await;
+            return ends.ended(&mut to).await;
         }
         let written = to.write_all(&buf).await;
         buffers::give_back(buf);
@@ -97,7 +123,7 @@ async fn short_then_spliced(
             break;
         }
     }
-    one_way(from, to, Pipe::new(), moved).await
+    one_way(from, to, Pipe::new(), moved, ends).await
 }
 
 /// The two ends of a pipe, closed on drop.
@@ -130,10 +156,11 @@ async fn one_way(
     mut to: WriteHalf<'_>,
     pipe: io::Result<Pipe>,
     moved: &mut u64,
+    ends: &HalfClose,
 ) -> io::Result<()> {
     match pipe {
         Ok(pipe) => match splice_to_eof(from.as_ref(), to.as_ref(), &pipe, moved).await? {
-            Spliced::Eof => return to.shutdown().await,
+            Spliced::Eof => return ends.ended(&mut to).await,
             Spliced::Unsupported { in_pipe } => {
                 tracing::debug!("splice refused, copying this tunnel direction instead");
                 drain_pipe(&pipe, in_pipe, &mut to, moved).await?;
@@ -145,7 +172,7 @@ async fn one_way(
     loop {
         let chunk = reader.fill_buf().await?;
         if chunk.is_empty() {
-            return to.shutdown().await;
+            return ends.ended(&mut to).await;
         }
         let n = chunk.len();
         to.write_all(chunk).await?;
@@ -292,11 +319,11 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn megabytes_cross_both_ways_intact() {
-        let (client, mut a) = pair().await;
-        let (mut b, server) = pair().await;
+        let (client, a) = pair().await;
+        let (b, server) = pair().await;
         let up = pattern(9 << 20, 7);
         let down = pattern(6 << 20, 11);
-        let tunnel = splice_bidirectional(&mut a, &mut b);
+        let tunnel = splice_bidirectional(a, b);
         let (counts, client_got, server_got) = timeout(GUARD, async {
             tokio::join!(tunnel, talk(client, up.clone()), talk(server, down.clone()))
         })
@@ -309,9 +336,9 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_relayed_tunnel_carries_short_exchanges_then_bulk_intact() {
-        let (mut client, mut a) = pair().await;
-        let (mut b, mut server) = pair().await;
-        let tunnel = tokio::spawn(async move { relay_bidirectional(&mut a, &mut b).await });
+        let (mut client, a) = pair().await;
+        let (b, mut server) = pair().await;
+        let tunnel = tokio::spawn(async move { relay_bidirectional(a, b).await });
         // A few short exchanges, each answered before the next: copied through lent
         // buffers, which go back between chunks.
         let mut short_up = 0u64;
@@ -353,11 +380,11 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_half_close_lets_the_other_direction_finish() {
-        let (mut client, mut a) = pair().await;
-        let (mut b, mut server) = pair().await;
+        let (mut client, a) = pair().await;
+        let (b, mut server) = pair().await;
         let answer = pattern(3 << 20, 5);
         let expected = answer.clone();
-        let tunnel = tokio::spawn(async move { splice_bidirectional(&mut a, &mut b).await });
+        let tunnel = tokio::spawn(async move { splice_bidirectional(a, b).await });
         // The client sends its request and closes its write side at once.
         client.write_all(b"request").await.unwrap();
         client.shutdown().await.unwrap();
@@ -382,9 +409,9 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_reset_mid_transfer_ends_the_tunnel_with_an_error() {
-        let (mut client, mut a) = pair().await;
-        let (mut b, mut server) = pair().await;
-        let tunnel = tokio::spawn(async move { splice_bidirectional(&mut a, &mut b).await });
+        let (mut client, a) = pair().await;
+        let (b, mut server) = pair().await;
+        let tunnel = tokio::spawn(async move { splice_bidirectional(a, b).await });
         // The server streams until its socket fails.
         tokio::spawn(async move {
             let chunk = pattern(64 << 10, 3);
@@ -406,9 +433,9 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_relay_ended_by_a_reset_still_counts_what_it_moved() {
-        let (mut client, mut a) = pair().await;
-        let (mut b, mut server) = pair().await;
-        let tunnel = tokio::spawn(async move { relay_bidirectional(&mut a, &mut b).await });
+        let (mut client, a) = pair().await;
+        let (b, mut server) = pair().await;
+        let tunnel = tokio::spawn(async move { relay_bidirectional(a, b).await });
         client.write_all(b"hello").await.unwrap();
         let mut hello = [0u8; 5];
         timeout(GUARD, server.read_exact(&mut hello))
@@ -444,7 +471,8 @@ mod tests {
         let (a_read, _) = a.split();
         let (_, b_write) = b.split();
         let mut moved = 0;
-        let direction = one_way(a_read, b_write, Err(refused), &mut moved);
+        let ends = HalfClose::default();
+        let direction = one_way(a_read, b_write, Err(refused), &mut moved, &ends);
         let send = async {
             client.write_all(&up).await?;
             client.shutdown().await

@@ -24,7 +24,7 @@ pub struct Moved {
 
 /// Forwards the judged first bytes, then relays the tunnel (spliced on Linux, short ones
 /// copied first), counting what crosses each way.
-pub async fn relay_tcp(mut client: TcpStream, first: Vec<u8>, mut upstream: TcpStream) -> Moved {
+pub async fn relay_tcp(client: TcpStream, first: Vec<u8>, mut upstream: TcpStream) -> Moved {
     let first_len = first.len() as u64;
     if !first.is_empty() {
         if let Err(e) = upstream.write_all(&first).await {
@@ -34,12 +34,15 @@ pub async fn relay_tcp(mut client: TcpStream, first: Vec<u8>, mut upstream: TcpS
             };
         }
     }
-    // Both sockets have TCP_NODELAY already (the accept loop, the connector).
+    // Both sockets have TCP_NODELAY already (the listener's, the connector's).
     drop(first); // not held by a tunnel that then waits
     #[cfg(target_os = "linux")]
-    let mut moved = crate::proxy::splice::relay_bidirectional(&mut client, &mut upstream).await;
+    let mut moved = crate::proxy::splice::relay_bidirectional(client, upstream).await;
     #[cfg(not(target_os = "linux"))]
-    let mut moved = copy_counted(&mut client, &mut upstream).await;
+    let mut moved = {
+        let mut client = client;
+        copy_counted(&mut client, &mut upstream).await
+    };
     moved.sent += first_len;
     moved
 }
