@@ -8,9 +8,12 @@
 #
 #   benches/pair.sh A_BIN B_BIN [ROUNDS] [SECS]
 # Environment: ROW [h2] — h2: h2load -c4 -m32 on the TLS listener (the HTTP/2 row);
-#              plain: wrk -c64 on the plain reverse listener.
+#              plain: wrk -c64 on the plain reverse listener;
+#              tunnel: a new CONNECT tunnel per request, plain GET inside (connect-load
+#              --conc 64, the harness's fwd-tunnel-plain row); tunnel-tls: the same with a
+#              TLS handshake inside (fwd-tunnel-tls).
 #              DIR [/tmp/douane-pair]
-# Needs: nginx, h2load (nghttp2-client), wrk, curl. Loopback only.
+# Needs: nginx, h2load (nghttp2-client), wrk, curl; cargo for connect-load. Loopback only.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 A=$(realpath "$1"); B=$(realpath "$2"); ROUNDS=${3:-6}; SECS=${4:-5}
@@ -44,9 +47,22 @@ case $ROW in
       load() { taskset -c 0 h2load -t1 -c4 -m32 -D"$SECS" "$1" | sed -n 's/^finished in [^,]*, \([0-9.]*\) req\/s.*/\1/p'; } ;;
   plain) url() { echo "http://127.0.0.1:$1/ok"; }; pa=28448; pb=29448
       load() { taskset -c 0 wrk -t1 -c64 -d"${SECS}s" "$1" | sed -n 's/^Requests\/sec: *\([0-9.]*\).*/\1/p'; } ;;
-  *) echo "ROW is h2 or plain" >&2; exit 2 ;;
+  tunnel|tunnel-tls)
+      CL_TARGET=${CL_TARGET:-/tmp/connect-load-target}
+      CARGO_TARGET_DIR=$CL_TARGET cargo build --release -q --manifest-path "$HERE/realistic/connect-load/Cargo.toml"
+      inside=(--target 127.0.0.1:18180 --sni 127.0.0.1)
+      [ "$ROW" = tunnel-tls ] && inside=(--target 127.0.0.1:18182 --tls --sni localhost)
+      url() { echo "127.0.0.1:$1"; }; pa=28128; pb=29128
+      load() { taskset -c 0 "$CL_TARGET/release/connect-load" --proxy "$1" "${inside[@]}" --conc 64 --secs "$SECS" |
+               sed -n 's/^RESULT .* tps=\([0-9.]*\) .*/\1/p'; } ;;
+  *) echo "ROW is h2, plain, tunnel or tunnel-tls" >&2; exit 2 ;;
 esac
-for port in $pa $pb; do curl -sfk --http2 "$(url $port)" >/dev/null || { echo "douane on $port does not answer" >&2; exit 1; }; done
+for port in $pa $pb; do
+  case $ROW in
+    tunnel*) curl -sf -p -x "$(url $port)" http://127.0.0.1:18180/ok >/dev/null ;;
+    *) curl -sfk --http2 "$(url $port)" >/dev/null ;;
+  esac || { echo "douane on $port does not answer" >&2; exit 1; }
+done
 echo "row=$ROW rounds=$ROUNDS secs=$SECS A=$A B=$B"
 for r in $(seq "$ROUNDS"); do
   # Never a bare `wait`: the two douanes are background jobs of this shell too.
