@@ -48,12 +48,11 @@ case $ROW in
   plain) url() { echo "http://127.0.0.1:$1/ok"; }; pa=28448; pb=29448
       load() { taskset -c 0 wrk -t1 -c64 -d"${SECS}s" "$1" | sed -n 's/^Requests\/sec: *\([0-9.]*\).*/\1/p'; } ;;
   tunnel|tunnel-tls)
-      CL_TARGET=${CL_TARGET:-/tmp/connect-load-target}
-      CARGO_TARGET_DIR=$CL_TARGET cargo build --release -q --manifest-path "$HERE/realistic/connect-load/Cargo.toml"
+      CL=$(connect_load)
       inside=(--target 127.0.0.1:18180 --sni 127.0.0.1)
       [ "$ROW" = tunnel-tls ] && inside=(--target 127.0.0.1:18182 --tls --sni localhost)
       url() { echo "127.0.0.1:$1"; }; pa=28128; pb=29128
-      load() { taskset -c 0 "$CL_TARGET/release/connect-load" --proxy "$1" "${inside[@]}" --conc 64 --secs "$SECS" |
+      load() { taskset -c 0 "$CL" --proxy "$1" "${inside[@]}" --conc 64 --secs "$SECS" |
                sed -n 's/^RESULT .* tps=\([0-9.]*\) .*/\1/p'; } ;;
   *) echo "ROW is h2, plain, tunnel or tunnel-tls" >&2; exit 2 ;;
 esac

@@ -78,7 +78,7 @@ pub fn bind_for_workers(
 
 /// A non-blocking listening socket on `address` (`SO_REUSEADDR`, a backlog of 1024, as
 /// tokio's own `bind`), with `TCP_NODELAY`: Linux hands it to every accepted socket, one
-/// `setsockopt` fewer per connection (a short tunnel makes about 22 system calls).
+/// `setsockopt` fewer per connection.
 fn bind_one(address: SocketAddr, reuse_port: bool) -> io::Result<std::net::TcpListener> {
     use socket2::{Domain, Socket, Type};
     let socket = Socket::new(Domain::for_address(address), Type::STREAM, None)?;

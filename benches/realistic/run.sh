@@ -34,10 +34,7 @@ if [ -z "${DOUANE_BIN:-}" ]; then
   (cd "$REPO" && cargo build --release --quiet --bin douane); DOUANE_BIN=$REPO/target/release/douane
 fi
 BIN=$DOUANE_BIN
-# the new-connection client: a package of its own, built outside the checkout's target/
-CL_TARGET=${CL_TARGET:-/tmp/connect-load-target}
-CARGO_TARGET_DIR=$CL_TARGET cargo build --release -q --manifest-path "$HERE/connect-load/Cargo.toml"
-CL="$CL_TARGET/release/connect-load"
+. "$HERE/scratch.sh"; CL=$(connect_load)  # the new-connection client
 # another run (this harness or the shared one) holds the same loopback ports: wait for it
 for _ in $(seq 120); do ss -ltn | grep -qE '127\.0\.0\.1:(18180|18480|13128) ' || break; sleep 5; done
 ! ss -ltn | grep -qE '127\.0\.0\.1:(18180|18480|13128) ' || { echo "ports in use by another run" >&2; exit 1; }

@@ -1,5 +1,5 @@
 # benches/realistic/scratch.sh — sourced by the scripts that run douane and nginx on the
-# realistic harness's configuration (benches/pair.sh, cpu.sh, allocs.sh).
+# realistic harness's configuration (run.sh; benches/pair.sh, cpu.sh, allocs.sh).
 #
 # prepare_scratch DIR DOUANE_BIN: a fresh DIR holding what they all start from: nginx's
 # directories and its two configurations (the origin, nginx.conf; the peer proxy,
@@ -16,4 +16,13 @@ prepare_scratch() {
   done
   sed "s#@REPO@#$repo#g" "$realistic/douane.toml" > "$dir/douane.toml"
   cp "$realistic/policy.toml" "$dir/policies/"
+}
+
+# connect_load: builds the new-connection client (connect-load/, a package of its own,
+# outside the checkout's target/: CL_TARGET [/tmp/connect-load-target]) and prints its path.
+connect_load() {
+  local realistic target=${CL_TARGET:-/tmp/connect-load-target}
+  realistic=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+  CARGO_TARGET_DIR=$target cargo build --release -q --manifest-path "$realistic/connect-load/Cargo.toml"
+  echo "$target/release/connect-load"
 }
